@@ -1,0 +1,192 @@
+"""One benchmark: import, load, first inference, warm-up, timed window, accuracy pass."""
+from __future__ import annotations
+
+import datetime
+from array import array
+import json
+import sys
+import time
+from typing import Any, Callable, Dict, Tuple
+
+from . import fingerprint, memory
+from .faults import Fault
+from .protocol import Job
+from .record import Record, error_record
+from .stats import summarize
+
+perf_ns = time.perf_counter_ns
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def log(message: str) -> None:
+    sys.stderr.write("edgebench-agent: %s\n" % message)
+    sys.stderr.flush()
+
+
+def progress(phase: str, **fields: Any) -> None:
+    """Machine-readable progress for the harness's live display (one line on stderr)."""
+    fields["phase"] = phase
+    sys.stderr.write("@progress %s\n" % json.dumps(fields))
+    sys.stderr.flush()
+
+
+def _backend(fmt: str) -> Any:
+    try:
+        if fmt == "onnx":
+            from . import rt_onnx
+            return rt_onnx
+        from . import rt_tflite
+        return rt_tflite
+    except ImportError as exc:  # numpy itself is missing on the board
+        raise Fault("runtime-missing", "cannot import what the %s backend needs: %s"
+                    % (fmt, exc))
+
+
+def _feeds(model: Any, job: Job, eval_set: Any) -> Tuple[Dict[str, Any], Tuple[int, ...]]:
+    """Timed inputs: the first eval batch when there is an eval set, else seeded data."""
+    import numpy as np
+
+    from .tensors import fit_layout, generated, quantize, resolve_shape
+
+    rng = np.random.default_rng(job.settings.seed)
+    feeds = {}
+    shapes = {spec.name: resolve_shape(spec, job.input_shapes) for spec in model.inputs}
+    for spec in model.inputs:
+        shape = shapes[spec.name]
+        if eval_set is not None:
+            data, _ = fit_layout(np.asarray(eval_set["inputs"]), shape, spec.name)
+            data = np.resize(data[:shape[0]], shape)  # repeat samples if the set is small
+            feeds[spec.name] = quantize(data.astype(np.float32) if data.dtype.kind == "f"
+                                        else data, spec)
+        else:
+            feeds[spec.name] = generated(spec, shape, rng)
+    return feeds, shapes[model.inputs[0].name]
+
+
+def _warmup(call: Callable[[], Any], min_n: int, min_s: float, max_s: float) -> int:
+    """Call until both ``min_n`` calls and ``min_s`` seconds are done (or ``max_s``)."""
+    count = 0
+    start = perf_ns()
+    min_ns, max_ns = int(min_s * 1e9), int(max_s * 1e9)
+    while count < min_n or perf_ns() - start < min_ns:
+        if perf_ns() - start >= max_ns:
+            break
+        call()
+        count += 1
+    return count
+
+
+def _measure(call: Callable[[], Any], buf: "array[int]", min_n: int, min_s: float,
+             max_s: float) -> int:
+    """Time ``call`` into ``buf`` until both ``min_n`` and ``min_s`` are met, or ``max_s``
+    has passed or ``buf`` is full; returns the number of samples.  ``buf`` is allocated
+    beforehand so the peak-RSS window does not see the sample storage grow."""
+    min_ns, max_ns = int(min_s * 1e9), int(max_s * 1e9)
+    cap = len(buf)
+    i = 0
+    start = perf_ns()
+    while i < cap:
+        t0 = perf_ns()
+        call()
+        t1 = perf_ns()
+        buf[i] = t1 - t0
+        i += 1
+        elapsed = t1 - start
+        if (i >= min_n and elapsed >= min_ns) or elapsed >= max_ns:
+            break
+    return i
+
+
+def timer_overhead_ns(rounds: int = 2000) -> float:
+    """Median cost of one pair of clock reads: the floor under every sample."""
+    diffs = []
+    for _ in range(rounds):
+        t0 = perf_ns()
+        diffs.append(perf_ns() - t0)
+    diffs.sort()
+    return float(diffs[len(diffs) // 2])
+
+
+def run(job: Job) -> Record:
+    """Benchmark the job's artifact; faults come back as error records."""
+    started = now()
+    phases = memory.Phases()
+    memory.reset_peak()
+    phases.mark("before_import")
+    fp = fingerprint.static()
+    fp.update(fingerprint.state())
+    fp["temps_c_before"] = fingerprint.temperatures_c()
+    base = {"device": job.device, "artifact": dict(job.artifact),
+            "settings": job.settings.to_dict(), "started_at": started}
+    runtime = {}  # type: Dict[str, Any]
+    try:
+        backend = _backend(job.format)
+        progress("import", runtime=job.format)
+        module = backend.import_runtime(job)
+        phases.mark("after_import")
+        progress("load")
+        t0 = perf_ns()
+        model = backend.load(module, job)
+        load_ns = perf_ns() - t0
+        runtime = model.runtime
+        fp["runtimes"] = {runtime["name"]: runtime["version"]}
+        phases.mark("after_load")
+
+        eval_set = None
+        if job.eval_path:
+            from .tensors import load_eval
+            eval_set = load_eval(job.eval_path)
+            if len(model.inputs) != 1:
+                raise Fault("input-invalid", "eval sets need a single-input model; this "
+                                 "one has %d inputs" % len(model.inputs))
+        feeds, shape = _feeds(model, job, eval_set)
+        call = model.prepare(feeds)
+        s = job.settings
+        buf = array("q", bytes(8 * s.max_iterations))
+        overhead = timer_overhead_ns()
+        reset_ok = memory.reset_peak()
+        with memory.Sampler(s.memory_interval_ms) as sampler:
+            t0 = perf_ns()
+            call()
+            first_ns = perf_ns() - t0
+            progress("warmup")
+            w0 = perf_ns()
+            warm = _warmup(call, s.warmup_iterations, s.warmup_seconds, s.max_seconds)
+            warm_ns = perf_ns() - w0
+            progress("measure", min_iterations=s.min_iterations, min_seconds=s.min_seconds)
+            m0 = perf_ns()
+            n = _measure(call, buf, s.min_iterations, s.min_seconds, s.max_seconds)
+            measure_ns = perf_ns() - m0
+        phases.peak(reset_ok)
+        samples = buf[:n].tolist()
+        fp["temps_c_after"] = fingerprint.temperatures_c()
+        accuracy = {}  # type: Dict[str, Any]
+        if eval_set is not None:
+            progress("accuracy", n=len(eval_set["inputs"]))
+            from .accuracy import evaluate
+            accuracy = evaluate(model, shape, eval_set)
+    except Fault as fault:
+        return error_record(reason=fault.reason, message=fault.message, runtime=runtime,
+                            fingerprint=fp, finished_at=now(), **base)
+    except MemoryError:
+        return error_record(reason="out-of-memory", message="the agent ran out of memory",
+                            runtime=runtime, fingerprint=fp, finished_at=now(), **base)
+    except Exception as exc:  # a runtime failing mid-inference
+        return error_record(reason="inference-failed", message="%s: %s"
+                            % (type(exc).__name__, exc), runtime=runtime, fingerprint=fp,
+                            finished_at=now(), **base)
+    mem = dict(phases.values)
+    mem["methods"] = phases.methods
+    mem["series"] = sampler.series
+    return Record(
+        status="ok", runtime=runtime, fingerprint=fp, samples_ns=tuple(samples),
+        stats=summarize(samples, shape[0] if shape else 1, overhead),
+        timing={"load_ms": load_ns / 1e6, "first_ms": first_ns / 1e6,
+                "warmup_iterations": warm, "warmup_s": warm_ns / 1e9,
+                "timer_overhead_ns": overhead,
+                "measure_s": measure_ns / 1e9, "input_shapes": {k: list(v.shape)
+                                                                for k, v in feeds.items()}},
+        memory=mem, accuracy=accuracy, finished_at=now(), **base)

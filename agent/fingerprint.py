@@ -1,0 +1,115 @@
+"""What the board is and what state it is in: travels with every record.
+
+Board files are read below :data:`ROOT` (``EDGEBENCH_PROBE_ROOT``, default ``/``) so the
+same code runs against fixture trees in tests.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import socket
+from typing import Any, Dict, List, Optional
+
+ROOT = os.environ.get("EDGEBENCH_PROBE_ROOT", "/")
+
+
+def _path(rel: str) -> str:
+    return os.path.join(ROOT, rel.lstrip("/"))
+
+
+def _read(rel: str) -> Optional[str]:
+    return _read_file(_path(rel))
+
+
+def _read_file(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def temperatures_c() -> Dict[str, float]:
+    temps = {}
+    for zone in sorted(glob.glob(_path("sys/class/thermal/thermal_zone*"))):
+        name = os.path.basename(zone)
+        raw = _read_file(os.path.join(zone, "temp"))
+        kind = _read_file(os.path.join(zone, "type")) or name
+        try:
+            temps["%s:%s" % (name, kind)] = int(raw or "") / 1000.0
+        except ValueError:
+            continue
+    return temps
+
+
+def _cpu_files(leaf: str) -> List[str]:
+    paths = glob.glob(_path("sys/devices/system/cpu/cpu[0-9]*/cpufreq/" + leaf))
+    return sorted(paths, key=lambda p: int(p.split("/cpu")[-1].split("/")[0] or 0))
+
+
+def _cpu_model() -> Optional[str]:
+    text = _read("proc/cpuinfo") or ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+            return value.strip()
+    return platform.processor() or None
+
+
+def _mem_available_mb() -> Optional[float]:
+    for line in (_read("proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024.0
+    return None
+
+
+def _loadavg() -> Optional[List[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def governor() -> Optional[str]:
+    govs = sorted({_read_file(p) or "" for p in _cpu_files("scaling_governor")} - {""})
+    return ",".join(govs) if govs else None
+
+
+def freqs_mhz() -> List[float]:
+    freqs = []
+    for p in _cpu_files("scaling_cur_freq"):
+        raw = _read_file(p)
+        if raw and raw.isdigit():
+            freqs.append(int(raw) / 1000.0)
+    return freqs
+
+
+def static() -> Dict[str, Any]:
+    """Facts that do not change during a measurement."""
+    try:
+        import numpy
+        numpy_version = numpy.__version__  # type: Optional[str]
+    except ImportError:
+        numpy_version = None
+    return {
+        "hostname": socket.gethostname(),
+        "arch": platform.machine(),
+        "board_model": _read("proc/device-tree/model"),
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": numpy_version,
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+    }
+
+
+def state() -> Dict[str, Any]:
+    """Facts that drift: sampled before (and temperatures again after) the timed window."""
+    return {
+        "governor": governor(),
+        "freqs_mhz": freqs_mhz(),
+        "loadavg": _loadavg(),
+        "mem_available_mb": _mem_available_mb(),
+    }

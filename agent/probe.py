@@ -1,0 +1,56 @@
+"""Capabilities of this device: what `edgebench devices --probe` shows."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, Mapping
+
+from . import fingerprint
+
+
+def _onnxruntime() -> Dict[str, Any]:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        return {"available": False, "error": str(exc)}
+    return {"available": True, "version": onnxruntime.__version__,
+            "providers": onnxruntime.get_available_providers()}
+
+
+def _tflite(delegate: Any) -> Dict[str, Any]:
+    from .rt_tflite import MODULES, _version
+
+    modules = {}
+    loaded = None
+    for name in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            modules[name] = {"available": False, "error": str(exc).splitlines()[0]}
+            continue
+        modules[name] = {"available": True, "version": _version(name)}
+        loaded = loaded or module
+    result = {"available": loaded is not None, "modules": modules}  # type: Dict[str, Any]
+    if isinstance(delegate, Mapping) and delegate.get("library") and loaded is not None:
+        options = {str(k): str(v) for k, v in (delegate.get("options") or {}).items()}
+        try:
+            loaded.load_delegate(delegate["library"], options)
+            result["delegate"] = {"library": delegate["library"], "loads": True}
+        except Exception as exc:  # any failure means "does not load here"
+            result["delegate"] = {"library": delegate["library"], "loads": False,
+                                  "error": str(exc).splitlines()[0] if str(exc) else repr(exc)}
+    return result
+
+
+def probe(job: Mapping[str, Any]) -> Dict[str, Any]:
+    tflite_conf = job.get("tflite") if isinstance(job.get("tflite"), Mapping) else {}
+    info = fingerprint.static()
+    info.update(fingerprint.state())
+    info["temps_c"] = fingerprint.temperatures_c()
+    try:
+        import psutil  # noqa: F401
+        info["psutil"] = True
+    except ImportError:
+        info["psutil"] = False
+    info["runtimes"] = {"onnxruntime": _onnxruntime(),
+                        "tflite": _tflite(tflite_conf.get("delegate"))}
+    return info

@@ -1,0 +1,142 @@
+"""The job the agent receives, validated into one immutable object.
+
+Protocol (version :data:`PROTOCOL_VERSION`): the harness writes one JSON job on stdin, the
+agent writes one JSON document on stdout and progress/logs on stderr.  A job benchmarks one
+artifact, so a crash or a kill costs at most that one measurement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+PROTOCOL_VERSION = 1
+
+FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+
+
+class JobError(ValueError):
+    """The job is malformed; reported as a ``job-invalid`` record."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    threads: Optional[int] = None
+    warmup_iterations: int = 10
+    warmup_seconds: float = 0.5
+    min_iterations: int = 50
+    min_seconds: float = 2.0
+    max_seconds: float = 60.0
+    max_iterations: int = 100000  # bounds the sample buffer, allocated before timing
+
+    memory_interval_ms: float = 50.0
+    seed: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Job:
+    device: str
+    artifact: Mapping[str, Any]  # name, path, sha256, size_bytes, format
+    settings: Settings
+    eval_path: Optional[str] = None
+    input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
+    onnx: Mapping[str, Any] = field(default_factory=dict)
+    tflite: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def format(self) -> str:
+        return str(self.artifact["format"])
+
+
+_SETTING_TYPES = {
+    "threads": (int, type(None)),
+    "warmup_iterations": (int,),
+    "warmup_seconds": (int, float),
+    "min_iterations": (int,),
+    "min_seconds": (int, float),
+    "max_seconds": (int, float),
+    "max_iterations": (int,),
+    "memory_interval_ms": (int, float),
+    "seed": (int,),
+}
+
+
+def _settings(raw: Mapping[str, Any]) -> Settings:
+    unknown = sorted(set(raw) - set(_SETTING_TYPES))
+    if unknown:
+        raise JobError("unknown settings: %s" % ", ".join(unknown))
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, _SETTING_TYPES[key]):
+            raise JobError("settings.%s: expected a number, got %r" % (key, value))
+        if value is not None and value < 0:
+            raise JobError("settings.%s: must not be negative, got %r" % (key, value))
+    settings = Settings(**raw)
+    if settings.min_iterations < 1:
+        raise JobError("settings.min_iterations must be at least 1")
+    if settings.max_seconds <= 0:
+        raise JobError("settings.max_seconds must be positive")
+    if settings.max_iterations < settings.min_iterations:
+        raise JobError("settings.max_iterations must be at least min_iterations")
+    return settings
+
+
+def _shapes(raw: Any) -> Dict[str, Tuple[int, ...]]:
+    if not isinstance(raw, Mapping):
+        raise JobError("input_shapes must map input names to lists of dimensions")
+    shapes = {}
+    for name, dims in raw.items():
+        if not isinstance(dims, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise JobError("input_shapes.%s: expected a list of positive integers, got %r"
+                           % (name, dims))
+        shapes[str(name)] = tuple(dims)
+    return shapes
+
+
+def parse_job(doc: Any) -> Job:
+    if not isinstance(doc, Mapping):
+        raise JobError("the job must be a JSON object")
+    if doc.get("protocol") != PROTOCOL_VERSION:
+        raise JobError("protocol %r is not supported (this agent speaks %d)"
+                       % (doc.get("protocol"), PROTOCOL_VERSION))
+    artifact = doc.get("artifact")
+    if not isinstance(artifact, Mapping) or not artifact.get("path"):
+        raise JobError("the job names no artifact path")
+    artifact = dict(artifact)
+    artifact.setdefault("name", str(artifact["path"]).replace("\\", "/").rsplit("/", 1)[-1])
+    if not artifact.get("format"):
+        suffix = "." + artifact["name"].rsplit(".", 1)[-1].lower() if "." in artifact["name"] else ""
+        if suffix not in FORMATS:
+            raise JobError("cannot tell the format of %r (expected .onnx or .tflite)"
+                           % artifact["name"])
+        artifact["format"] = FORMATS[suffix]
+    if artifact["format"] not in FORMATS.values():
+        raise JobError("unknown artifact format %r" % artifact["format"])
+    for section in ("onnx", "tflite"):
+        if not isinstance(doc.get(section, {}), Mapping):
+            raise JobError("%s settings must be an object" % section)
+    return Job(
+        device=str(doc.get("device") or "local"),
+        artifact=artifact,
+        settings=_settings(doc.get("settings") or {}),
+        eval_path=doc.get("eval"),
+        input_shapes=_shapes(doc.get("input_shapes") or {}),
+        onnx=dict(doc.get("onnx") or {}),
+        tflite=dict(doc.get("tflite") or {}),
+    )
+
+
+def artifact_stub(doc: Any) -> Dict[str, Any]:
+    """Best-effort artifact identity from a job that failed validation."""
+    art = doc.get("artifact") if isinstance(doc, Mapping) else None
+    if isinstance(art, Mapping):
+        name = art.get("name") or str(art.get("path", "")).rsplit("/", 1)[-1]
+        return {"name": name or "<unknown>", "sha256": art.get("sha256", "")}
+    return {"name": "<unknown>"}
+
+
+def job_device(doc: Any) -> str:
+    return str(doc.get("device") or "local") if isinstance(doc, Mapping) else "local"
+

@@ -1,0 +1,1 @@
+"""Host-side harness: device inventory, runner, result store and reports."""

@@ -1,0 +1,94 @@
+"""`edgebench devices`: the inventory, and what each device's agent reports about itself."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Sequence
+
+from agent.faults import Fault
+from agent.protocol import PROTOCOL_VERSION
+
+from .config import Device, Inventory
+from .pack import build, default_cache
+from .transport import make_transport
+
+PROBE_TIMEOUT_S = 120.0
+
+
+def list_devices(inventory: Inventory, devices: Sequence[Device], as_json: bool) -> None:
+    rows = [{"name": d.name, "kind": d.kind, "host": d.host or "", "python": d.python,
+             "tags": ",".join(d.tags)} for d in devices]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("inventory: %s" % inventory.source)
+    _table(rows, ["name", "kind", "host", "python", "tags"])
+
+
+def _table(rows: List[Dict[str, Any]], columns: List[str]) -> None:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def probe_one(device: Device) -> Dict[str, Any]:
+    """The agent's probe document for ``device``, or ``{"error": reason, "message": ...}``."""
+    transport = make_transport(device)
+    try:
+        transport.deploy(build(default_cache()))
+        job = {"protocol": PROTOCOL_VERSION, "tflite": device.tflite.to_dict()}
+        outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
+    except Fault as fault:
+        return {"error": fault.reason, "message": fault.message}
+    finally:
+        transport.close()
+    if outcome.timed_out:
+        return {"error": "timeout", "message": "no answer within %.0f s" % PROBE_TIMEOUT_S}
+    try:
+        return dict(json.loads(outcome.stdout)["probe"])
+    except (ValueError, KeyError, TypeError):
+        last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
+        return {"error": "crash" if outcome.returncode else "protocol", "message": last[0]}
+
+
+def _describe(info: Dict[str, Any]) -> Dict[str, Any]:
+    if "error" in info:
+        return {"status": "error: %s" % info["error"], "details": info["message"]}
+    rts = info.get("runtimes", {})
+    ort = rts.get("onnxruntime", {})
+    tfl = rts.get("tflite", {})
+    tfl_mods = [m.split(".")[0] + " " + v.get("version", "")
+                for m, v in tfl.get("modules", {}).items() if v.get("available")]
+    delegate = tfl.get("delegate")
+    temps = info.get("temps_c") or {}
+    return {
+        "status": "ok",
+        "arch": info.get("arch"),
+        "board": info.get("board_model") or "",
+        "python": info.get("python"),
+        "numpy": info.get("numpy"),
+        "onnxruntime": ("%s [%s]" % (ort.get("version"), ",".join(ort.get("providers", [])))
+                        if ort.get("available") else "missing"),
+        "tflite": ", ".join(tfl_mods) or "missing",
+        "delegate": ("" if not delegate else "%s %s" % (
+            delegate["library"], "loads" if delegate["loads"] else "FAILS: %s"
+            % delegate.get("error", ""))),
+        "cpus": info.get("cpu_count"),
+        "governor": info.get("governor") or "",
+        "max_temp_c": max(temps.values()) if temps else "",
+    }
+
+
+def probe_devices(devices: Sequence[Device], as_json: bool) -> int:
+    with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
+        results = dict(zip([d.name for d in devices], pool.map(probe_one, devices)))
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, info in results.items():
+            print("== %s" % name)
+            for key, value in _describe(info).items():
+                if value not in ("", None):
+                    print("  %-12s %s" % (key, value))
+    return 1 if any("error" in info for info in results.values()) else 0

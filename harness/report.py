@@ -1,0 +1,251 @@
+"""Human-readable views of a run: a Markdown report per device and terminal tables.
+
+A failed artifact always shows its reason and message where the numbers would be, never a
+zero.  ``accuracy.top1`` is a fraction (0..1) and is shown as a percentage.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from agent.record import Record
+from harness import summary
+from harness.store import RunStore, summary_csv
+
+FORMATS = ("md", "csv", "json")
+
+
+def fmt_ms(value: Optional[float]) -> str:
+    """About three significant figures: 0.052, 1.23, 12.3, 123."""
+    if value is None:
+        return ""
+    size = abs(value)
+    decimals = 3 if size < 1 else 2 if size < 10 else 1 if size < 100 else 0
+    return "%.*f" % (decimals, value)
+
+
+def fmt_mb(value: Optional[float]) -> str:
+    return "" if value is None else "%.2f" % value
+
+
+def fmt_pct(fraction: Optional[float]) -> str:
+    return "" if fraction is None else "%.1f%%" % (fraction * 100)
+
+
+def error_text(record: Record) -> str:
+    return "error: %s — %s" % (record.reason, record.message)
+
+
+def _runtime(record: Record, with_version: bool = True) -> str:
+    rt = record.runtime
+    keys = ("name", "version") if with_version else ("name",)
+    text = " ".join(str(rt[k]) for k in keys if rt.get(k))
+    providers = str(summary.row(record)["providers"]).replace("ExecutionProvider", "")
+    return "%s (%s)" % (text, providers) if text and providers else text
+
+
+def _cells(record: Record) -> Dict[str, str]:
+    """The formatted figures of one record; empty strings for a failed one."""
+    row = summary.row(record)
+    cells = {"artifact": str(row["artifact"]), "runtime": _runtime(record),
+             "size": fmt_mb(row["size_mb"])}
+    figures = {
+        "p50": fmt_ms(row["p50_ms"]), "p90": fmt_ms(row["p90_ms"]),
+        "p99": fmt_ms(row["p99_ms"]), "throughput": fmt_ms(row["throughput_ips"]),
+        "load": fmt_ms(row["load_ms"]), "first": fmt_ms(row["first_ms"]),
+        "rss": fmt_mb(row["peak_rss_mb"]), "top1": fmt_pct(row["top1"]),
+        "stable": "" if row["stable"] is None else "yes" if row["stable"] else "no",
+    }
+    cells.update(figures if record.ok else dict.fromkeys(figures, ""))
+    return cells
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+_MD_COLUMNS = [
+    ("Artifact", "artifact"), ("Runtime", "runtime"), ("Size (MB)", "size"),
+    ("p50 (ms)", "p50"), ("p90 (ms)", "p90"), ("p99 (ms)", "p99"),
+    ("Throughput (inf/s)", "throughput"), ("Load (ms)", "load"), ("First (ms)", "first"),
+    ("Peak RSS (MB)", "rss"), ("Top-1", "top1"), ("Stable", "stable"),
+]
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _freqs(values: Sequence[float]) -> str:
+    """``[1800, 1800, 2400]`` -> ``1800 ×2, 2400``."""
+    counts = Counter("%.0f" % v for v in values)
+    return ", ".join(f if n == 1 else "%s ×%d" % (f, n) for f, n in counts.items())
+
+
+def _temps(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    parts = []
+    for zone in list(before) + [z for z in after if z not in before]:
+        b, a = before.get(zone), after.get(zone)
+        span = " → ".join("%.1f" % t for t in (b, a) if t is not None)
+        parts.append("%s %s" % (zone, span))
+    return ", ".join(parts)
+
+
+def _fingerprint(records: List[Record]) -> List[str]:
+    """Bullet lines describing the device: static facts from its first record, the
+    temperatures from before its first artifact to after its last."""
+    with_fp = [r for r in records if r.fingerprint]
+    if not with_fp:
+        return ["_No fingerprint: no artifact reached the device._"]
+    first, last = with_fp[0].fingerprint, with_fp[-1].fingerprint
+    runtimes = first.get("runtimes") or {}
+    facts = [
+        ("Hostname", first.get("hostname")),
+        ("Board", first.get("board_model")),
+        ("Architecture", first.get("arch")),
+        ("OS", first.get("os")),
+        ("Kernel", first.get("kernel")),
+        ("CPU", first.get("cpu_model")),
+        ("CPU count", first.get("cpu_count")),
+        ("Governor", first.get("governor")),
+        ("Frequencies (MHz)", _freqs(first.get("freqs_mhz") or [])),
+        ("Python", first.get("python")),
+        ("numpy", first.get("numpy")),
+        ("Runtimes", ", ".join("%s %s" % kv for kv in runtimes.items())),
+        ("Temperatures (°C, before → after)",
+         _temps(first.get("temps_c_before") or {}, last.get("temps_c_after") or {})),
+        ("Load average", " ".join("%.2f" % v for v in first.get("loadavg") or [])),
+        ("Available memory (MB)", ("%.0f" % first["mem_available_mb"]
+                                   if first.get("mem_available_mb") is not None else "")),
+    ]
+    return ["- **%s:** %s" % (label, value) for label, value in facts
+            if value not in (None, "")]
+
+
+def _how_measured(settings: Mapping[str, Any]) -> str:
+    threads = settings.get("threads")
+    return ("warm-up %s iterations / %s s; then at least %s iterations and %s s (at most "
+            "%s s or %s iterations) per artifact; threads: %s; memory sampled every %s ms" % (
+                settings.get("warmup_iterations", "?"), settings.get("warmup_seconds", "?"),
+                settings.get("min_iterations", "?"), settings.get("min_seconds", "?"),
+                settings.get("max_seconds", "?"), settings.get("max_iterations", "?"),
+                "runtime default" if threads is None else threads,
+                settings.get("memory_interval_ms", "?")))
+
+
+def _device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
+    lines = ["## %s" % device, ""] + _fingerprint(records) + [""]
+    notes = []
+    if records:
+        lines.append("| " + " | ".join(h for h, _ in _MD_COLUMNS) + " |")
+        lines.append("|" + "|".join("---" if k in ("artifact", "runtime") else "---:"
+                                    for _, k in _MD_COLUMNS) + "|")
+        for record in records:
+            cells = _cells(record)
+            if not record.ok:
+                cells["p50"] = error_text(record)
+            elif cells["stable"] == "no":
+                notes.append("%s: %s" % (cells["artifact"],
+                                         "; ".join(record.stats.get("stability_reasons", []))))
+                cells["stable"] = "no [%d]" % len(notes)
+            lines.append("| " + " | ".join(_md_cell(cells[k]) for _, k in _MD_COLUMNS) + " |")
+        lines.append("")
+    if notes:
+        lines += ["Unstable:", ""] + ["- [%d] %s" % (i, n) for i, n in enumerate(notes, 1)]
+        lines.append("")
+    done = {str(r.artifact.get("name")) for r in records}
+    missing = ["%s (%s)" % (a, s) for a, s in status.items() if a not in done]
+    if missing:
+        lines += ["Not measured: " + ", ".join(missing), ""]
+    return lines
+
+
+def markdown(meta: Mapping[str, Any], records: List[Record]) -> str:
+    """The run report: per device, its fingerprint and a table of its artifacts."""
+    status: Mapping[str, Mapping[str, str]] = meta.get("status") or {}
+    devices = list(status) + [r.device for r in records if r.device not in status]
+    ordered = sorted(records, key=lambda r: r.started_at)
+    lines = ["# edgebench run %s" % meta.get("run_id", "(unnamed)"), ""]
+    for device in dict.fromkeys(devices):
+        lines += _device_section(device, [r for r in ordered if r.device == device],
+                                 status.get(device, {}))
+    settings = {json.dumps(r.settings, sort_keys=True): r.settings
+                for r in records if r.settings}
+    for s in settings.values():
+        lines.append("How measured: %s." % _how_measured(s))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- Terminal --------------------------------------------------------------------------------
+
+_TERM_COLUMNS = [
+    ("Device", "device"), ("Artifact", "artifact"), ("Runtime", "runtime"),
+    ("p50 ms", "p50"), ("p99 ms", "p99"), ("inf/s", "throughput"), ("RSS MB", "rss"),
+    ("Top-1", "top1"), ("Status", "status"),
+]
+
+
+def _term_cells(record: Record) -> Dict[str, str]:
+    cells = _cells(record)
+    cells["device"] = record.device
+    cells["runtime"] = _runtime(record, with_version=False)
+    cells["status"] = ("error" if not record.ok
+                       else "unstable" if cells["stable"] == "no" else "ok")
+    return cells
+
+
+def _failures(records: List[Record]) -> List[str]:
+    """One line per failed artifact, printed under the table so the figures stay narrow."""
+    return ["%s/%s: %s" % (r.device, r.artifact.get("name"), error_text(r))
+            for r in records if not r.ok]
+
+
+def plain_table(records: List[Record]) -> str:
+    """A fixed-width text table (used when rich is not installed)."""
+    table = [[h for h, _ in _TERM_COLUMNS]]
+    table += [[c[k] for _, k in _TERM_COLUMNS] for c in map(_term_cells, records)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_TERM_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+             for row in table]
+    return "\n".join(lines + _failures(records)) + "\n"
+
+
+def terminal_table(records: List[Record]) -> None:
+    """Print a compact table of ``records`` to the terminal."""
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        print(plain_table(records), end="")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for header, key in _TERM_COLUMNS:
+        if key in ("device", "artifact", "runtime"):  # these shrink on a narrow terminal
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, justify="left" if key == "status" else "right",
+                             no_wrap=True)
+    styles = {"error": "red", "unstable": "yellow", "ok": "green"}
+    for cells in map(_term_cells, records):
+        # Text, not markup: names may contain "[...]"
+        table.add_row(*(Text(cells[k], style=styles[cells[k]] if k == "status" else "")
+                        for _, k in _TERM_COLUMNS))
+    # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; give it room instead.
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(table)
+    for line in _failures(records):
+        console.print(Text(line, style="red"))
+
+
+def render(store: RunStore, fmt: str) -> str:
+    """The run as ``md`` (the report), ``csv`` (summary.csv) or ``json`` (summary rows)."""
+    records = store.records()
+    if fmt == "md":
+        return markdown(store.meta(), records)
+    if fmt == "csv":
+        return summary_csv(records)
+    if fmt == "json":
+        return json.dumps(summary.rows(records), indent=2) + "\n"
+    raise ValueError("unknown report format %r (expected one of %s)" % (fmt, ", ".join(FORMATS)))

@@ -1,0 +1,175 @@
+"""Plan -> transport -> agent -> record -> store, for every selected device.
+
+Devices run concurrently (one worker thread each); on one device the artifacts run one
+after another, never two benchmarks at once on a board.  Every finished record is stored
+the moment it arrives, so Ctrl-C or a failing device loses nothing already measured.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from agent.faults import Fault
+from agent.protocol import FORMATS, PROTOCOL_VERSION
+from agent.record import Record, error_record
+
+from .config import ConfigError, Device
+from .store import RunStore
+from .transport import Transport, interpret, make_transport
+
+Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    sha256: str
+    size_bytes: int
+    format: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def from_path(cls, path: Path) -> "Artifact":
+        fmt = FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise ConfigError("%s: unknown model format %r (expected %s)"
+                              % (path, path.suffix, " or ".join(sorted(FORMATS))))
+        if not path.is_file():
+            raise ConfigError("%s: model file not found" % path)
+        return cls(path, sha256_file(path), path.stat().st_size, fmt)
+
+    def identity(self) -> Dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "format": self.format}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to measure: the same for every device."""
+
+    artifacts: Tuple[Artifact, ...]
+    eval_path: Optional[Path] = None
+    input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # agent Settings overrides
+
+    def describe(self) -> Dict[str, Any]:
+        return {
+            "artifacts": [dict(a.identity(), path=str(a.path)) for a in self.artifacts],
+            "eval": str(self.eval_path) if self.eval_path else None,
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "settings": dict(self.settings),
+        }
+
+
+class Runner:
+    def __init__(self, store: RunStore, request: Request, devices: Sequence[Device],
+                 agent_zip: Path, on_event: Optional[Event] = None) -> None:
+        self.store = store
+        self.request = request
+        self.devices = list(devices)
+        self.agent_zip = agent_zip
+        self.on_event = on_event or (lambda *args: None)
+        self.interrupted = False
+        self._transports = {}  # type: Dict[str, Transport]
+        self._cancel = threading.Event()
+
+    def _job(self, device: Device, artifact: Artifact, staged: str,
+             eval_staged: Optional[str]) -> Dict[str, Any]:
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "device": device.name,
+            "artifact": dict(artifact.identity(), path=staged),
+            "eval": eval_staged,
+            "input_shapes": {k: list(v) for k, v in self.request.input_shapes.items()},
+            "settings": dict(self.request.settings),
+            "onnx": device.onnx.to_dict(),
+            "tflite": device.tflite.to_dict(),
+        }
+
+    def _store(self, record: Record) -> None:
+        self.store.write_record(record)
+        self.store.set_status(record.device, record.artifact["name"],
+                              "ok" if record.ok else "error:%s" % record.reason)
+        self.on_event(record.device, record.artifact["name"], "done", record)
+
+    def _device(self, device: Device) -> None:
+        transport = self._transports[device.name]
+        pending = list(self.request.artifacts)
+        try:
+            transport.deploy(self.agent_zip)
+            eval_staged = None
+            if self.request.eval_path is not None:
+                eval_staged = transport.stage(self.request.eval_path,
+                                              sha256_file(self.request.eval_path))
+            while pending and not self._cancel.is_set():
+                artifact = pending[0]
+                self.on_event(device.name, artifact.name, "start", None)
+                staged = transport.stage(artifact.path, artifact.sha256)
+                job = self._job(device, artifact, staged, eval_staged)
+                outcome = transport.run_agent(
+                    "run", job, device.timeout_s,
+                    lambda line, a=artifact.name: self._stderr(device.name, a, line))
+                record = interpret(outcome, device.name, artifact.identity(), device.timeout_s)
+                if record.reason == "interrupted":
+                    break
+                pending.pop(0)
+                self._store(record)
+        except Fault as fault:
+            for artifact in pending:  # the device failed: each missing artifact says why
+                self._store(error_record(device.name, artifact.identity(), fault.reason,
+                                         fault.message))
+        finally:
+            transport.close()
+
+    def _stderr(self, device: str, artifact: str, line: str) -> None:
+        if line.startswith("@progress "):
+            try:
+                self.on_event(device, artifact, "progress", json.loads(line[10:]))
+            except ValueError:
+                pass
+        else:
+            self.on_event(device, artifact, "log", line)
+
+    def run(self) -> List[Record]:
+        """Measure everything; on Ctrl-C stop the agents and keep what finished."""
+        for device in self.devices:
+            self._transports[device.name] = make_transport(device)
+        threads = [threading.Thread(target=self._device, args=(d,), name="device-" + d.name,
+                                    daemon=True) for d in self.devices]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._cancel.set()
+            for transport in self._transports.values():
+                transport.cancel()
+            for t in threads:
+                t.join(30)
+        self.store.update_meta(
+            bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},
+            interrupted=self.interrupted, finished_at=utc_now())
+        return self.store.records()

@@ -1,0 +1,176 @@
+"""The boundary between the runner and a device: how the agent is started and spoken to.
+
+A transport deploys the agent, stages artifacts, and runs one agent command with a job on
+stdin and a deadline.  Whatever went wrong on the way -- a crash, a kill, a timeout, a
+document that is not one -- is turned into an error record here, identically for every
+transport, so `local` and SSH yield the same records.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+
+from agent.record import Record, RecordError, error_record
+
+from .config import Device
+
+StderrSink = Callable[[str], None]
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class AgentExit:
+    """How one agent process ended, before its output is interpreted."""
+
+    returncode: Optional[int]  # negative: killed by that signal (subprocess convention)
+    stdout: str
+    stderr_tail: str
+    timed_out: bool = False
+    interrupted: bool = False
+
+
+def interpret(outcome: AgentExit, device: str, artifact: Mapping[str, Any],
+              timeout: float) -> Record:
+    """The record for one agent run: the agent's own, or one describing how it failed."""
+    tail = outcome.stderr_tail
+    if outcome.interrupted:
+        return error_record(device, artifact, "interrupted", "the run was interrupted",
+                            stderr_tail=tail)
+    if outcome.timed_out:
+        return error_record(device, artifact, "timeout",
+                            "no result within %.0f s; the agent was killed" % timeout,
+                            stderr_tail=tail)
+    code = outcome.returncode
+    if code is not None and code != 0:
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ \
+                else str(-code)
+            reason = "out-of-memory" if -code == signal.SIGKILL and "MemoryError" in tail \
+                else "crash"
+            msg = "the agent was killed by %s" % name
+        elif code == 127:
+            reason, msg = "runtime-missing", "the device's Python could not be started"
+        else:
+            reason, msg = "crash", "the agent exited with status %d" % code
+        last = tail.strip().splitlines()[-1:] if tail.strip() else []
+        return error_record(device, artifact, reason,
+                            msg + (": %s" % last[0] if last else ""), stderr_tail=tail)
+    try:
+        doc = json.loads(outcome.stdout)
+        record = Record.from_dict(doc["record"])
+    except (ValueError, KeyError, TypeError, RecordError) as exc:
+        return error_record(device, artifact, "protocol",
+                            "the agent's output is not a result document (%s)" % exc,
+                            stderr_tail=tail)
+    # The harness's names win: the device name is ours, the artifact identity was sent.
+    return record.replace(device=device, artifact={**record.artifact, **artifact},
+                          stderr_tail=tail if not record.ok else "")
+
+
+class Transport:
+    """Base class; subclasses implement deploy, stage and _spawn."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.bytes_sent = 0
+        self._cancel = threading.Event()
+
+    def deploy(self, agent_zip: Path) -> None:
+        """Make the agent available on the device."""
+        raise NotImplementedError
+
+    def stage(self, path: Path, sha256: str) -> str:
+        """Make an artifact (or eval set) available; returns its path on the device."""
+        raise NotImplementedError
+
+    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
+                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the running agent (Ctrl-C): its run returns ``interrupted``."""
+        self._cancel.set()
+
+    def close(self) -> None:
+        pass
+
+
+def pump_lines(stream: Iterable[bytes], tail: "deque[str]", sink: Optional[StderrSink]) -> None:
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        tail.append(line)
+        if sink is not None:
+            sink(line)
+
+
+class LocalTransport(Transport):
+    """The agent in a subprocess on this machine, with the device's interpreter."""
+
+    def __init__(self, device: Device) -> None:
+        super().__init__(device)
+        self.agent_zip = None  # type: Optional[Path]
+
+    def deploy(self, agent_zip: Path) -> None:
+        self.agent_zip = agent_zip
+
+    def stage(self, path: Path, sha256: str) -> str:
+        return str(Path(path).resolve())
+
+    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
+                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+        assert self.agent_zip is not None, "deploy() first"
+        env = dict(os.environ)
+        env.update(dict(self.device.env))
+        try:
+            proc = subprocess.Popen(
+                [self.device.python, str(self.agent_zip), command],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, env=env)  # own group: Ctrl-C reaches us, not it
+        except OSError as exc:
+            return AgentExit(127, "", "cannot start %s: %s" % (self.device.python, exc))
+        tail = deque(maxlen=TAIL_LINES)  # type: deque[str]
+        out_chunks = []
+        readers = [
+            threading.Thread(target=pump_lines, args=(proc.stderr, tail, on_stderr), daemon=True),
+            threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True),
+        ]
+        for t in readers:
+            t.start()
+        try:
+            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        timed_out = interrupted = False
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            interrupted = self._cancel.is_set()
+            timed_out = not interrupted and time.monotonic() >= deadline
+            if interrupted or timed_out:
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: no orphans left
+                proc.wait()
+                break
+            try:
+                proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        for t in readers:
+            t.join(timeout=5)
+        stdout = out_chunks[0].decode("utf-8", "replace") if out_chunks else ""
+        return AgentExit(proc.returncode, stdout, "\n".join(tail), timed_out, interrupted)
+
+
+def make_transport(device: Device) -> Transport:
+    if device.kind == "local":
+        return LocalTransport(device)
+    from .ssh import SSHTransport  # paramiko is imported only for SSH devices
+
+    return SSHTransport(device)

@@ -1,0 +1,144 @@
+"""The real agent in a subprocess: protocol, runtimes, inputs, memory, accuracy, faults."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agent.record import Record
+from conftest import ROOT, agent_run
+
+
+def run_record(job, **kw) -> Record:
+    doc = agent_run(job, **kw)
+    assert doc["protocol"] == 1 and doc["kind"] == "record"
+    return Record.from_dict(doc["record"])
+
+
+def test_dynamic_dimension_without_shape_is_a_clear_input_shape_error(dynamic_onnx):
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}})
+    assert rec.status == "error" and rec.reason == "input-shape"
+    assert "'x'" in rec.message and "dimension 0" in rec.message and "batch" in rec.message
+    assert not rec.samples_ns and not rec.stats
+
+
+def test_dynamic_dimension_resolved_from_the_job(dynamic_onnx):
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [8, 64]}})
+    assert rec.ok, rec.message
+    assert rec.timing["input_shapes"] == {"x": [8, 64]}
+    assert rec.stats["n"] >= 20 and all(s > 0 for s in rec.samples_ns)
+    # batch of 8: throughput counts inferences, not calls
+    assert rec.stats["throughput_ips"] == pytest.approx(8000 / rec.stats["mean_ms"])
+
+
+def test_shape_that_contradicts_a_fixed_dimension_is_refused(dynamic_onnx):
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [1, 63]}})
+    assert rec.reason == "input-shape" and "fixed at 64" in rec.message
+
+
+def test_memory_phases_are_positive_and_ordered(dynamic_onnx):
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [64, 64]}})
+    m = rec.memory
+    phases = [m["rss_before_import_mb"], m["rss_after_import_mb"], m["rss_after_load_mb"]]
+    assert all(v > 0 for v in phases)
+    assert phases[0] < phases[1] <= phases[2] <= m["peak_rss_mb"]
+    assert m["methods"]["peak_rss_mb"] == "proc-hwm"  # clear_refs reset works here
+    assert len(m["series"]) >= 2 and all(v > 0 for _, v in m["series"])
+
+
+def test_timing_respects_minimums_and_reports_load_and_first_apart(dynamic_onnx):
+    settings = {"min_iterations": 300, "min_seconds": 0.3, "warmup_iterations": 5,
+                "warmup_seconds": 0.0}
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [1, 64]},
+                      "settings": settings})
+    assert rec.stats["n"] >= 300 and rec.timing["measure_s"] >= 0.3
+    assert rec.timing["warmup_iterations"] >= 5
+    assert rec.timing["load_ms"] > 0 and rec.timing["first_ms"] > 0
+    assert rec.settings["min_iterations"] == 300
+
+
+def test_max_seconds_caps_the_window(dynamic_onnx):
+    settings = {"min_iterations": 10 ** 6, "max_iterations": 10 ** 6, "min_seconds": 100,
+                "max_seconds": 0.3, "warmup_seconds": 0}
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [1, 64]},
+                      "settings": settings})
+    assert rec.ok and 0.3 <= rec.timing["measure_s"] < 5
+
+
+def test_max_iterations_bounds_the_sample_count(dynamic_onnx):
+    settings = {"min_iterations": 50, "max_iterations": 50, "min_seconds": 100,
+                "warmup_seconds": 0}
+    rec = run_record({"artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [1, 64]},
+                      "settings": settings})
+    assert rec.ok and rec.stats["n"] == 50 and rec.timing["measure_s"] < 100
+    assert rec.timing["timer_overhead_ns"] > 0
+
+
+def test_missing_runtime_is_runtime_missing(dynamic_onnx, tmp_path):
+    # An interpreter that cannot see site-packages: neither numpy nor onnxruntime import.
+    env = {"PYTHONPATH": str(ROOT), "PYTHONNOUSERSITE": "1"}
+    job = {"protocol": 1, "artifact": {"path": str(dynamic_onnx)}}
+    proc = subprocess.run([sys.executable, "-S", "-m", "agent", "run"], input=json.dumps(job),
+                          capture_output=True, text=True, cwd=str(tmp_path),
+                          env=dict(os.environ, **env), timeout=60)
+    rec = Record.from_dict(json.loads(proc.stdout)["record"])
+    assert rec.reason == "runtime-missing" and "numpy" in rec.message
+
+
+def test_malformed_jobs_are_job_invalid_records():
+    for job, needle in [({"artifact": {"path": "m.pt"}}, "format"),
+                        ({"artifact": {"path": "m.onnx"}, "settings": {"treads": 2}}, "treads"),
+                        ({"artifact": {"path": "m.onnx"}, "settings": {"min_seconds": "x"}},
+                         "min_seconds")]:
+        rec = run_record(job)
+        assert rec.reason == "job-invalid" and needle in rec.message
+    rec = run_record({"protocol": 99, "artifact": {"path": "m.onnx"}})
+    assert rec.reason == "job-invalid" and "protocol" in rec.message
+
+
+def test_native_output_on_stdout_cannot_corrupt_the_document(dynamic_onnx, tmp_path):
+    # A runtime that writes straight to file descriptor 1 (as C++ libraries do).
+    script = (
+        "import os, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "import agent.bench as bench\n"
+        "real = bench.run\n"
+        "def noisy(job):\n"
+        "    os.write(1, b'native library chatter\\n'); print('python chatter')\n"
+        "    return real(job)\n"
+        "bench.run = noisy\n"
+        "from agent.__main__ import main\n"
+        "sys.exit(main(['run']))\n" % str(ROOT))
+    job = {"protocol": 1, "artifact": {"path": str(dynamic_onnx)}, "input_shapes": {"x": [1, 64]},
+           "settings": {"min_seconds": 0.05, "min_iterations": 5, "warmup_seconds": 0}}
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
+                          capture_output=True, text=True, timeout=60)
+    assert "native library chatter" in proc.stderr and "python chatter" in proc.stderr
+    assert Record.from_dict(json.loads(proc.stdout)["record"]).ok
+
+
+def test_probe_reports_runtimes_and_machine():
+    doc = agent_run({}, command="probe")
+    probe = doc["probe"]
+    assert probe["cpu_count"] == os.cpu_count() and probe["python"]
+    assert probe["runtimes"]["onnxruntime"]["available"] is True
+    assert "CPUExecutionProvider" in probe["runtimes"]["onnxruntime"]["providers"]
+    assert probe["runtimes"]["tflite"]["modules"]["ai_edge_litert.interpreter"]["available"]
+
+
+def test_missing_delegate_library_is_reported_not_ignored(examples):
+    rec = run_record({"artifact": {"path": str(examples / "digits.tflite")},
+                      "tflite": {"delegate": {"library": "libedgetpu-does-not-exist.so.1",
+                                              "options": {"device": "usb:0"}}}})
+    assert rec.reason == "runtime-missing" and "libedgetpu-does-not-exist" in rec.message
+
+
+def test_vermin_agent_runs_on_python_38():
+    vermin = shutil.which("vermin")
+    assert vermin, "vermin is a test dependency"
+    proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-", "--eval-annotations",
+                           str(ROOT / "agent")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

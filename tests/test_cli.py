@@ -1,0 +1,168 @@
+"""`edgebench run` end to end on the `local` device with real runtimes and real models."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.record import Record
+from harness.summary import COLUMNS
+
+from conftest import FAST, ROOT, edgebench
+
+REQUIRED = ["device", "artifact", "runtime", "status", "reason", "n", "p50_ms", "p90_ms",
+            "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms", "first_ms",
+            "peak_rss_mb", "model_rss_mb", "size_mb", "top1", "top5", "stable"]
+
+
+def summary(run_dir: Path):
+    with open(run_dir / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def records(run_dir: Path):
+    return {p.stem: Record.from_dict(json.loads(p.read_text()))
+            for p in (run_dir / "raw").rglob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    """One default run of the bundled example (ONNX, TFLite fp32, TFLite int8)."""
+    cwd = tmp_path_factory.mktemp("run")
+    proc = edgebench(["run"] + FAST + ["--out", "res"], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return cwd / "res" / "latest", proc
+
+
+def test_default_run_benchmarks_both_runtimes_with_accuracy(example_run):
+    run_dir, proc = example_run
+    rows = {r["artifact"]: r for r in summary(run_dir)}
+    assert set(rows) == {"digits.onnx", "digits.tflite", "digits.int8.tflite"}
+    assert rows["digits.onnx"]["runtime"] == "onnxruntime"
+    assert rows["digits.tflite"]["runtime"] == "tflite"
+    for row in rows.values():
+        assert row["status"] == "ok" and row["device"] == "local"
+        assert float(row["p50_ms"]) > 0 and int(row["n"]) >= 20
+        assert 0.93 <= float(row["top1"]) <= 1.0  # trained to ~97%
+    # fp32 TFLite and ONNX are the same network: same predictions
+    assert rows["digits.tflite"]["top1"] == rows["digits.onnx"]["top1"]
+    assert "digits.onnx" in proc.stdout  # the terminal table
+
+
+def test_summary_csv_has_the_promised_columns(example_run):
+    run_dir, _ = example_run
+    with open(run_dir / "summary.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == COLUMNS
+    assert set(REQUIRED) <= set(header)
+
+
+def test_run_json_and_report(example_run):
+    run_dir, _ = example_run
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"]["local"] == {"digits.onnx": "ok", "digits.tflite": "ok",
+                                       "digits.int8.tflite": "ok"}
+    assert meta["tool"]["python"] and meta["request"]["eval"].endswith("digits_eval.npz")
+    report = (run_dir / "report.md").read_text()
+    assert "local" in report and "digits.int8.tflite" in report
+    again = edgebench(["report", str(run_dir), "--format", "csv"], cwd=run_dir)
+    assert again.returncode == 0 and again.stdout == (run_dir / "summary.csv").read_text()
+
+
+def test_int8_input_model_quantizes_inputs_and_stays_accurate(example_run):
+    run_dir, _ = example_run
+    recs = records(run_dir)
+    int8 = next(r for r in recs.values() if r.artifact["name"] == "digits.int8.tflite")
+    fp32 = next(r for r in recs.values() if r.artifact["name"] == "digits.tflite")
+    assert int8.accuracy["quantized_input"] is True
+    assert int8.accuracy["layout"] == "nchw->nhwc"
+    assert abs(int8.accuracy["top1"] - fp32.accuracy["top1"]) <= 0.02
+    assert int8.artifact["size_bytes"] < fp32.artifact["size_bytes"]
+
+
+def test_accuracy_equals_an_independent_numpy_computation(example_run, examples):
+    import onnxruntime as ort
+
+    run_dir, _ = example_run
+    rec = next(r for r in records(run_dir).values() if r.artifact["name"] == "digits.onnx")
+    data = np.load(examples / "digits_eval.npz")
+    sess = ort.InferenceSession(str(examples / "digits.onnx"),
+                                providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    logits = np.concatenate([sess.run(None, {name: x[None]})[0] for x in data["inputs"]])
+    labels = data["labels"]
+    top1 = float(np.mean(logits.argmax(1) == labels))
+    top5 = float(np.mean([labels[i] in np.argsort(logits[i])[-5:] for i in range(len(labels))]))
+    assert rec.accuracy["n"] == len(labels)
+    assert rec.accuracy["top1"] == pytest.approx(top1, abs=1e-12)
+    assert rec.accuracy["top5"] == pytest.approx(top5, abs=1e-12)
+
+
+def test_truncated_model_is_model_invalid_and_others_finish(tmp_path, examples, truncated_onnx):
+    proc = edgebench(["run", "--model", str(truncated_onnx), "--model",
+                      str(examples / "digits.onnx"), "--eval",
+                      str(examples / "digits_eval.npz"), "--out", "res"] + FAST, cwd=tmp_path)
+    assert proc.returncode == 1  # a measurement failed
+    rows = {r["artifact"]: r for r in summary(tmp_path / "res" / "latest")}
+    assert rows["truncated.onnx"]["status"] == "error"
+    assert rows["truncated.onnx"]["reason"] == "model-invalid"
+    assert rows["truncated.onnx"]["p50_ms"] == ""  # never a zero latency
+    assert rows["digits.onnx"]["status"] == "ok"
+    assert "truncated.onnx: model-invalid" in proc.stderr
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, examples):
+    bad = tmp_path / "conf" / "devices.yaml"
+    bad.parent.mkdir()
+    bad.write_text("devices:\n  local:\n    kind: local\n    prot: 1\n")
+    cases = [
+        (["run", "--model", "nope.onnx"], "nope.onnx"),
+        (["run", "--model", str(examples / "digits.onnx"), "--devices", "jetsn"], "jetsn"),
+        (["--devices-file", str(bad), "run"], "devices.local.prot"),
+        (["run", "--input-shape", "x=1,2"], "--input-shape"),
+        (["report", str(tmp_path / "missing-run")], "missing-run"),
+    ]
+    for args, needle in cases:
+        proc = edgebench(args, cwd=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_json_output_is_the_summary(tmp_path, examples):
+    proc = edgebench(["run", "--model", str(examples / "digits.onnx"), "--json", "--out", "r"]
+                     + FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows[0]["artifact"] == "digits.onnx" and rows[0]["p50_ms"] > 0
+
+
+def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
+    # each artifact measures for 3 s; Ctrl-C lands while the second one is measuring
+    args = [sys.executable, "-m", "harness", "run", "--model", str(examples / "digits.onnx"),
+            "--model", str(examples / "digits.tflite"), "--min-seconds", "3",
+            "--warmup-seconds", "0", "--out", "res", "--quiet"]
+    proc = subprocess.Popen(args, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "res").glob("*/raw/local/digits.onnx.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    run_dir = tmp_path / "res" / "latest"
+    rows = {r["artifact"]: r for r in summary(run_dir)}
+    assert list(rows) == ["digits.onnx"] and rows["digits.onnx"]["status"] == "ok"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["interrupted"] is True
+    assert meta["status"]["local"] == {"digits.onnx": "ok", "digits.tflite": "pending"}
+    assert (run_dir / "report.md").exists()
