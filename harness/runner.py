@@ -43,6 +43,8 @@ class Artifact:
     sha256: str
     size_bytes: int
     format: str
+    variant: Optional[str] = None  # e.g. "int8-static", for artifacts `optimize` built
+    parent_sha256: Optional[str] = None  # the model the variant was built from
 
     @property
     def name(self) -> str:
@@ -59,8 +61,12 @@ class Artifact:
         return cls(path, sha256_file(path), path.stat().st_size, fmt)
 
     def identity(self) -> Dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
-                "format": self.format}
+        ident = {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                 "format": self.format}  # type: Dict[str, Any]
+        if self.variant:
+            ident["variant"] = self.variant
+            ident["parent_sha256"] = self.parent_sha256
+        return ident
 
 
 @dataclass(frozen=True)

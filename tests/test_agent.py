@@ -142,3 +142,35 @@ def test_vermin_agent_runs_on_python_38():
     proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-", "--eval-annotations",
                            str(ROOT / "agent")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_reference_outputs_give_fidelity(examples, tmp_path):
+    import onnxruntime as ort
+
+    data = np.load(examples / "digits_eval.npz")
+    sess = ort.InferenceSession(str(examples / "digits.onnx"),
+                                providers=["CPUExecutionProvider"])
+    reference = np.concatenate([sess.run(None, {"input": x[None]})[0] for x in data["inputs"]])
+    ref_path = tmp_path / "ref.npz"
+    np.savez(ref_path, inputs=data["inputs"], reference=reference)
+    fp32 = run_record({"artifact": {"path": str(examples / "digits.tflite")},
+                       "eval": str(ref_path)})
+    assert fp32.ok and "top1" not in fp32.accuracy  # no labels, no top-1
+    assert fp32.accuracy["max_abs_error"] < 1e-3
+    assert fp32.accuracy["cosine_similarity"] > 0.99999
+    assert fp32.accuracy["argmax_agreement"] == 1.0
+    int8 = run_record({"artifact": {"path": str(examples / "digits.int8.tflite")},
+                       "eval": str(ref_path)})
+    assert int8.accuracy["max_abs_error"] > fp32.accuracy["max_abs_error"]
+    assert int8.accuracy["argmax_agreement"] >= 0.97
+
+
+def test_unusable_eval_set_is_input_invalid(examples, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((3, 1, 8, 8), np.float32))
+    rec = run_record({"artifact": {"path": str(examples / "digits.onnx")}, "eval": str(bad)})
+    assert rec.reason == "input-invalid" and "'inputs'" in rec.message
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, inputs=np.zeros((3, 5, 5), np.float32), labels=np.zeros(3, np.int64))
+    rec = run_record({"artifact": {"path": str(examples / "digits.onnx")}, "eval": str(wrong)})
+    assert rec.reason == "input-invalid" and "[5, 5]" in rec.message

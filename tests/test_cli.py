@@ -166,3 +166,15 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
     assert meta["interrupted"] is True
     assert meta["status"]["local"] == {"digits.onnx": "ok", "digits.tflite": "pending"}
     assert (run_dir / "report.md").exists()
+
+
+def test_devices_lists_and_probes_local(tmp_path):
+    listed = edgebench(["devices"], cwd=tmp_path)
+    assert listed.returncode == 0 and "local" in listed.stdout and "<built-in>" in listed.stdout
+    probed = edgebench(["devices", "--probe", "--json"], cwd=tmp_path)
+    assert probed.returncode == 0, probed.stderr
+    info = json.loads(probed.stdout)["local"]
+    assert info["arch"] and info["cpu_count"] >= 1
+    assert info["runtimes"]["onnxruntime"]["version"]
+    text = edgebench(["devices", "--probe"], cwd=tmp_path)
+    assert "onnxruntime" in text.stdout and "CPUExecutionProvider" in text.stdout
