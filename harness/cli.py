@@ -26,7 +26,34 @@ def _example() -> List[Path]:
     return models
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Measure only what a stored run is missing, with the settings it was started with."""
+    from .config import load_inventory
+    from .pack import build, default_cache
+    from .progress import Display
+    from .report import markdown
+    from .runner import Request, Runner, unfinished, utc_now
+    from .store import open_run
+
+    store = open_run(args.resume)
+    meta = store.meta()
+    request = Request.from_description(meta.get("request") or {})
+    todo = unfinished(store)
+    names = [device for device, artifacts in todo.items() if artifacts]
+    devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
+    display = Display(quiet=args.quiet or args.json)
+    runner = Runner(store, request, devices, build(default_cache()), display.event, todo=todo)
+    store.update_meta(resumed_at=utc_now())
+    with display:
+        records = runner.run()
+    store.write_text("report.md", markdown(store.meta(), records))
+    store.mark_latest()
+    return _finish(args, store, records, runner.interrupted)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.resume:
+        return cmd_resume(args)
     from agent.record import Record
     from .config import load_inventory, parse_input_shapes
     from .pack import build, default_cache
@@ -133,6 +160,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
                      help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224")
     run.add_argument("--out", default="results", metavar="DIR", help="results root")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="measure only what this stored run is missing (other options "
+                          "come from the run)")
     run.add_argument("--quiet", action="store_true", help="no progress and no table")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)

@@ -86,10 +86,41 @@ class Request:
             "settings": dict(self.settings),
         }
 
+    @classmethod
+    def from_description(cls, desc: Mapping[str, Any]) -> "Request":
+        """The request a stored run made; refuses files that changed since."""
+        artifacts = []
+        for item in desc.get("artifacts", []):
+            artifact = Artifact.from_path(Path(item["path"]))
+            if artifact.sha256 != item["sha256"]:
+                raise ConfigError("%s: changed since the run measured it (sha256 differs)"
+                                  % item["path"])
+            artifacts.append(Artifact(artifact.path, artifact.sha256, artifact.size_bytes,
+                                      artifact.format, item.get("variant"),
+                                      item.get("parent_sha256")))
+        eval_path = Path(desc["eval"]) if desc.get("eval") else None
+        if eval_path is not None and not eval_path.is_file():
+            raise ConfigError("%s: eval set not found" % eval_path)
+        return cls(tuple(artifacts), eval_path, dict(desc.get("input_shapes") or {}),
+                   dict(desc.get("settings") or {}))
+
+
+def unfinished(store: RunStore) -> Dict[str, List[str]]:
+    """Per device, the artifacts a resumed run must measure: never measured, or failed for
+    an infrastructure reason (link, board, timeout) that another try may not meet."""
+    done = {(r.device, r.artifact["name"]) for r in store.records()
+            if r.ok or r.fault_class != "infrastructure"}
+    status = store.meta().get("status", {})
+    return {device: [a for a in arts if (device, a) not in done]
+            for device, arts in status.items()}
+
 
 class Runner:
     def __init__(self, store: RunStore, request: Request, devices: Sequence[Device],
-                 agent_zip: Path, on_event: Optional[Event] = None) -> None:
+                 agent_zip: Path, on_event: Optional[Event] = None,
+                 todo: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+        """``todo`` limits each device to the named artifacts (``--resume``)."""
+        self.todo = todo
         self.store = store
         self.request = request
         self.devices = list(devices)
@@ -120,7 +151,10 @@ class Runner:
 
     def _device(self, device: Device) -> None:
         transport = self._transports[device.name]
-        pending = list(self.request.artifacts)
+        pending = [a for a in self.request.artifacts
+                   if self.todo is None or a.name in self.todo.get(device.name, ())]
+        if not pending:
+            return
         try:
             transport.deploy(self.agent_zip)
             eval_staged = None

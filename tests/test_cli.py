@@ -178,3 +178,27 @@ def test_devices_lists_and_probes_local(tmp_path):
     assert info["runtimes"]["onnxruntime"]["version"]
     text = edgebench(["devices", "--probe"], cwd=tmp_path)
     assert "onnxruntime" in text.stdout and "CPUExecutionProvider" in text.stdout
+
+
+def test_resume_measures_only_what_is_missing(tmp_path, examples):
+    run = ["run", "--model", str(examples / "digits.onnx"), "--model",
+           str(examples / "digits.tflite"), "--out", "res"] + FAST
+    first = edgebench(run, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_dir = (tmp_path / "res" / "latest").resolve()
+    kept = (run_dir / "raw" / "local" / "digits.onnx.json").read_text()
+    # simulate a run cut short: the tflite measurement never arrived
+    (run_dir / "raw" / "local" / "digits.tflite.json").unlink()
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["status"]["local"]["digits.tflite"] = "pending"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    again = edgebench(["run", "--resume", str(run_dir), "--quiet"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (run_dir / "raw" / "local" / "digits.onnx.json").read_text() == kept  # untouched
+    rows = {r["artifact"]: r for r in summary(run_dir)}
+    assert rows["digits.tflite"]["status"] == "ok"
+    assert json.loads((run_dir / "run.json").read_text())["status"]["local"] == {
+        "digits.onnx": "ok", "digits.tflite": "ok"}
+    nothing = edgebench(["run", "--resume", str(run_dir), "--quiet"], cwd=tmp_path)
+    assert nothing.returncode == 0
+    assert (run_dir / "raw" / "local" / "digits.onnx.json").read_text() == kept
