@@ -10,5 +10,6 @@ demo: install
 	edgebench run
 
 test:
+	bash tests/system-deps.sh
 	$(PYTHON) -m pip install -q -e '.[test]'
 	$(PYTHON) -m pytest -q

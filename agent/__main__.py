@@ -42,10 +42,26 @@ def _run(job_text: str) -> Dict[str, Any]:
         except (JobError, Fault) as exc:
             record = error_record(job_device(doc), artifact_stub(doc), "job-invalid", str(exc))
         else:
-            from .bench import run
-            record = run(job)
+            record = _leased_run(job)
     return {"protocol": PROTOCOL_VERSION, "agent_version": __version__, "kind": "record",
             "record": record.to_dict()}
+
+
+def _leased_run(job: Any) -> Any:
+    """Benchmark under the board's lease when the job names one; waiting too long is a
+    ``device-busy`` record."""
+    from .bench import run
+    from .faults import Fault
+    from .lease import acquire
+    from .record import error_record
+
+    if job.lease is None:
+        return run(job)
+    try:
+        with acquire(job.lease["workdir"], job.lease["owner"], job.lease["timeout_s"]):
+            return run(job)
+    except Fault as fault:
+        return error_record(job.device, job.artifact, fault.reason, fault.message)
 
 
 def _probe(job_text: Optional[str]) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Tuple
 
-from . import fingerprint, memory
+from . import boards, fingerprint, memory, power, validity
 from .faults import Fault
 from .protocol import Job
 from .record import Record, error_record
@@ -110,18 +110,38 @@ def timer_overhead_ns(rounds: int = 2000) -> float:
     return float(diffs[len(diffs) // 2])
 
 
+TEGRASTATS_INTERVAL_MS = 100
+POWER_INTERVAL_MS = 50.0
+
+
 def run(job: Job) -> Record:
     """Benchmark the job's artifact; faults come back as error records."""
     started = now()
+    cooled = None
+    if job.cooldown:
+        progress("cooldown", max_temp_c=job.cooldown["max_temp_c"])
+        cooled = validity.cooldown(job.cooldown["max_temp_c"], job.cooldown["timeout_s"])
+        if cooled.get("cooled") is False:
+            log("still %.1f °C after %.0f s of cooldown; measuring anyway (flagged)"
+                % (cooled["end_temp_c"], cooled["waited_s"]))
     phases = memory.Phases()
     memory.reset_peak()
     phases.mark("before_import")
     fp = fingerprint.static()
     fp.update(fingerprint.state())
+    fp["board"] = boards.probe(fp.get("board_model"))
+    if cooled is not None:
+        fp["cooldown"] = cooled
     fp["temps_c_before"] = fingerprint.temperatures_c()
     base = {"device": job.device, "artifact": dict(job.artifact),
             "settings": job.settings.to_dict(), "started_at": started}
     runtime = {}  # type: Dict[str, Any]
+
+    def failed(reason: str, message: str) -> Record:
+        fp["validity"] = {"warnings": validity.board_warnings(fp)}
+        return error_record(reason=reason, message=message, runtime=runtime, fingerprint=fp,
+                            finished_at=now(), **base)
+
     try:
         backend = _backend(job.format)
         progress("import", runtime=job.format)
@@ -147,20 +167,28 @@ def run(job: Job) -> Record:
         s = job.settings
         buf = array("q", bytes(8 * s.max_iterations))
         overhead = timer_overhead_ns()
-        reset_ok = memory.reset_peak()
-        with memory.Sampler(s.memory_interval_ms) as sampler:
-            t0 = perf_ns()
-            call()
-            first_ns = perf_ns() - t0
-            progress("warmup")
-            w0 = perf_ns()
-            warm = _warmup(call, s.warmup_iterations, s.warmup_seconds, s.max_seconds)
-            warm_ns = perf_ns() - w0
-            progress("measure", min_iterations=s.min_iterations, min_seconds=s.min_seconds)
-            m0 = perf_ns()
-            n = _measure(call, buf, s.min_iterations, s.min_seconds, s.max_seconds)
-            measure_ns = perf_ns() - m0
-        phases.peak(reset_ok)
+        window = validity.Window()
+        # board samplers (threads that sleep between reads; tegrastats is a subprocess)
+        with power.BoardSampler(POWER_INTERVAL_MS) as board, \
+                power.Tegrastats(TEGRASTATS_INTERVAL_MS, boards.which("tegrastats")) as tegra:
+            reset_ok = memory.reset_peak()
+            with memory.Sampler(s.memory_interval_ms) as sampler:
+                t0 = perf_ns()
+                call()
+                first_ns = perf_ns() - t0
+                if hasattr(model, "after_first"):
+                    model.after_first()
+                progress("warmup")
+                w0 = perf_ns()
+                warm = _warmup(call, s.warmup_iterations, s.warmup_seconds, s.max_seconds)
+                warm_ns = perf_ns() - w0
+                window.begin()
+                progress("measure", min_iterations=s.min_iterations, min_seconds=s.min_seconds)
+                m0 = perf_ns()
+                n = _measure(call, buf, s.min_iterations, s.min_seconds, s.max_seconds)
+                measure_ns = perf_ns() - m0
+                window.end()
+            phases.peak(reset_ok)
         samples = buf[:n].tolist()
         fp["temps_c_after"] = fingerprint.temperatures_c()
         accuracy = {}  # type: Dict[str, Any]
@@ -169,24 +197,55 @@ def run(job: Job) -> Record:
             from .accuracy import evaluate
             accuracy = evaluate(model, shape, eval_set)
     except Fault as fault:
-        return error_record(reason=fault.reason, message=fault.message, runtime=runtime,
-                            fingerprint=fp, finished_at=now(), **base)
+        return failed(fault.reason, fault.message)
     except MemoryError:
-        return error_record(reason="out-of-memory", message="the agent ran out of memory",
-                            runtime=runtime, fingerprint=fp, finished_at=now(), **base)
+        return failed("out-of-memory", "the agent ran out of memory")
     except Exception as exc:  # a runtime failing mid-inference
-        return error_record(reason="inference-failed", message="%s: %s"
-                            % (type(exc).__name__, exc), runtime=runtime, fingerprint=fp,
-                            finished_at=now(), **base)
+        return failed("inference-failed", "%s: %s" % (type(exc).__name__, exc))
     mem = dict(phases.values)
     mem["methods"] = phases.methods
     mem["series"] = sampler.series
+    batch = shape[0] if shape else 1
+    stats = summarize(samples, batch, overhead)
+    timing = {"load_ms": load_ns / 1e6, "first_ms": first_ns / 1e6,
+              "warmup_iterations": warm, "warmup_s": warm_ns / 1e9,
+              "timer_overhead_ns": overhead,
+              "measure_s": measure_ns / 1e9, "input_shapes": {k: list(v.shape)
+                                                              for k, v in feeds.items()}}
+    _board_timing(timing, fp, job, runtime, stats, window, board, tegra, m0, m0 + measure_ns,
+                  n * batch, cooled)
     return Record(
-        status="ok", runtime=runtime, fingerprint=fp, samples_ns=tuple(samples),
-        stats=summarize(samples, shape[0] if shape else 1, overhead),
-        timing={"load_ms": load_ns / 1e6, "first_ms": first_ns / 1e6,
-                "warmup_iterations": warm, "warmup_s": warm_ns / 1e9,
-                "timer_overhead_ns": overhead,
-                "measure_s": measure_ns / 1e9, "input_shapes": {k: list(v.shape)
-                                                                for k, v in feeds.items()}},
-        memory=mem, accuracy=accuracy, finished_at=now(), **base)
+        status="ok", runtime=runtime, fingerprint=fp, samples_ns=tuple(samples), stats=stats,
+        timing=timing, memory=mem, accuracy=accuracy, finished_at=now(), **base)
+
+
+def _board_timing(timing: Dict[str, Any], fp: Dict[str, Any], job: Job, runtime: Any,
+                  stats: Dict[str, Any], window: Any, board: Any, tegra: Any, m0: int, m1: int,
+                  inferences: int, cooled: Any) -> None:
+    """Energy, tegrastats, engine build and the validity verdict of an ok record."""
+    if cooled is not None:
+        timing["cooldown_s"] = cooled.get("waited_s")
+    energy = board.energy(m0, m1) or tegra.energy(m0, m1)
+    if energy is not None:
+        energy["per_inference_mj"] = energy["energy_mj"] / max(1, inferences)
+        timing["power"] = energy
+        timing["energy_mj"] = energy["per_inference_mj"]
+    board_stats = tegra.summary(m0, m1)
+    if board_stats:
+        timing["tegrastats"] = board_stats
+    if runtime.get("name") == "onnxruntime":
+        from .rt_onnx import engine_build_ms
+        build = engine_build_ms(runtime, timing["first_ms"], stats["p50_ms"])
+        if build is not None:
+            timing["engine_build_ms"] = build
+    peaks = [board.peak_temp_c(m0, m1), power.max_temp_c(fp.get("temps_c_after") or {}),
+             power.max_temp_c((board_stats or {}).get("temps_c_max") or {})]
+    peaks = [p for p in peaks if p is not None]
+    peak = max(peaks) if peaks else None
+    limit = validity.throttle_limit(fp["board"].get("family", "generic"), job.throttle_temp_c)
+    reasons = window.reasons() + validity.temperature_reasons(peak, limit)
+    verdict = validity.assess(fp, runtime, reasons, limit, cooled)
+    verdict["peak_temp_c"] = peak
+    if window.available:
+        verdict["get_throttled"] = window.to_dict()
+    fp["validity"] = verdict

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+import re
 import socket
 from typing import Any, Dict, List, Optional
 
@@ -45,7 +46,8 @@ def temperatures_c() -> Dict[str, float]:
 
 def _cpu_files(leaf: str) -> List[str]:
     paths = glob.glob(_path("sys/devices/system/cpu/cpu[0-9]*/cpufreq/" + leaf))
-    return sorted(paths, key=lambda p: int(p.split("/cpu")[-1].split("/")[0] or 0))
+    # numeric order (cpu2 before cpu10); the number is the cpuN directory's
+    return sorted(paths, key=lambda p: int(re.findall(r"/cpu(\d+)/cpufreq/", p)[-1]))
 
 
 def _cpu_model() -> Optional[str]:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Dict, Mapping
 
-from . import fingerprint
+from . import boards, fingerprint, validity
 
 
 def _onnxruntime() -> Dict[str, Any]:
@@ -53,4 +54,24 @@ def probe(job: Mapping[str, Any]) -> Dict[str, Any]:
         info["psutil"] = False
     info["runtimes"] = {"onnxruntime": _onnxruntime(),
                         "tflite": _tflite(tflite_conf.get("delegate"))}
+    info["board"] = boards.probe(info.get("board_model"))
+    info["warnings"] = validity.board_warnings(info)
+    cache = _trt_cache(job.get("onnx"))
+    if cache:
+        info["runtimes"]["onnxruntime"]["trt_engine_cache"] = cache
     return info
+
+
+def _trt_cache(onnx_conf: Any) -> Dict[str, Any]:
+    """The configured TensorRT engine cache directory and the engines already in it."""
+    if not isinstance(onnx_conf, Mapping):
+        return {}
+    trt = (onnx_conf.get("provider_options") or {}).get("TensorrtExecutionProvider") or {}
+    if str(trt.get("trt_engine_cache_enable", "")).lower() not in ("true", "1"):
+        return {}
+    path = os.path.expanduser(str(trt.get("trt_engine_cache_path") or "."))
+    try:
+        engines = sorted(n for n in os.listdir(path) if n.endswith(".engine"))
+    except OSError as exc:
+        return {"path": path, "error": exc.strerror or str(exc)}
+    return {"path": path, "engines": len(engines)}

@@ -44,6 +44,14 @@ class Job:
     input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
     onnx: Mapping[str, Any] = field(default_factory=dict)
     tflite: Mapping[str, Any] = field(default_factory=dict)
+    # validity (see agent/validity.py): fail rather than measure the CPU in its place; wait
+    # below cooldown["max_temp_c"] (at most cooldown["timeout_s"]) before the artifact;
+    # flag the record when the timed window reaches throttle_temp_c
+    require_accelerator: bool = False
+    cooldown: Optional[Mapping[str, float]] = None
+    throttle_temp_c: Optional[float] = None
+    # one benchmark at a time per board (agent/lease.py): {workdir, owner, timeout_s}
+    lease: Optional[Mapping[str, Any]] = None
 
     @property
     def format(self) -> str:
@@ -125,7 +133,44 @@ def parse_job(doc: Any) -> Job:
         input_shapes=_shapes(doc.get("input_shapes") or {}),
         onnx=dict(doc.get("onnx") or {}),
         tflite=dict(doc.get("tflite") or {}),
+        lease=_lease(doc.get("lease")),
+        **_validity(doc),
     )
+
+
+def _lease(raw: Any) -> Optional[Dict[str, Any]]:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("workdir"), str):
+        raise JobError("lease must be an object with a 'workdir' string")
+    timeout = raw.get("timeout_s", 300.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise JobError("lease.timeout_s: expected a non-negative number, got %r" % timeout)
+    return {"workdir": raw["workdir"], "owner": raw.get("owner"), "timeout_s": float(timeout)}
+
+
+def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
+    """The job's require_accelerator, cooldown and throttle_temp_c, checked."""
+    def positive(value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise JobError("%s: expected a positive number, got %r" % (where, value))
+        return float(value)
+
+    out = {}  # type: Dict[str, Any]
+    if doc.get("require_accelerator") is not None:
+        if not isinstance(doc["require_accelerator"], bool):
+            raise JobError("require_accelerator must be true or false")
+        out["require_accelerator"] = doc["require_accelerator"]
+    cooldown = doc.get("cooldown")
+    if cooldown is not None:
+        if not isinstance(cooldown, Mapping) or "max_temp_c" not in cooldown:
+            raise JobError("cooldown must be an object with max_temp_c (and timeout_s)")
+        out["cooldown"] = {"max_temp_c": positive(cooldown["max_temp_c"], "cooldown.max_temp_c"),
+                           "timeout_s": positive(cooldown.get("timeout_s", 300),
+                                                 "cooldown.timeout_s")}
+    if doc.get("throttle_temp_c") is not None:
+        out["throttle_temp_c"] = positive(doc["throttle_temp_c"], "throttle_temp_c")
+    return out
 
 
 def artifact_stub(doc: Any) -> Dict[str, Any]:

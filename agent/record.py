@@ -21,6 +21,7 @@ REASONS: Dict[str, str] = {
     "host-key": "infrastructure",
     "device-busy": "infrastructure",
     "disk-full": "infrastructure",
+    "transfer-failed": "infrastructure",
     "timeout": "infrastructure",
     "crash": "infrastructure",
     "interrupted": "infrastructure",

@@ -1,7 +1,8 @@
 """ONNX Runtime backend."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -14,6 +15,7 @@ ONNX_TYPES = {
     "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
     "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
 }
+TRT = "TensorrtExecutionProvider"
 OPT_LEVELS = {
     "disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
     "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL",
@@ -53,13 +55,19 @@ class OnnxModel:
         opts.log_severity_level = 3
         requested = list(job.onnx.get("providers") or ["CPUExecutionProvider"])
         available = ort.get_available_providers()
+        accelerator = next((p for p in requested if p != "CPUExecutionProvider"), None)
+        if job.require_accelerator and accelerator not in available:
+            raise Fault("accelerator-not-used", accelerator_missing(accelerator, available))
         usable = [p for p in requested if p in available]
         if not usable:
             raise Fault("runtime-missing", "none of the providers %s is available here "
                              "(available: %s)" % (requested, ", ".join(available)))
+        options = provider_options(job.onnx.get("provider_options") or {}, usable)
+        cache = engine_cache(options)
         try:
-            self.session = ort.InferenceSession(str(job.artifact["path"]), sess_options=opts,
-                                                providers=usable)
+            self.session = ort.InferenceSession(
+                str(job.artifact["path"]), sess_options=opts,
+                providers=[(p, options[p]) if p in options else p for p in usable])
         except MemoryError:
             raise
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
@@ -70,6 +78,14 @@ class OnnxModel:
             if "NO_SUCHFILE" in text or "No such file" in text:
                 raise Fault("model-invalid", "cannot read %s" % job.artifact["path"])
             raise Fault("model-invalid", "onnxruntime cannot load the model: %s" % text)
+        active = self.session.get_providers()
+        used = None if accelerator is None else accelerator in active
+        message = "" if used is not False else (
+            "%s was requested but the session runs on %s" % (accelerator, ", ".join(active)))
+        if used is False and job.require_accelerator:
+            raise Fault("accelerator-not-used", message)
+        if cache is not None:
+            cache["engines_before"] = _engines(cache["path"])
         self.inputs = [_spec(a) for a in self.session.get_inputs()]
         self.outputs = [_spec(a) for a in self.session.get_outputs()]
         self.runtime = {
@@ -80,9 +96,19 @@ class OnnxModel:
             "inter_op_threads": job.onnx.get("inter_op_threads"),
             "graph_optimization_level": level,
             "providers_requested": requested,
-            "providers_active": self.session.get_providers(),
+            "providers_active": active,
+            "provider_options": {p: dict(o) for p, o in options.items()},
+            "accelerator": {"requested": accelerator, "used": used, "message": message},
             "delegate": None,
         }
+        if cache is not None:
+            self.runtime["trt_engine_cache"] = cache
+
+    def after_first(self) -> None:
+        """Called after the first inference (where TensorRT may build its engine)."""
+        cache = self.runtime.get("trt_engine_cache")
+        if cache is not None:
+            cache["engines_after"] = _engines(cache["path"])
 
     def prepare(self, feeds: Dict[str, Any]) -> Callable[[], Any]:
         run, ready = self.session.run, dict(feeds)
@@ -90,6 +116,60 @@ class OnnxModel:
 
     def infer(self, feeds: Dict[str, Any]) -> List[Any]:
         return self.session.run(None, feeds)
+
+
+def accelerator_missing(accelerator: Optional[str], available: List[str]) -> str:
+    if accelerator is None:
+        return ("require_accelerator is set but onnx.providers names no accelerator (only "
+                "CPUExecutionProvider)")
+    return ("%s was requested but this onnxruntime does not have it (available: %s)"
+            % (accelerator, ", ".join(available)))
+
+
+def provider_options(raw: Mapping[str, Any], usable: List[str]) -> Dict[str, Dict[str, str]]:
+    """Options per provider as ORT takes them (strings); the TensorRT engine cache path
+    is expanded (``~``) and created."""
+    options = {}
+    for provider, opts in raw.items():
+        if provider not in usable or not isinstance(opts, Mapping):
+            continue
+        conv = {}
+        for key, value in opts.items():
+            if isinstance(value, bool):
+                value = "True" if value else "False"
+            conv[str(key)] = str(value)
+        if "trt_engine_cache_path" in conv:
+            conv["trt_engine_cache_path"] = os.path.expanduser(conv["trt_engine_cache_path"])
+        options[provider] = conv
+    return options
+
+
+def engine_cache(options: Mapping[str, Mapping[str, str]]) -> Optional[Dict[str, Any]]:
+    trt = options.get(TRT, {})
+    if trt.get("trt_engine_cache_enable", "").lower() not in ("true", "1"):
+        return None
+    path = trt.get("trt_engine_cache_path") or os.getcwd()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        pass
+    return {"path": path}
+
+
+def _engines(path: str) -> int:
+    """TensorRT engine files in the cache directory (a build adds one)."""
+    try:
+        return sum(1 for name in os.listdir(path) if name.endswith(".engine"))
+    except OSError:
+        return 0
+
+
+def engine_build_ms(runtime: Mapping[str, Any], first_ms: float, p50_ms: float) -> Optional[float]:
+    """With TensorRT active the first inference builds (or loads) the engine: its excess
+    over the steady-state median is reported apart as ``engine_build_ms``."""
+    if TRT not in (runtime.get("providers_active") or []):
+        return None
+    return max(0.0, first_ms - p50_ms)
 
 
 def load(ort: Any, job: Job) -> OnnxModel:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import boards
 from .faults import Fault
 from .protocol import Job
 from .tensors import TensorSpec
@@ -60,17 +61,19 @@ class TfliteModel:
         load_delegate = getattr(module, "load_delegate", None)
         delegate_conf = job.tflite.get("delegate")  # type: Optional[Dict[str, Any]]
         delegates = []
+        accelerator = accelerator_check(job)
         if delegate_conf:
             library = delegate_conf.get("library")
             options = {str(k): str(v) for k, v in (delegate_conf.get("options") or {}).items()}
+            # under require_accelerator, a delegate that does not load is "not used"
+            missing = "accelerator-not-used" if job.require_accelerator else "runtime-missing"
             if load_delegate is None:
-                raise Fault("runtime-missing", "%s cannot load external delegates"
-                                 % module_name)
+                raise Fault(missing, "%s cannot load external delegates" % module_name)
             try:
                 delegates.append(load_delegate(library, options))
             except (ValueError, OSError, RuntimeError) as exc:
-                raise Fault("runtime-missing", "delegate %s did not load: %s"
-                                 % (library, exc))
+                also = ("; and " + accelerator["message"]) if accelerator["used"] is False else ""
+                raise Fault(missing, "delegate %s did not load: %s%s" % (library, exc, also))
         kwargs = {"model_path": str(job.artifact["path"])}  # type: Dict[str, Any]
         if job.settings.threads:
             kwargs["num_threads"] = job.settings.threads
@@ -82,8 +85,12 @@ class TfliteModel:
         except MemoryError:
             raise
         except (ValueError, RuntimeError) as exc:
-            raise Fault("model-invalid", "%s cannot load the model: %s"
-                             % (module_name, " ".join(str(exc).split())))
+            hint = ""
+            if not delegate_conf and boards.has_edgetpu_op(str(job.artifact["path"])):
+                hint = (" (the model is compiled for the Edge TPU: set tflite.delegate to "
+                        "libedgetpu)")
+            raise Fault("model-invalid", "%s cannot load the model: %s%s"
+                             % (module_name, " ".join(str(exc).split()), hint))
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
         self.inputs = [_spec(d) for d in self._in]
@@ -99,6 +106,7 @@ class TfliteModel:
             "delegate": ({"library": delegate_conf.get("library"),
                           "options": delegate_conf.get("options") or {}, "loaded": True}
                          if delegate_conf else None),
+            "accelerator": accelerator,
         }
 
     def _set(self, feeds: Dict[str, Any]) -> None:
@@ -123,6 +131,33 @@ class TfliteModel:
         self._set(feeds)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(d["index"]) for d in self._out]
+
+
+def accelerator_check(job: Job) -> Dict[str, Any]:
+    """Before loading: would the requested delegate run this model?  An Edge TPU delegate
+    runs only the ``edgetpu-custom-op`` that edgetpu_compiler puts in the model; without it
+    everything runs on the CPU.  Raises ``accelerator-not-used`` under require_accelerator;
+    otherwise the answer goes into ``runtime["accelerator"]`` and the record is flagged."""
+    conf = job.tflite.get("delegate") or {}
+    library = conf.get("library")
+    if not library:
+        if job.require_accelerator:
+            raise Fault("accelerator-not-used", "require_accelerator is set but no "
+                        "tflite.delegate is configured: the model would run on the CPU")
+        return {"requested": None, "used": None, "message": ""}
+    if boards.is_edgetpu_delegate(library):
+        compiled = boards.has_edgetpu_op(str(job.artifact["path"]))
+        if compiled is False:
+            message = ("%s is not compiled for the Edge TPU (no %s operator): the %s delegate "
+                       "leaves it all on the CPU; compile it with edgetpu_compiler"
+                       % (job.artifact.get("name"), boards.EDGETPU_CUSTOM_OP, library))
+            if job.require_accelerator:
+                raise Fault("accelerator-not-used", message)
+            return {"requested": library, "used": False, "message": message,
+                    "edgetpu_op": False}
+        return {"requested": library, "used": True if compiled else None, "message": "",
+                "edgetpu_op": compiled}
+    return {"requested": library, "used": True, "message": ""}
 
 
 def load(loaded: Tuple[str, Any], job: Job) -> TfliteModel:

@@ -62,11 +62,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import Artifact, Request, Runner, utc_now
     from .store import RunStore
     from .hostinfo import host_info
+    from .plan import build as build_plan, load_plan
+    from . import tradeoff
 
+    plan = load_plan(args.plan) if args.plan else None
+    if plan is not None and args.model:
+        raise UsageError("%s names the models; drop --model" % args.plan)
     inventory = load_inventory(args.devices_file)
-    devices = inventory.select(args.devices)
-    paths = [Path(m) for m in args.model] if args.model else _example()
-    eval_path = Path(args.eval) if args.eval else (
+    devices = (inventory.select(args.devices) if plan is None or args.devices
+               else plan.select_devices(inventory))
+    paths = [Path(m) for m in args.model] if args.model else [] if plan else _example()
+    eval_path = Path(args.eval) if args.eval else plan.eval_path if plan else (
         EXAMPLES / EXAMPLE_EVAL if not args.model else None)
     if eval_path is not None and not eval_path.is_file():
         raise UsageError("%s: eval set not found" % eval_path)
@@ -77,9 +83,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise UsageError("two --model files share the name %r; results are keyed by file name"
                          % next(n for n in names if names.count(n) > 1))
-    request = Request(artifacts=tuple(Artifact.from_path(p) for p in paths),
-                      eval_path=eval_path, input_shapes=parse_input_shapes(args.input_shape),
-                      settings=settings)
+    artifacts = [Artifact.from_path(p) for p in paths]
+    builds = []  # type: list
+    if plan is not None:  # the fp32 originals and the variants built from them
+        artifacts, builds = build_plan(plan, plan.variants_dir or Path(args.out) / "variants",
+                                       lambda line: _echo(args, line))
+    request = Request(artifacts=tuple(artifacts), eval_path=eval_path,
+                      input_shapes=dict(plan.input_shapes if plan else {},
+                                        **parse_input_shapes(args.input_shape)),
+                      settings=dict(plan.settings if plan else {}, **settings))
     store = RunStore.create(args.out)
     store.write_meta({
         "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:], "tool": host_info(),
@@ -87,14 +99,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
                     for d in devices},
         "status": {d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
+        **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
     })
     store.mark_latest()
     display = Display(quiet=args.quiet or args.json)
     runner = Runner(store, request, devices, build(default_cache()), display.event)
     with display:
         records = runner.run()  # type: List[Record]
-    store.write_text("report.md", markdown(store.meta(), records))
-    return _finish(args, store, records, runner.interrupted)
+    trade_offs = tradeoff.markdown(store.meta(), records)
+    store.write_text("report.md", markdown(store.meta(), records)
+                     + ("\n" + trade_offs if trade_offs else ""))
+    code = _finish(args, store, records, runner.interrupted)
+    if trade_offs and not (args.quiet or args.json):
+        print("\n" + tradeoff.text(store.meta(), records), end="")
+    return 1 if code == 0 and any(b["status"] == "error" for b in builds) else code
+
+
+def _echo(args: argparse.Namespace, line: str) -> None:
+    """A build line on stderr; with --quiet only the errors."""
+    if not args.quiet or line.startswith("error"):
+        print(line, file=sys.stderr)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from .optimize import BuildError, Options, build_variants, parse_variant, report, variant_name
+
+    try:
+        variants = args.variants and [variant_name(parse_variant(v))
+                                      for v in args.variants.split(",") if v.strip()]
+        options = Options(Path(args.calib) if args.calib else None, args.calib_method,
+                          args.prune_scope, args.activations)
+        parent, outcomes = build_variants(Path(args.model), variants, Path(args.out), options)
+    except (ValueError, BuildError) as exc:
+        raise UsageError(str(exc)) from None
+    for line in report(parent, outcomes):
+        print(line, file=sys.stderr if line.startswith("error") else sys.stdout)
+    return 0 if all(o.ok for o in outcomes) else 1
 
 
 def _finish(args: argparse.Namespace, store: object, records: list, interrupted: bool) -> int:
@@ -134,7 +174,76 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import render
     from .store import open_run
 
-    sys.stdout.write(render(open_run(args.run_dir), args.format))
+    store = open_run(args.run_dir)
+    if args.format == "html":
+        from .html import write_report
+
+        print(write_report(store))
+        return 0
+    sys.stdout.write(render(store, args.format))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .budgets import load_budgets
+    from .gate import gate, junit, show
+    from .store import atomic_write, open_run
+
+    store = open_run(args.run)
+    budgets = load_budgets(args.budgets, store.meta())
+    verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
+    show(verdicts)
+    if args.junit:
+        path = Path(args.junit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, junit(verdicts, store.run_id))
+    return 1 if any(v.failed for v in verdicts) else 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from .budgets import load_budgets
+    from .decide import decide, manifest, show
+    from .runner import utc_now
+    from .sign import SignError, sign
+    from .store import atomic_write, open_run
+
+    store = open_run(args.run)
+    budgets = load_budgets(args.budgets, store.meta())
+    choices = decide(store, budgets, args.profile)
+    show(choices, args.profile)
+    path = Path(args.manifest) if args.manifest else store.path / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, manifest(store, choices, budgets, args.profile, utc_now()))
+    print("manifest: %s" % path)
+    if args.sign_key:
+        try:
+            print("signature: %s" % sign(path, args.sign_key))
+        except SignError as exc:
+            raise UsageError(str(exc)) from None
+    return 1 if any(c.chosen is None for c in choices) else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import print_table, side_by_side
+    from .store import open_run
+
+    sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
+    print_table(*sbs.table())
+    for line in sbs.failures():
+        print(line)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .history import load_index, series, show
+
+    entries = load_index(Path(args.root))
+    found = series(entries, args.device, args.artifact)
+    if not found:
+        raise UsageError("no measurement in %s matches%s%s" % (
+            args.root, " --device %s" % args.device if args.device else "",
+            " --artifact %s" % args.artifact if args.artifact else ""))
+    show(entries, found, args.threshold)
     return 0
 
 
@@ -146,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="benchmark models on devices")
+    run.add_argument("plan", nargs="?", metavar="PLAN.yaml",
+                     help="a plan: models, variants to build, data, devices, settings, budgets "
+                          "(options given here override it)")
     run.add_argument("--model", action="append", metavar="PATH",
                      help="an .onnx or .tflite file (repeatable; default: the bundled example)")
     run.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
@@ -167,6 +279,26 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
 
+    opt = sub.add_parser("optimize", help="build fp16, int8 and pruned variants of a model")
+    opt.add_argument("model", metavar="MODEL", help="an .onnx or .tflite file")
+    opt.add_argument("--variants", metavar="LIST",
+                     help="comma-separated: fp16, int8-dynamic, int8-static[-minmax|-entropy|"
+                          "-percentile], prune-N, or steps joined with '+' such as "
+                          "prune-50+int8-static (default: every recipe for the format)")
+    opt.add_argument("--calib", metavar="FILE.npz",
+                     help="calibration set (an 'inputs' array) for int8-static")
+    opt.add_argument("--calib-method", default="minmax", metavar="M",
+                     help="minmax (default), entropy or percentile")
+    opt.add_argument("--prune-scope", default="global", metavar="S",
+                     help="global (default: one magnitude threshold over all weights) or "
+                          "layer (N%% of each weight tensor)")
+    opt.add_argument("--activations", default="uint8", metavar="T",
+                     help="ONNX int8-static activations: uint8 (default, fastest on x86) "
+                          "or int8")
+    opt.add_argument("--out", default="variants", metavar="DIR",
+                     help="where variants and their manifests go (default ./variants)")
+    opt.set_defaults(func=cmd_optimize)
+
     dev = sub.add_parser("devices", help="list the inventory, or probe the devices")
     dev.add_argument("--probe", action="store_true", help="ask each device's agent")
     dev.add_argument("--devices", metavar="NAMES", help="only these names or tags")
@@ -175,8 +307,45 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="re-render a stored run")
     rep.add_argument("run_dir", metavar="RUN_DIR")
-    rep.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    rep.add_argument("--format", choices=("md", "csv", "json", "html"), default="md",
+                     help="html: write RUN_DIR/report.html and print its path")
     rep.set_defaults(func=cmd_report)
+
+    chk = sub.add_parser("check", help="gate a run on budgets and a baseline (exit 1 if not)")
+    chk.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
+    chk.add_argument("--budgets", metavar="FILE",
+                     help="budgets YAML, or a plan with a 'budgets:' section (default: the "
+                          "budgets of the plan the run came from)")
+    chk.add_argument("--baseline", metavar="RUN", help="run to check for regressions against")
+    chk.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML")
+    chk.set_defaults(func=cmd_check)
+
+    dec = sub.add_parser("decide", help="choose the variant that ships on each device")
+    dec.add_argument("run", metavar="RUN")
+    dec.add_argument("--budgets", metavar="FILE", help="as for check")
+    dec.add_argument("--profile", choices=("most-accurate", "fastest", "smallest"),
+                     default="most-accurate", help="how to choose among variants that fit")
+    dec.add_argument("--manifest", metavar="FILE",
+                     help="deployment manifest to write (default RUN/manifest.json)")
+    dec.add_argument("--sign-key", metavar="KEY",
+                     help="SSH private key: also write FILE.sig (ssh-keygen -Y sign)")
+    dec.set_defaults(func=cmd_decide)
+
+    cmp = sub.add_parser("compare", help="devices (or runs) side by side")
+    cmp.add_argument("runs", nargs="+", metavar="RUN")
+    cmp.add_argument("--by", choices=("device", "run"), default="device",
+                     help="columns: a device per column, or a run per column")
+    cmp.add_argument("--reference", metavar="DEVICE",
+                     help="the column speed-ups are against (default: the first)")
+    cmp.set_defaults(func=cmd_compare)
+
+    his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
+    his.add_argument("--device", metavar="D", help="device name, tag or identity prefix")
+    his.add_argument("--artifact", metavar="A", help="artifact name glob or sha256 prefix")
+    his.add_argument("--root", default="results", metavar="DIR", help="results root")
+    his.add_argument("--threshold", type=float, default=0.05, metavar="F",
+                     help="mark steps larger than this fraction (default 0.05 = 5%%)")
+    his.set_defaults(func=cmd_history)
     return p
 
 
@@ -193,6 +362,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("edgebench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgebench ... | head`: the reader left, nothing to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -27,17 +27,24 @@ class ConfigError(Exception):
     """The inventory or a command-line option is invalid; ``str()`` is one line."""
 
 
+ProviderOptions = Tuple[Tuple[str, Tuple[Tuple[str, Union[str, int, float, bool]], ...]], ...]
+
+
 @dataclass(frozen=True)
 class OnnxOptions:
     providers: Tuple[str, ...] = ()
     graph_optimization_level: Optional[str] = None
     inter_op_threads: Optional[int] = None
+    # per provider, e.g. TensorrtExecutionProvider: trt_engine_cache_enable/_path
+    provider_options: ProviderOptions = ()
 
     def to_dict(self) -> Dict[str, Any]:
         """The job's ``onnx`` section: only what was set, so the agent's defaults apply."""
         out: Dict[str, Any] = {}
         if self.providers:
             out["providers"] = list(self.providers)
+        if self.provider_options:
+            out["provider_options"] = {p: dict(o) for p, o in self.provider_options}
         if self.graph_optimization_level is not None:
             out["graph_optimization_level"] = self.graph_optimization_level
         if self.inter_op_threads is not None:
@@ -64,6 +71,16 @@ class TfliteOptions:
 
 
 @dataclass(frozen=True)
+class Cooldown:
+    """Wait until the board is below ``max_temp_c`` (at most ``timeout_s``) per artifact."""
+    max_temp_c: float
+    timeout_s: float = 300.0
+
+    def to_dict(self) -> Dict[str, float]:
+        return {"max_temp_c": self.max_temp_c, "timeout_s": self.timeout_s}
+
+
+@dataclass(frozen=True)
 class Device:
     name: str
     kind: str
@@ -80,6 +97,9 @@ class Device:
     onnx: OnnxOptions = OnnxOptions()
     tflite: TfliteOptions = TfliteOptions()
     env: Tuple[Tuple[str, str], ...] = ()  # extra environment for the agent; dict(env)
+    require_accelerator: bool = False  # a CPU fallback is an accelerator-not-used error
+    cooldown: Optional[Cooldown] = None
+    throttle_temp_c: Optional[float] = None  # None: the agent's board default (Pi: 80)
 
 
 @dataclass(frozen=True)
@@ -294,7 +314,8 @@ def _join(path: str, key: Any) -> str:
 
 
 _DEVICE_KEYS = ("kind", "python", "host", "port", "user", "key", "known_hosts",
-                "trust_on_first_use", "workdir", "tags", "timeout_s", "onnx", "tflite", "env")
+                "trust_on_first_use", "workdir", "tags", "timeout_s", "onnx", "tflite", "env",
+                "require_accelerator", "cooldown", "throttle_temp_c")
 
 
 def _device(check: _Checker, name: Any, raw: Any, base: str) -> Device:
@@ -324,7 +345,7 @@ def _device(check: _Checker, name: Any, raw: Any, base: str) -> Device:
         # relative key/known_hosts paths are relative to devices.yaml, not the CWD
         return os.path.join(base, os.path.expanduser(check.string(value, where)))
 
-    return Device(
+    device = Device(
         name=name,
         kind=kind,
         python=opt("python", check.string, sys.executable if kind == "local" else "python3"),
@@ -342,20 +363,69 @@ def _device(check: _Checker, name: Any, raw: Any, base: str) -> Device:
         tflite=opt("tflite", lambda v, p: _tflite(check, v, p), TfliteOptions()),
         env=opt("env", lambda v, p: tuple(
             (k, str(x)) for k, x in check.scalar_map(v, p, (str, int, float))), ()),
+        require_accelerator=opt("require_accelerator", check.boolean, False),
+        cooldown=opt("cooldown", lambda v, p: _cooldown(check, v, p), None),
+        throttle_temp_c=opt("throttle_temp_c", check.number, None),
     )
+    if device.require_accelerator and not (
+            set(device.onnx.providers) - {"CPUExecutionProvider"} or device.tflite.delegate):
+        raise check.error(_join(path, "require_accelerator"), "no accelerator to require: set "
+                          "onnx.providers (e.g. [TensorrtExecutionProvider, "
+                          "CUDAExecutionProvider]) or tflite.delegate")
+    if device.cooldown is not None and device.cooldown.timeout_s >= device.timeout_s:
+        raise check.error(_join(path, "cooldown.timeout_s"), "%g s is not less than timeout_s "
+                          "(%g s): the agent would be killed while cooling down"
+                          % (device.cooldown.timeout_s, device.timeout_s))
+    return device
+
+
+def _cooldown(check: _Checker, raw: Any, path: str) -> Cooldown:
+    check.keys(raw, path, ("max_temp_c", "timeout_s"), required=("max_temp_c",))
+    return Cooldown(max_temp_c=check.number(raw["max_temp_c"], path + ".max_temp_c"),
+                    timeout_s=(check.number(raw["timeout_s"], path + ".timeout_s")
+                               if "timeout_s" in raw else 300.0))
 
 
 def _onnx(check: _Checker, raw: Any, path: str) -> OnnxOptions:
-    check.keys(raw, path, ("providers", "graph_optimization_level", "inter_op_threads"))
+    check.keys(raw, path, ("providers", "graph_optimization_level", "inter_op_threads",
+                           "provider_options"))
+    providers = (check.string_list(raw["providers"], path + ".providers")
+                 if "providers" in raw else ())
+    options: List[Tuple[str, Tuple[Tuple[str, Any], ...]]] = []
+    if "provider_options" in raw:
+        opath = path + ".provider_options"
+        if not isinstance(raw["provider_options"], Mapping):
+            raise check.error(opath, "expected a mapping of provider names to options, got %s"
+                              % _show(raw["provider_options"]))
+        for provider, values in raw["provider_options"].items():
+            if provider not in providers:  # (a did-you-mean would match the common suffix)
+                raise check.error(_join(opath, provider), "%r is not in onnx.providers "
+                                  "(providers: %s)" % (provider, ", ".join(providers) or "none"))
+            options.append((provider, _option_values(check, values, _join(opath, provider))))
     return OnnxOptions(
-        providers=(check.string_list(raw["providers"], path + ".providers")
-                   if "providers" in raw else ()),
+        providers=providers,
         graph_optimization_level=(
             check.choice(raw["graph_optimization_level"], path + ".graph_optimization_level",
                          GRAPH_LEVELS) if "graph_optimization_level" in raw else None),
         inter_op_threads=(check.integer(raw["inter_op_threads"], path + ".inter_op_threads", 1)
                           if "inter_op_threads" in raw else None),
+        provider_options=tuple(options),
     )
+
+
+def _option_values(check: _Checker, raw: Any, path: str) -> Tuple[Tuple[str, Any], ...]:
+    """A provider's options: strings, numbers or booleans (ORT takes them as strings)."""
+    if not isinstance(raw, Mapping):
+        raise check.error(path, "expected a mapping, got %s" % _show(raw))
+    out = []
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise check.error(path, "keys must be strings, got %r" % (key,))
+        if not isinstance(value, (str, int, float, bool)):
+            raise check.error(_join(path, key), "expected a string, number or true/false, "
+                              "got %s" % _show(value))
+        out.append((key, value))
+    return tuple(out)
 
 
 def _tflite(check: _Checker, raw: Any, path: str) -> TfliteOptions:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Sequence
 
 from agent.faults import Fault
+from agent.power import max_temp_c
 from agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
@@ -37,7 +38,8 @@ def probe_one(device: Device) -> Dict[str, Any]:
     transport = make_transport(device)
     try:
         transport.deploy(build(default_cache()))
-        job = {"protocol": PROTOCOL_VERSION, "tflite": device.tflite.to_dict()}
+        job = {"protocol": PROTOCOL_VERSION, "tflite": device.tflite.to_dict(),
+               "onnx": device.onnx.to_dict()}
         outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
     except Fault as fault:
         return {"error": fault.reason, "message": fault.message}
@@ -76,7 +78,39 @@ def _describe(info: Dict[str, Any]) -> Dict[str, Any]:
             % delegate.get("error", ""))),
         "cpus": info.get("cpu_count"),
         "governor": info.get("governor") or "",
-        "max_temp_c": max(temps.values()) if temps else "",
+        "max_temp_c": max_temp_c(temps) or "",  # without Jetson's fixed PMIC-Die 100 °C
+        **_board(info.get("board") or {}, ort.get("trt_engine_cache")),
+        "warnings": "; ".join(info.get("warnings") or []),
+    }
+
+
+def _board(board: Dict[str, Any], trt_cache: Any) -> Dict[str, Any]:
+    """The vendor probes (agent/boards.py) as ``edgebench devices --probe`` lines."""
+    pi = board.get("raspberry_pi") or {}
+    jetson = board.get("jetson") or {}
+    throttled = pi.get("throttled") or {}
+    mode = jetson.get("nvpmodel") or {}
+    clocks = jetson.get("clocks")
+    tpus = board.get("edgetpu") or []
+    return {
+        "family": board.get("family", ""),
+        "throttled": ("%s (now: %s; since boot: %s)" % (
+            throttled["raw"], ", ".join(throttled["now"]) or "none",
+            ", ".join(throttled["since_boot"]) or "none") if throttled else ""),
+        "soc_temp_c": pi.get("temp_c", ""),
+        "arm_mhz": "%.0f" % pi["arm_mhz"] if pi.get("arm_mhz") else "",
+        "l4t": jetson.get("l4t", ""),
+        "nvpmodel": "%s (id %s)" % (mode["mode"], mode.get("id")) if mode else "",
+        "clocks": ("" if clocks is None else "locked (jetson_clocks)" if clocks["locked"]
+                   else "dynamic: " + ", ".join(clocks.get("dynamic") or [])),
+        "edgetpu": ", ".join("%s %s%s" % (t["bus"], t.get("id") or t.get("device"),
+                                          " (%s)" % t["state"] if t.get("state") else "")
+                             for t in tpus),
+        "power_rails": ", ".join(board.get("power_rails") or []),
+        "tegrastats": "yes" if board.get("tegrastats") else "",
+        "trt_cache": ("" if not trt_cache else "%s (%s)" % (
+            trt_cache["path"], trt_cache.get("error") or "%d engines" % trt_cache["engines"])),
+        "probe_errors": "; ".join("%s: %s" % kv for kv in (board.get("errors") or {}).items()),
     }
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from agent.record import Record
+from agent.validity import board_warnings
 from harness import summary
 from harness.store import RunStore, summary_csv
 
@@ -46,6 +47,26 @@ def _runtime(record: Record, with_version: bool = True) -> str:
     return "%s (%s)" % (text, providers) if text and providers else text
 
 
+def flags(record: Record) -> List[str]:
+    """Validity flags of an ok record (``throttled``, ``accelerator-not-used``, ...)."""
+    return list((record.fingerprint.get("validity") or {}).get("flags") or []) \
+        if record.ok else []
+
+
+def device_warnings(records: List[Record]) -> List[str]:
+    """Board settings that make this device's numbers vary (governor, power mode, clocks,
+    past under-voltage), each with its fix; from the records, else from their fingerprints."""
+    out: List[str] = []
+    for record in records:
+        if not record.fingerprint:
+            continue
+        validity = record.fingerprint.get("validity")
+        found = ((validity.get("warnings") or []) if isinstance(validity, Mapping)
+                 else board_warnings(record.fingerprint))
+        out.extend(w for w in found if w not in out)
+    return out
+
+
 def _cells(record: Record) -> Dict[str, str]:
     """The formatted figures of one record; empty strings for a failed one."""
     row = summary.row(record)
@@ -57,6 +78,8 @@ def _cells(record: Record) -> Dict[str, str]:
         "load": fmt_ms(row["load_ms"]), "first": fmt_ms(row["first_ms"]),
         "rss": fmt_mb(row["peak_rss_mb"]), "top1": fmt_pct(row["top1"]),
         "stable": "" if row["stable"] is None else "yes" if row["stable"] else "no",
+        "energy": fmt_ms(row["energy_mj"]), "engine": fmt_ms(row["engine_build_ms"]),
+        "flags": ", ".join(flags(record)),
     }
     cells.update(figures if record.ok else dict.fromkeys(figures, ""))
     return cells
@@ -70,6 +93,11 @@ _MD_COLUMNS = [
     ("Throughput (inf/s)", "throughput"), ("Load (ms)", "load"), ("First (ms)", "first"),
     ("Peak RSS (MB)", "rss"), ("Top-1", "top1"), ("Stable", "stable"),
 ]
+
+
+# shown only when some record of the device has them (boards with power rails, TensorRT, flags)
+_MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"),
+                ("Flags", "flags")]
 
 
 def _md_cell(text: str) -> str:
@@ -117,9 +145,32 @@ def _fingerprint(records: List[Record]) -> List[str]:
         ("Load average", " ".join("%.2f" % v for v in first.get("loadavg") or [])),
         ("Available memory (MB)", ("%.0f" % first["mem_available_mb"]
                                    if first.get("mem_available_mb") is not None else "")),
-    ]
+    ] + _board_facts(first.get("board") or {})
     return ["- **%s:** %s" % (label, value) for label, value in facts
             if value not in (None, "")]
+
+
+def _board_facts(board: Mapping[str, Any]) -> List[Any]:
+    """Vendor-tool facts (agent/boards.py): Pi throttle state, Jetson mode, Edge TPUs."""
+    pi = board.get("raspberry_pi") or {}
+    jetson = board.get("jetson") or {}
+    throttled = pi.get("throttled") or {}
+    mode = jetson.get("nvpmodel") or {}
+    clocks = jetson.get("clocks")
+    return [
+        ("Throttle state (vcgencmd)", "%s — now: %s; since boot: %s" % (
+            throttled["raw"], ", ".join(throttled["now"]) or "none",
+            ", ".join(throttled["since_boot"]) or "none") if throttled else ""),
+        ("ARM clock (MHz)", "%.0f" % pi["arm_mhz"] if pi.get("arm_mhz") else ""),
+        ("L4T", jetson.get("l4t")),
+        ("Power mode (nvpmodel)", "%s (id %s)" % (mode["mode"], mode.get("id"))
+         if mode.get("mode") else ""),
+        ("Clocks (jetson_clocks)", "" if clocks is None else "locked" if clocks["locked"]
+         else "dynamic: " + ", ".join(clocks.get("dynamic") or [])),
+        ("Edge TPU", ", ".join("%s %s" % (t.get("bus"), t.get("id") or t.get("device"))
+                               for t in board.get("edgetpu") or [])),
+        ("Power rails", ", ".join(board.get("power_rails") or [])),
+    ]
 
 
 def _how_measured(settings: Mapping[str, Any]) -> str:
@@ -135,23 +186,36 @@ def _how_measured(settings: Mapping[str, Any]) -> str:
 
 def _device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
     lines = ["## %s" % device, ""] + _fingerprint(records) + [""]
-    notes = []
+    warned = device_warnings(records)
+    if warned:
+        lines += ["Warnings:", ""] + ["- ⚠ %s" % w for w in warned] + [""]
+    notes, flagged = [], []
     if records:
-        lines.append("| " + " | ".join(h for h, _ in _MD_COLUMNS) + " |")
-        lines.append("|" + "|".join("---" if k in ("artifact", "runtime") else "---:"
-                                    for _, k in _MD_COLUMNS) + "|")
-        for record in records:
-            cells = _cells(record)
+        all_cells = [_cells(r) for r in records]
+        columns = _MD_COLUMNS + [(h, k) for h, k in _MD_OPTIONAL
+                                 if any(c[k] for c in all_cells)]
+        lines.append("| " + " | ".join(h for h, _ in columns) + " |")
+        lines.append("|" + "|".join("---" if k in ("artifact", "runtime", "flags") else "---:"
+                                    for _, k in columns) + "|")
+        for record, cells in zip(records, all_cells):
             if not record.ok:
                 cells["p50"] = error_text(record)
             elif cells["stable"] == "no":
                 notes.append("%s: %s" % (cells["artifact"],
                                          "; ".join(record.stats.get("stability_reasons", []))))
                 cells["stable"] = "no [%d]" % len(notes)
-            lines.append("| " + " | ".join(_md_cell(cells[k]) for _, k in _MD_COLUMNS) + " |")
+            if cells["flags"]:
+                reasons = (record.fingerprint.get("validity") or {}).get("reasons") or []
+                flagged.append("%s: %s" % (cells["artifact"], "; ".join(reasons)))
+                cells["flags"] = "⚑ %s [F%d]" % (cells["flags"], len(flagged))
+            lines.append("| " + " | ".join(_md_cell(cells[k]) for _, k in columns) + " |")
         lines.append("")
     if notes:
         lines += ["Unstable:", ""] + ["- [%d] %s" % (i, n) for i, n in enumerate(notes, 1)]
+        lines.append("")
+    if flagged:
+        lines += ["Flagged (not valid as a plain measurement of this board):", ""]
+        lines += ["- [F%d] %s" % (i, n) for i, n in enumerate(flagged, 1)]
         lines.append("")
     done = {str(r.artifact.get("name")) for r in records}
     missing = ["%s (%s)" % (a, s) for a, s in status.items() if a not in done]
@@ -189,15 +253,23 @@ def _term_cells(record: Record) -> Dict[str, str]:
     cells = _cells(record)
     cells["device"] = record.device
     cells["runtime"] = _runtime(record, with_version=False)
-    cells["status"] = ("error" if not record.ok
+    cells["status"] = ("error" if not record.ok else "flagged" if cells["flags"]
                        else "unstable" if cells["stable"] == "no" else "ok")
     return cells
 
 
 def _failures(records: List[Record]) -> List[str]:
-    """One line per failed artifact, printed under the table so the figures stay narrow."""
-    return ["%s/%s: %s" % (r.device, r.artifact.get("name"), error_text(r))
-            for r in records if not r.ok]
+    """One line per failed or flagged artifact, printed under the table so the figures stay
+    narrow."""
+    lines = []
+    for r in records:
+        if not r.ok:
+            lines.append("%s/%s: %s" % (r.device, r.artifact.get("name"), error_text(r)))
+        elif flags(r):
+            reasons = (r.fingerprint.get("validity") or {}).get("reasons") or []
+            lines.append("%s/%s: flagged %s — %s" % (r.device, r.artifact.get("name"),
+                                                    ", ".join(flags(r)), "; ".join(reasons)))
+    return lines
 
 
 def plain_table(records: List[Record]) -> str:
@@ -227,7 +299,7 @@ def terminal_table(records: List[Record]) -> None:
         else:
             table.add_column(header, justify="left" if key == "status" else "right",
                              no_wrap=True)
-    styles = {"error": "red", "unstable": "yellow", "ok": "green"}
+    styles = {"error": "red", "flagged": "yellow", "unstable": "yellow", "ok": "green"}
     for cells in map(_term_cells, records):
         # Text, not markup: names may contain "[...]"
         table.add_row(*(Text(cells[k], style=styles[cells[k]] if k == "status" else "")
@@ -236,7 +308,7 @@ def terminal_table(records: List[Record]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(table)
     for line in _failures(records):
-        console.print(Text(line, style="red"))
+        console.print(Text(line, style="red" if ": error: " in line else "yellow"))
 
 
 def render(store: RunStore, fmt: str) -> str:

@@ -7,8 +7,10 @@ the moment it arrives, so Ctrl-C or a failing device loses nothing already measu
 from __future__ import annotations
 
 import datetime
+import getpass
 import hashlib
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,9 @@ from .store import RunStore
 from .transport import Transport, interpret, make_transport
 
 Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
+# How long an agent waits for another benchmark on its board to finish (agent/lease.py):
+# at most this, and at most half the device's deadline, which covers the wait too.
+LEASE_TIMEOUT_S = 300.0
 
 
 def utc_now() -> str:
@@ -121,6 +126,7 @@ class Runner:
                  todo: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         """``todo`` limits each device to the named artifacts (``--resume``)."""
         self.todo = todo
+        self._owner = "%s@%s" % (getpass.getuser(), socket.gethostname())
         self.store = store
         self.request = request
         self.devices = list(devices)
@@ -141,6 +147,12 @@ class Runner:
             "settings": dict(self.request.settings),
             "onnx": device.onnx.to_dict(),
             "tflite": device.tflite.to_dict(),
+            "require_accelerator": device.require_accelerator,
+            "cooldown": device.cooldown.to_dict() if device.cooldown else None,
+            "throttle_temp_c": device.throttle_temp_c,
+            "lease": {"workdir": device.workdir,
+                      "timeout_s": min(LEASE_TIMEOUT_S, device.timeout_s / 2),
+                      "owner": "%s run %s" % (self._owner, self.store.run_id)},
         }
 
     def _store(self, record: Record) -> None:

@@ -10,6 +10,8 @@ COLUMNS = [
     "p99_ms", "mean_ms", "std_ms", "cv", "throughput_ips", "load_ms", "first_ms",
     "peak_rss_mb", "model_rss_mb", "size_mb", "top1", "top5", "stable", "unstable_why",
     "providers", "sha256", "message",
+    # board validity (agent/validity.py) and energy, appended so older columns keep their place
+    "throttled", "energy_mj", "engine_build_ms", "flags",
 ]
 
 
@@ -20,6 +22,7 @@ def _mb(num_bytes: Optional[float]) -> Optional[float]:
 def row(record: Record) -> Dict[str, Any]:
     """One summary row; figures a failed record does not have stay empty, never zero."""
     stats, memory, timing = record.stats, record.memory, record.timing
+    validity = record.fingerprint.get("validity") or {}
     after_load, after_import = memory.get("rss_after_load_mb"), memory.get("rss_after_import_mb")
     model_rss = (after_load - after_import
                  if after_load is not None and after_import is not None else None)
@@ -55,6 +58,10 @@ def row(record: Record) -> Dict[str, Any]:
         "providers": providers,
         "sha256": record.artifact.get("sha256", ""),
         "message": record.message,
+        "throttled": validity.get("throttled") if record.ok else None,
+        "energy_mj": timing.get("energy_mj"),
+        "engine_build_ms": timing.get("engine_build_ms"),
+        "flags": ";".join(validity.get("flags") or []),
     }
 
 

@@ -202,3 +202,18 @@ def test_resume_measures_only_what_is_missing(tmp_path, examples):
     nothing = edgebench(["run", "--resume", str(run_dir), "--quiet"], cwd=tmp_path)
     assert nothing.returncode == 0
     assert (run_dir / "raw" / "local" / "digits.onnx.json").read_text() == kept
+
+
+def test_busy_board_is_device_busy_naming_the_holder(tmp_path, examples):
+    from agent.lease import acquire
+
+    workdir = tmp_path / "wd"
+    (tmp_path / "devices.yaml").write_text(
+        "devices:\n  local:\n    kind: local\n    workdir: %s\n    timeout_s: 4\n" % workdir)
+    with acquire(str(workdir), "another harness", 1):
+        proc = edgebench(["run", "--model", str(examples / "digits.onnx"), "--out", "res"]
+                         + FAST, cwd=tmp_path)
+    assert proc.returncode == 1
+    row = summary(tmp_path / "res" / "latest")[0]
+    assert row["reason"] == "device-busy" and "another harness" in row["message"]
+    assert row["p50_ms"] == ""

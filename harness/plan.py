@@ -1,0 +1,223 @@
+"""Plans: ``edgebench run PLAN.yaml`` names the models, the variants to build from them, the
+eval and calibration sets, input shapes, devices, measurement settings and budgets in one file.
+
+Example (relative paths resolve against the plan's folder)::
+
+    models:
+      - digits.onnx                          # gets the top-level variants
+      - {path: other.onnx, variants: [fp16]}
+    variants: [fp16, int8-static, prune-50+int8-static]
+    eval: digits_eval.npz
+    calibration: calib.npz
+    optimize: {calib_method: minmax, prune_scope: global, activations: uint8}
+    input_shapes: {input: [1, 1, 8, 8]}
+    devices: [local]                         # names or tags
+    settings: {threads: 1, min_seconds: 2}
+    variants_dir: variants                   # default: <results root>/variants
+    budgets: {...}                           # kept in run.json for `edgebench check`
+
+Every problem is a one-line :class:`ConfigError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+from agent.protocol import FORMATS
+
+from .config import ConfigError, Device, Inventory, _Checker, _UniqueKeyLoader
+from .optimize import (ACTIVATIONS, CALIB_METHODS, DEFAULT_VARIANTS, PRUNE_SCOPES, BuildError,
+                       Options, build_variants, outcome_line, parse_variant, variant_name)
+from .runner import Artifact
+
+_KEYS = ("models", "variants", "eval", "calibration", "optimize", "input_shapes", "devices",
+         "settings", "variants_dir", "budgets")
+_INTEGER_SETTINGS = {"threads": 1, "min_iterations": 1, "warmup_iterations": 0}  # minimums
+_SECONDS_SETTINGS = ("min_seconds", "max_seconds", "warmup_seconds")
+
+
+@dataclass(frozen=True)
+class PlanModel:
+    path: Path
+    variants: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Path
+    models: Tuple[PlanModel, ...]
+    eval_path: Optional[Path] = None
+    options: Options = Options()  # carries the calibration set
+    input_shapes: Mapping[str, List[int]] = dataclasses.field(default_factory=dict)
+    devices: Optional[str] = None  # comma-separated names or tags, as for --devices
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    variants_dir: Optional[Path] = None
+    budgets: Any = None  # as written; `edgebench check` reads it from run.json
+
+    def select_devices(self, inventory: Inventory) -> List[Device]:
+        try:
+            return inventory.select(self.devices)
+        except ConfigError as exc:
+            raise ConfigError("%s: devices: %s" % (self.source, exc)) from None
+
+    def describe(self) -> Dict[str, Any]:
+        """The plan as run.json keeps it (under ``plan``), with resolved paths."""
+        opts = self.options
+        return {
+            "file": str(self.source),
+            "models": [{"path": str(m.path), "variants": list(m.variants)} for m in self.models],
+            "eval": str(self.eval_path) if self.eval_path else None,
+            "calibration": str(opts.calib) if opts.calib else None,
+            "optimize": {"calib_method": opts.calib_method, "prune_scope": opts.prune_scope,
+                         "activations": opts.activations},
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "devices": self.devices,
+            "settings": dict(self.settings),
+            "variants_dir": str(self.variants_dir) if self.variants_dir else None,
+            "budgets": self.budgets,
+        }
+
+
+def load_plan(path: str) -> Plan:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError("%s: cannot read the plan (%s)" % (path, exc.strerror or exc)) from None
+    return parse_plan(text, Path(path))
+
+
+def parse_plan(text: str, source: Path) -> Plan:
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = "line %d: " % (mark.line + 1) if mark is not None else ""
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("%s: %sinvalid YAML (%s)" % (source, where, why)) from None
+    check = _Checker(str(source))
+    if doc is None:
+        raise check.error("", "the plan is empty; expected at least 'models:'")
+    check.keys(doc, "", _KEYS, required=("models",))
+    base = source.resolve().parent
+
+    def path(key: str, value: Any, must_exist: bool = True) -> Path:
+        resolved = base / os.path.expanduser(check.string(value, key))
+        if must_exist and not resolved.is_file():
+            raise check.error(key, "file not found: %s" % resolved)
+        return resolved
+
+    def opt(key: str, parse: Callable[[Any, str], Any], default: Any = None) -> Any:
+        return parse(doc[key], key) if key in doc else default
+
+    variants = opt("variants", lambda v, k: _variants(check, v, k))
+    models = _models(check, doc["models"], variants, path)
+    optimize = opt("optimize", lambda v, k: _optimize(check, v, k), {})
+    return Plan(
+        source=source,
+        models=models,
+        eval_path=opt("eval", lambda v, k: path(k, v)),
+        options=Options(calib=opt("calibration", lambda v, k: path(k, v)), **optimize),
+        input_shapes=opt("input_shapes", lambda v, k: _shapes(check, v, k), {}),
+        devices=opt("devices", lambda v, k: ",".join(
+            [check.string(v, k)] if isinstance(v, str) else check.string_list(v, k))),
+        settings=opt("settings", lambda v, k: _settings(check, v, k), {}),
+        variants_dir=opt("variants_dir", lambda v, k: path(k, v, must_exist=False)),
+        budgets=doc.get("budgets"),
+    )
+
+
+def _variants(check: _Checker, value: Any, key: str) -> Tuple[str, ...]:
+    names = []
+    for i, text in enumerate(check.string_list(value, key)):
+        try:
+            names.append(variant_name(parse_variant(text)))
+        except ValueError as exc:
+            raise check.error("%s[%d]" % (key, i), str(exc)) from None
+    return tuple(dict.fromkeys(names))
+
+
+def _models(check: _Checker, value: Any, variants: Optional[Tuple[str, ...]],
+            path: Callable[..., Path]) -> Tuple[PlanModel, ...]:
+    if not isinstance(value, list) or not value:
+        raise check.error("models", "expected a list of model paths or {path:, variants:}")
+    models = []  # type: List[PlanModel]
+    for i, item in enumerate(value):
+        key = "models[%d]" % i
+        if isinstance(item, Mapping):
+            check.keys(item, key, ("path", "variants"), required=("path",))
+            model = path(key + ".path", item["path"])
+            own = (_variants(check, item["variants"], key + ".variants")
+                   if "variants" in item else None)
+        else:
+            model, own = path(key, item), None
+        if model.suffix.lower() not in FORMATS:
+            raise check.error(key, "unknown model format %r (expected %s)"
+                              % (model.suffix, " or ".join(sorted(FORMATS))))
+        if any(m.path.name == model.name for m in models):
+            raise check.error(key, "a second model named %r; results are keyed by file name"
+                              % model.name)
+        chosen = own if own is not None else variants
+        models.append(PlanModel(model, chosen if chosen is not None
+                                else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]]))
+    return tuple(models)
+
+
+def _optimize(check: _Checker, value: Any, key: str) -> Dict[str, str]:
+    choices = {"calib_method": CALIB_METHODS, "prune_scope": PRUNE_SCOPES,
+               "activations": ACTIVATIONS}
+    check.keys(value, key, tuple(choices))
+    return {k: check.choice(v, "%s.%s" % (key, k), choices[k]) for k, v in value.items()}
+
+
+def _shapes(check: _Checker, value: Any, key: str) -> Dict[str, List[int]]:
+    if not isinstance(value, Mapping):
+        raise check.error(key, "expected a mapping of input names to dimension lists")
+    shapes = {}
+    for name, dims in value.items():
+        where = "%s.%s" % (key, name)
+        if not isinstance(dims, list) or not dims:
+            raise check.error(where, "expected a list of positive integers, e.g. [1, 3, 224, 224]")
+        shapes[str(name)] = [check.integer(d, "%s[%d]" % (where, i), 1) for i, d in enumerate(dims)]
+    return shapes
+
+
+def _settings(check: _Checker, value: Any, key: str) -> Dict[str, Any]:
+    check.keys(value, key, tuple(_INTEGER_SETTINGS) + _SECONDS_SETTINGS)
+    return {k: (check.integer(v, "%s.%s" % (key, k), _INTEGER_SETTINGS[k])
+                if k in _INTEGER_SETTINGS else check.number(v, "%s.%s" % (key, k)))
+            for k, v in value.items()}
+
+
+def build(plan: Plan, variants_dir: Path,
+          echo: Callable[[str], None]) -> Tuple[List[Artifact], List[Dict[str, Any]]]:
+    """Build every model's variants (once; later runs hit the cache).  Returns the artifacts to
+    measure -- each original as variant ``fp32``, then its variants -- and one build entry per
+    variant for run.json.  A variant that fails is reported and left out."""
+    artifacts = []  # type: List[Artifact]
+    builds = []  # type: List[Dict[str, Any]]
+    for model in plan.models:
+        original = Artifact.from_path(model.path)
+        artifacts.append(dataclasses.replace(original, variant="fp32"))  # the parent itself
+        try:
+            parent, outcomes = build_variants(model.path, model.variants, variants_dir,
+                                              plan.options)
+        except BuildError as exc:
+            echo("error: %s; its variants are not built" % exc)
+            builds += [{"model": original.name, "variant": v, "status": "error",
+                        "message": str(exc)} for v in model.variants]
+            continue
+        builds.append(dict(parent, model=original.name, variant="fp32", status="original"))
+        for outcome in outcomes:
+            echo(outcome_line(outcome, parent))
+            builds.append(dict(outcome.to_dict(), model=original.name))
+            if outcome.ok:
+                artifacts.append(dataclasses.replace(
+                    Artifact.from_path(outcome.path),  # type: ignore[arg-type]
+                    variant=outcome.variant, parent_sha256=original.sha256))
+    return artifacts, builds

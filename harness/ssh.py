@@ -1,0 +1,355 @@
+"""The agent on a board over SSH: deploy by content hash, upload fast and verified, run, kill.
+
+Layout on the board, all under the device's workdir (nothing is written elsewhere)::
+
+    agents/edgebench-agent-<hash>.pyz    the agent, named by its content
+    blobs/<sha256><ext>                  artifacts and eval sets, named by their content
+    lease                                held by the running agent (agent/lease.py)
+
+Files travel through one small receiver run by the device's own Python (:data:`RECEIVE`):
+it answers whether the board already has the file, else takes the bytes on stdin into a
+temporary file in the same directory, hashes them as it writes, and renames the file into
+place only if the sha256 matches -- so a name under ``blobs/`` is a verified one, and a
+re-run that finds it sends nothing.  Streaming over an exec channel (from a memory map, into
+1 MiB blocks) keeps pace with ``scp`` (benchmarks/transfer.py), reports a full disk as
+ENOSPC -- paramiko's pipelined SFTP writes drop most error replies -- and needs no
+sftp-server on the board.
+
+Remote commands are strings for the remote shell: every argument goes through
+``shlex.quote``.  The agent runs as ``exec sh -c WRAPPER ...``: sshd makes the login shell a
+session (and process group) leader and ``exec`` keeps that PID for the wrapper, which
+reports it on stderr before starting the agent; a timeout or Ctrl-C kills that whole group
+from a second channel, because closing the channel alone leaves a pty-less process running.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import mmap
+import os
+import re
+import shlex
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Dict, IO, Iterable, Iterator, List, Optional
+
+import paramiko
+
+from agent.faults import Fault
+
+from .config import Device
+from .runner import sha256_file
+from .sshconn import Connection, open_connection
+from .transport import TAIL_LINES, AgentExit, StderrSink, Transport, pump_lines
+
+CHUNK = 1 << 20
+COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress
+KILL_WAIT_S = 5.0
+# Prints the PID (= process group) first, then runs the agent as a child, so that a signal
+# that kills the agent shows as status 128+N instead of vanishing with the process.
+WRAPPER = 'echo "@pid $$" >&2; "$@"; exit $?'
+PID_LINE = re.compile(r"^@pid (\d+)$")
+# argv: workdir, subdirectory, file name, sha256, size.  Replies are Python literals on stdout,
+# ("edgebench", state, path, detail): "have" or "send", then after the bytes "ok", "mismatch",
+# "short" or "disk-full".  Runs on the board with -S: the standard library only, and not
+# json or tempfile, whose imports would more than double its start-up time.
+RECEIVE = r"""import errno, hashlib, io, os, sys
+workdir, sub, name, want = sys.argv[1:5]
+size = int(sys.argv[5])
+folder = os.path.abspath(os.path.join(os.path.expanduser(workdir), sub))
+final = os.path.join(folder, name)
+def reply(state, detail=""):
+    sys.stdout.write(repr(("edgebench", state, final, detail)) + "\n")
+    sys.stdout.flush()
+if os.path.isfile(final) and os.path.getsize(final) == size:
+    reply("have")
+    sys.exit(0)
+if not os.path.isdir(folder):
+    os.makedirs(folder)
+tmp = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))  # a dead namesake's is stale
+stdin, view = io.FileIO(0, closefd=False), memoryview(bytearray(1 << 20))
+try:
+    out = open(tmp, "wb")
+    reply("send")
+    digest, left = hashlib.sha256(), size
+    with out:
+        while left:  # whole 1 MiB blocks: a third of the system time of socket-sized ones
+            got, block = 0, min(left, len(view))
+            while got < block:
+                n = stdin.readinto(view[got:block])
+                if not n:
+                    reply("short", "%d of %d bytes arrived" % (size - left + got, size))
+                    sys.exit(1)
+                got += n
+            digest.update(view[:got])
+            out.write(view[:got])
+            left -= got
+    if digest.hexdigest() != want:
+        reply("mismatch", digest.hexdigest())
+        sys.exit(3)
+    os.rename(tmp, final)
+    reply("ok")
+except (IOError, OSError) as exc:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        reply("disk-full", str(exc))
+        sys.exit(28)
+    raise
+finally:
+    if os.path.exists(tmp):
+        os.remove(tmp)
+"""
+# A board that fails a transfer without the link or the disk being the cause (a corrupted
+# upload, an unwritable workdir).
+DEVICE_FAILED = "transfer-failed"
+
+
+def quote_command(argv: Iterable[str]) -> str:
+    """One shell command line; every argument is quoted, whatever it contains."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def shell_path(path: str) -> str:
+    """``path`` for the remote shell: quoted, with a leading ``~/`` still meaning home."""
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + (shlex.quote(path[1:]) if len(path) > 1 else "")
+    return shlex.quote(path)
+
+
+def blob_name(path: Path, sha256: str) -> str:
+    """``<sha256><ext>``: the content address, keeping a tame extension for the agent."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError("not a sha256 hex digest: %r" % sha256)
+    ext = path.suffix.lower()
+    return sha256 + (ext if re.fullmatch(r"\.[a-z0-9]{1,16}", ext) else "")
+
+
+def exit_code(status: int, stdout: str) -> int:
+    """Our exit-code convention from what sshd reported for the wrapper.
+
+    A wrapper whose agent died of signal N exits 128+N; with no document written that is
+    the signal (negative, as in subprocess).  -1 means sshd sent no status at all, so the
+    wrapper itself was killed -- by the OOM killer or an admin: SIGKILL is the likely one.
+    """
+    if status == -1:
+        return -signal.SIGKILL
+    if status > 128 and not stdout.strip() and (status - 128) in signal.Signals._value2member_map_:
+        return 128 - status
+    return status
+
+
+class SSHTransport(Transport):
+    """Talks to one board through one SSH connection (opened on first use)."""
+
+    def __init__(self, device: Device, ssh_config: Optional[str] = None) -> None:
+        super().__init__(device)
+        self._ssh_config = ssh_config
+        self._conn = None  # type: Optional[Connection]
+        self.agent_path = ""
+
+    def _connected(self) -> Connection:
+        if self._conn is None:
+            self._conn = open_connection(self.device, self._ssh_config)
+        return self._conn
+
+    def _alive(self) -> bool:
+        transport = self._conn.transport if self._conn is not None else None
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _channel(self, command: str) -> paramiko.Channel:
+        try:
+            chan = self._connected().transport.open_session(timeout=COMMAND_TIMEOUT_S)
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise Fault("unreachable", "lost the connection to %s: %s"
+                        % (self.device.name, exc or type(exc).__name__)) from None
+        return chan
+
+    def _python_command(self, code: str, *args: str) -> str:
+        return "%s -S -c %s %s" % (shell_path(self.device.python), shlex.quote(code),
+                                   quote_command(args))
+
+    # -- deploy and stage -----------------------------------------------------------------
+
+    def deploy(self, agent_zip: Path) -> None:
+        """The agent, under its content-hash name; sent only when the board lacks it."""
+        self.agent_path = self.send(_map(agent_zip), "agents", agent_zip.name,
+                                    sha256_file(agent_zip))
+
+    def stage(self, path: Path, sha256: str) -> str:
+        return self.send(_map(path), "blobs", blob_name(path, sha256), sha256)
+
+    def send(self, data: memoryview, sub: str, name: str, sha256: str) -> str:
+        """``<workdir>/<sub>/<name>`` on the board, sending ``data`` if it is not there yet.
+
+        The bytes are hashed on the board; a mismatch leaves nothing behind.
+        """
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError("not a plain file name: %r" % name)  # stay inside the workdir
+        chan = self._channel(self._python_command(RECEIVE, self.device.workdir, sub, name,
+                                                  sha256, str(len(data))))
+        chan.settimeout(COMMAND_TIMEOUT_S)
+        replies = chan.makefile("rb")
+        try:
+            state = _reply(replies)
+            if state.get("state") == "send":
+                try:
+                    self._stream(data, chan)
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass  # the receiver stopped reading: its reply or status says why
+                state = _reply(replies)
+            chan.status_event.wait(COMMAND_TIMEOUT_S)
+            errors = chan.makefile_stderr("rb").read().decode("utf-8", "replace")
+        except socket.timeout:
+            raise Fault("unreachable", "%s: the transfer of %s made no progress for %.0f s"
+                        % (self.device.name, name, COMMAND_TIMEOUT_S)) from None
+        finally:
+            chan.close()
+        if state.get("state") in ("have", "ok"):
+            return str(state["path"])
+        raise self._send_fault(state, chan.exit_status, errors, name)
+
+    def _stream(self, data: memoryview, chan: paramiko.Channel) -> None:
+        for offset in range(0, len(data), CHUNK):
+            if self._cancel.is_set():
+                raise Fault("interrupted", "an upload to %s was interrupted" % self.device.name)
+            block = data[offset:offset + CHUNK]
+            chan.sendall(block)
+            self.bytes_sent += len(block)
+        chan.shutdown_write()
+
+    def _send_fault(self, state: Dict[str, Any], status: int, errors: str, name: str) -> Fault:
+        detail = state.get("detail", "")
+        if status == 127:
+            return Fault("runtime-missing", "the device's Python (%s) could not be started: %s"
+                         % (self.device.python, errors.strip()))
+        if state.get("state") == "disk-full":
+            return Fault("disk-full", "%s: no room for %s in %s: %s"
+                         % (self.device.name, name, self.device.workdir, detail))
+        if state.get("state") == "mismatch":
+            return Fault(DEVICE_FAILED, "%s: the upload of %s arrived with sha256 %s..., not "
+                         "the expected one; it was discarded" % (self.device.name, name,
+                                                                 detail[:16]))
+        if not self._alive():
+            return Fault("unreachable", "lost the connection to %s while sending %s"
+                         % (self.device.name, name))
+        last = (errors.strip().splitlines() or [detail or "exit status %d" % status])[-1]
+        return Fault(DEVICE_FAILED, "%s: storing %s failed: %s" % (self.device.name, name, last))
+
+    # -- run ------------------------------------------------------------------------------
+
+    def agent_command(self, command: str) -> str:
+        argv = shell_path(self.device.python) + " " + quote_command([self.agent_path, command])
+        if self.device.env:
+            argv = "env %s %s" % (quote_command("%s=%s" % kv for kv in self.device.env), argv)
+        return "exec sh -c %s edgebench-agent %s" % (shlex.quote(WRAPPER), argv)
+
+    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
+                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+        assert self.agent_path, "deploy() first"
+        chan = self._channel(self.agent_command(command))
+        pid = []  # type: List[int]
+        try:
+            return self._follow(chan, pid, job, timeout, on_stderr)
+        except BaseException:
+            if not chan.exit_status_ready():  # never leave an agent running behind us
+                self._kill(pid[0] if pid else None)
+            raise
+        finally:
+            chan.close()
+
+    def _follow(self, chan: paramiko.Channel, pid: List[int], job: Dict[str, Any],
+                timeout: float, on_stderr: Optional[StderrSink]) -> AgentExit:
+        """Feed the job, stream stderr, and wait for the exit -- or kill at the deadline."""
+        tail = deque(maxlen=TAIL_LINES)  # type: deque[str]
+        out_chunks = []  # type: List[bytes]
+        readers = [
+            threading.Thread(target=pump_lines, daemon=True, args=(
+                _strip_pid(chan.makefile_stderr("rb"), pid), tail, on_stderr)),
+            threading.Thread(target=lambda: out_chunks.append(chan.makefile("rb").read()),
+                             daemon=True),
+        ]
+        for t in readers:
+            t.start()
+        try:
+            chan.sendall(json.dumps(job).encode())
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the agent died early or the link is gone: the status says which
+        timed_out = interrupted = False
+        deadline = time.monotonic() + timeout
+        while not chan.status_event.wait(0.1):  # set by the exit status, or by a close
+            interrupted = self._cancel.is_set()
+            timed_out = not interrupted and time.monotonic() >= deadline
+            if interrupted or timed_out:
+                self._kill(pid[0] if pid else None)
+                chan.status_event.wait(KILL_WAIT_S)
+                chan.close()  # the readers stop even if the kill did not get through
+                break
+        for t in readers:
+            t.join(timeout=KILL_WAIT_S)
+        chan.close()
+        if chan.exit_status == -1 and not self._alive() and not (timed_out or interrupted):
+            raise Fault("unreachable", "lost the connection to %s during the run"
+                        % self.device.name)
+        stdout = b"".join(out_chunks).decode("utf-8", "replace")
+        return AgentExit(exit_code(chan.exit_status, stdout), stdout, "\n".join(tail),
+                         timed_out, interrupted)
+
+    def _kill(self, pid: Optional[int]) -> None:
+        """SIGKILL the agent's process group (or at least the wrapper) from a new channel.
+
+        ``kill -9 -PGID`` rather than ``kill -9 -- -PGID``: dash's kill rejects ``--``.
+        """
+        if pid is None or not self._alive():
+            return
+        try:
+            chan = self._channel("kill -9 -%d 2>/dev/null || kill -9 %d" % (pid, pid))
+            chan.status_event.wait(KILL_WAIT_S)
+            chan.close()
+        except Fault:
+            pass  # the board stopped answering; the channel close is all we can do
+
+
+def _map(path: Path) -> memoryview:
+    """The file's bytes, mapped rather than read: no copy into Python objects on the way out.
+
+    The mapping lives as long as the view (or a slice of it) does.
+    """
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return memoryview(b"")
+        return memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _reply(lines: IO[bytes]) -> Dict[str, Any]:
+    """The receiver's next reply as a dict, or {} when it ended without one.
+
+    Lines that are not replies are skipped: some boards' shell start-up files print.
+    """
+    for line in iter(lines.readline, b""):
+        try:
+            reply = ast.literal_eval(line.decode("utf-8", "replace").strip())
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "edgebench":
+            return {"state": reply[1], "path": reply[2], "detail": reply[3]}
+    return {}
+
+
+def _strip_pid(lines: Iterable[bytes], pid: List[int]) -> Iterator[bytes]:
+    """The agent's stderr without the wrapper's ``@pid N`` line, whose N goes to ``pid``."""
+    for raw in lines:
+        match = PID_LINE.match(raw.decode("ascii", "replace").strip()) if not pid else None
+        if match:
+            pid.append(int(match.group(1)))
+        else:
+            yield raw

@@ -1,0 +1,139 @@
+"""Real OpenSSH servers on loopback for tests and benchmarks.
+
+Each server gets its own directory with a host key, an ``authorized_keys`` holding one
+client key, and a client ``known_hosts`` that trusts the server -- so a test can also
+swap in a wrong key or an empty known_hosts.  Servers run as the current user (root in
+CI), in the foreground, and are stopped by PID.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                          "/usr/libexec/sftp-server")
+
+
+def sshd_path() -> Optional[str]:
+    """The sshd binary, or None when OpenSSH's server is not installed."""
+    return shutil.which("sshd") or next(
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None)
+
+
+def skip_reason() -> Optional[str]:
+    """Why SSH tests cannot run here, or None."""
+    if sshd_path() is None:
+        return "OpenSSH sshd not found (apt-get install openssh-server)"
+    if not shutil.which("ssh-keygen"):
+        return "ssh-keygen not found"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    """A new passphrase-less ed25519 key at ``path`` (and ``path.pub``)."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebench-test",
+                    "-f", str(path)], check=True)
+    return path
+
+
+@dataclass
+class Sshd:
+    root: Path
+    port: int
+    host_key: Path
+    client_key: Path
+    known_hosts: Path
+    proc: subprocess.Popen
+
+    host = "127.0.0.1"
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "")
+
+    def device_yaml(self, name: str, **extra: object) -> str:
+        """A ``devices.yaml`` entry for this server (indented for ``devices:``); values are
+        written as JSON scalars, which YAML reads back verbatim whatever their characters."""
+        fields = dict(host=self.host, port=self.port, user=self.user,
+                      key=str(self.client_key), known_hosts=str(self.known_hosts))
+        fields.update(extra)
+        return "  %s:\n" % name + "".join("    %s: %s\n" % (k, json.dumps(v))
+                                          for k, v in fields.items())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_sshd(root: Path, extra_config: str = "") -> Sshd:
+    """sshd on a free loopback port with fresh keys under ``root``, answering when returned."""
+    binary = sshd_path()
+    assert binary, skip_reason()
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege-separation dir
+    host_key = keygen(root / "host_key")
+    client_key = keygen(root / "client_key")
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    sftp = next((p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p)), "internal-sftp")
+    last_error = ""
+    for _ in range(5):  # a free port can be taken between probing and binding
+        port = free_port()
+        config = root / "sshd_config"
+        config.write_text("\n".join([
+            "Port %d" % port, "ListenAddress 127.0.0.1", "HostKey %s" % host_key,
+            "AuthorizedKeysFile %s" % (root / "authorized_keys"),
+            "PidFile %s" % (root / "sshd.pid"), "StrictModes no", "UsePAM no",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password", "Subsystem sftp %s" % sftp,
+            "LogLevel ERROR", "MaxStartups 100", extra_config, ""]))
+        log = open(root / "sshd.log", "ab")
+        proc = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        if _wait_banner(port, proc):
+            line = "[127.0.0.1]:%d %s" % (port, " ".join(
+                (root / "host_key.pub").read_text().split()[:2]))
+            (root / "known_hosts").write_text(line + "\n")
+            return Sshd(root, port, host_key, client_key, root / "known_hosts", proc)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        last_error = (root / "sshd.log").read_text(errors="replace")
+    raise RuntimeError("sshd did not start: %s" % last_error.strip()[-500:])
+
+
+def _wait_banner(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(64).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def ssh_base(server: Sshd) -> List[str]:
+    """OpenSSH client options for talking to ``server`` (for scp/ssh comparisons)."""
+    return ["-i", str(server.client_key), "-o", "UserKnownHostsFile=%s" % server.known_hosts,
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            "-o", "IdentitiesOnly=yes"]

@@ -1,0 +1,203 @@
+"""`edgebench optimize`: real recipes on the digits example and on tiny generated models."""
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.optimize import Options, build_variants, parse_variant
+
+from conftest import EXAMPLES, ROOT, edgebench
+
+EVAL = EXAMPLES / "digits_eval.npz"
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory):
+    """Calibration images (ranges only, no labels): the first 120 held-out images."""
+    path = tmp_path_factory.mktemp("calib") / "calib.npz"
+    with np.load(EVAL) as data:
+        np.savez(path, inputs=data["inputs"][:120])
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, calib):
+    """The default ONNX variants of the digits example, built once for the module."""
+    out = tmp_path_factory.mktemp("variants")
+    parent, outcomes = build_variants(EXAMPLES / "digits.onnx", None, out, Options(calib=calib))
+    return out, parent, {o.variant: o for o in outcomes}
+
+
+def top1(path):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with np.load(EVAL) as data:
+        predictions = [np.argmax(session.run(None, {"input": x[None]})[0])
+                       for x in data["inputs"]]
+        return float(np.mean(np.array(predictions) == data["labels"]))
+
+
+def test_int8_static_keeps_top1_within_a_point_at_a_third_of_the_size(built):
+    out, parent, outcomes = built
+    assert all(o.status == "built" for o in outcomes.values()), outcomes
+    static = outcomes["int8-static"].path
+    assert static == out / "digits.int8-static.onnx"
+    assert static.stat().st_size <= 0.35 * parent["size_bytes"]
+    assert abs(top1(static) - top1(EXAMPLES / "digits.onnx")) <= 0.01
+    model = onnx.load(str(static))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+    weight_scales = [numpy_helper.to_array(t) for t in model.graph.initializer
+                     if t.name.endswith("weight_scale")]
+    assert any(s.size > 1 for s in weight_scales)  # per-channel
+
+
+def test_fp16_keeps_float32_io_and_halves_the_size(built):
+    _, parent, outcomes = built
+    session = ort.InferenceSession(str(outcomes["fp16"].path),
+                                   providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"
+    assert session.get_outputs()[0].type == "tensor(float)"
+    assert outcomes["fp16"].manifest["size_bytes"] < 0.55 * parent["size_bytes"]
+    dynamic = onnx.load(str(outcomes["int8-dynamic"].path))
+    assert "DynamicQuantizeLinear" in {n.op_type for n in dynamic.graph.node}
+
+
+def test_manifest_records_parent_recipe_hashes_and_sizes(built):
+    out, parent, outcomes = built
+    manifest = json.loads((out / "digits.prune-50+int8-static.json").read_text())
+    assert manifest == outcomes["prune-50+int8-static"].manifest
+    assert manifest["parent_sha256"] == parent["sha256"] == manifest["parent"]["sha256"]
+    assert [s["step"] for s in manifest["recipe"]] == ["prune-50", "int8-static"]
+    assert manifest["recipe"][1]["calib_method"] == "minmax"
+    assert manifest["recipe"][1]["calibration"]["samples"] == 120
+    path = out / "digits.prune-50+int8-static.onnx"
+    assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest["size_bytes"] == path.stat().st_size
+    assert 0 < manifest["gzip_bytes"] < manifest["size_bytes"]
+    assert manifest["parameters"] == parent["parameters"] == 38282
+    assert manifest["sparsity"] >= 0.5  # pruned zeros stay zero when quantized
+    assert set(manifest["tools"]) >= {"onnx", "onnxruntime", "numpy"}
+    assert "compressed" in manifest["note"]
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_pruning_reaches_the_target_sparsity(tmp_path, scope):
+    _, outcomes = build_variants(EXAMPLES / "digits.onnx", ["prune-70"], tmp_path,
+                                 Options(prune_scope=scope))
+    model = onnx.load(str(outcomes[0].path))
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if len(t.dims) >= 2]
+    zeros = [np.mean(w == 0) for w in weights]
+    if scope == "layer":
+        assert all(abs(z - 0.7) < 0.01 for z in zeros)
+    else:
+        assert len({round(z, 2) for z in zeros}) > 1  # thresholds are shared, not per layer
+    assert abs(outcomes[0].manifest["sparsity"] - 0.7) < 0.001
+    assert outcomes[0].path.stat().st_size == (EXAMPLES / "digits.onnx").stat().st_size
+
+
+def test_a_second_build_is_a_cache_hit_and_a_new_recipe_is_not(tmp_path, calib):
+    first = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
+                           Options(calib=calib))[1][0]
+    mtime = first.path.stat().st_mtime_ns
+    again = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
+                           Options(calib=calib))[1][0]
+    assert (again.status, again.path.stat().st_mtime_ns) == ("cached", mtime)
+    other = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
+                           Options(calib=calib, calib_method="entropy"))[1][0]
+    assert other.status == "built" and other.manifest["recipe"][0]["calib_method"] == "entropy"
+    first.path.write_bytes(b"tampered")
+    assert build_variants(EXAMPLES / "digits.onnx", ["int8-static-entropy"], tmp_path,
+                          Options(calib=calib))[1][0].status == "built"
+
+
+def test_nhwc_calibration_sets_are_transposed_for_an_nchw_model(tmp_path):
+    with np.load(EVAL) as data:
+        np.savez(tmp_path / "nhwc.npz", inputs=data["inputs"][:50].transpose(0, 2, 3, 1))
+    [outcome] = build_variants(EXAMPLES / "digits.onnx", ["int8-static-percentile"],
+                               tmp_path, Options(calib=tmp_path / "nhwc.npz"))[1]
+    assert outcome.ok, outcome.message
+
+
+@pytest.fixture(scope="module")
+def weightless(tmp_path_factory):
+    """Relu then Softmax: nothing to prune and nothing onnxruntime quantizes dynamically."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"])],
+        "weightless", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("models") / "weightless.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_recipe_that_does_not_apply_fails_alone(tmp_path, weightless):
+    _, outcomes = build_variants(weightless, ["prune-50", "int8-dynamic", "fp16"], tmp_path,
+                                 Options())
+    prune, dynamic, fp16 = outcomes
+    assert not prune.ok and "nothing to prune" in prune.message and "Relu" in prune.message
+    assert not dynamic.ok and "quantized no operator" in dynamic.message
+    assert fp16.status == "built" and fp16.path.is_file()
+    assert not (tmp_path / "weightless.prune-50.onnx").exists()
+
+
+def test_without_calibration_static_variants_fail_and_the_others_are_built(tmp_path):
+    proc = edgebench(["optimize", str(EXAMPLES / "digits.onnx"), "--out", str(tmp_path),
+                      "--variants", "int8-static,fp16,prune-30+int8-static"], cwd=tmp_path)
+    assert proc.returncode == 1
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 2 and all("needs a calibration set" in e for e in errors)
+    assert errors[0].startswith("error: digits.int8-static.onnx: ")
+    assert "built  digits.fp16.onnx" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "digits.fp16.json", "digits.fp16.onnx"]
+
+
+def test_a_corrupt_model_is_one_clear_error(tmp_path, truncated_onnx):
+    proc = edgebench(["optimize", str(truncated_onnx), "--out", str(tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("edgebench: error: %s: not a valid ONNX model" % truncated_onnx)
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_variant_names_are_usage_errors():
+    for text in ("int9", "prune-0", "prune-100", "fp16+", "int8-static-kl"):
+        with pytest.raises(ValueError, match="unknown variant step"):
+            parse_variant(text)
+    assert [s.kind for s in parse_variant("prune-50+int8-static-entropy")] == [
+        "prune", "int8-static"]
+    with pytest.raises(ValueError, match="calib-method must be one of"):
+        Options(calib_method="kl")
+
+
+def test_tflite_recipes_build_with_ai_edge_quantizer(tmp_path, calib):
+    pytest.importorskip("ai_edge_quantizer")
+    parent, outcomes = build_variants(EXAMPLES / "digits.tflite", None, tmp_path,
+                                      Options(calib=calib))
+    assert [(o.variant, o.status) for o in outcomes] == [
+        ("fp16", "built"), ("int8-dynamic", "built"), ("int8-static", "built")]
+    for outcome in outcomes:
+        assert outcome.path.suffix == ".tflite"
+        assert outcome.manifest["size_bytes"] < 0.55 * parent["size_bytes"]
+        assert "ai-edge-quantizer" in outcome.manifest["tools"]
+    [prune] = build_variants(EXAMPLES / "digits.tflite", ["prune-50"], tmp_path, Options())[1]
+    assert "ONNX models only" in prune.message
+
+
+def test_a_missing_tool_names_the_extra_to_install(tmp_path):
+    code = ("import sys; sys.modules['ai_edge_quantizer'] = None; "
+            "from harness.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "optimize",
+                           str(EXAMPLES / "digits.tflite"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=str(ROOT))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("edgebench: error: TFLite variants need ai-edge-quantizer "
+                                   "(missing ai_edge_quantizer): pip install "
+                                   "'edgebench[optimize-tflite]'")
