@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                           "/usr/libexec/sftp-server")
@@ -58,8 +58,8 @@ class Sshd:
     client_key: Path
     known_hosts: Path
     proc: subprocess.Popen
+    host: str = "127.0.0.1"
 
-    host = "127.0.0.1"
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "")
 
     def device_yaml(self, name: str, **extra: object) -> str:
@@ -81,8 +81,11 @@ class Sshd:
                 self.proc.wait()
 
 
-def start_sshd(root: Path, extra_config: str = "") -> Sshd:
-    """sshd on a free loopback port with fresh keys under ``root``, answering when returned."""
+def start_sshd(root: Path, extra_config: str = "", address: str = "127.0.0.1",
+               prefix: Sequence[str] = ()) -> Sshd:
+    """sshd with fresh keys under ``root``, answering when returned: on a free loopback
+    port, or on port 22 of ``address`` when ``prefix`` starts it elsewhere (for example
+    ``ip netns exec NS`` -- an address of a namespace the test made)."""
     binary = sshd_path()
     assert binary, skip_reason()
     root.mkdir(parents=True, exist_ok=True)
@@ -94,24 +97,25 @@ def start_sshd(root: Path, extra_config: str = "") -> Sshd:
     sftp = next((p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p)), "internal-sftp")
     last_error = ""
     for _ in range(5):  # a free port can be taken between probing and binding
-        port = free_port()
+        port = free_port() if not prefix else 22
         config = root / "sshd_config"
         config.write_text("\n".join([
-            "Port %d" % port, "ListenAddress 127.0.0.1", "HostKey %s" % host_key,
+            "Port %d" % port, "ListenAddress %s" % address, "HostKey %s" % host_key,
             "AuthorizedKeysFile %s" % (root / "authorized_keys"),
             "PidFile %s" % (root / "sshd.pid"), "StrictModes no", "UsePAM no",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password", "Subsystem sftp %s" % sftp,
             "LogLevel ERROR", "MaxStartups 100", extra_config, ""]))
         log = open(root / "sshd.log", "ab")
-        proc = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log,
+        proc = subprocess.Popen(list(prefix) + [binary, "-D", "-e", "-f", str(config)],
+                                stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        if _wait_banner(port, proc):
-            line = "[127.0.0.1]:%d %s" % (port, " ".join(
-                (root / "host_key.pub").read_text().split()[:2]))
+        if _wait_banner(address, port, proc):
+            name = address if port == 22 else "[%s]:%d" % (address, port)
+            line = "%s %s" % (name, " ".join((root / "host_key.pub").read_text().split()[:2]))
             (root / "known_hosts").write_text(line + "\n")
-            return Sshd(root, port, host_key, client_key, root / "known_hosts", proc)
+            return Sshd(root, port, host_key, client_key, root / "known_hosts", proc, address)
         if proc.poll() is None:
             proc.kill()
         proc.wait()
@@ -119,11 +123,12 @@ def start_sshd(root: Path, extra_config: str = "") -> Sshd:
     raise RuntimeError("sshd did not start: %s" % last_error.strip()[-500:])
 
 
-def _wait_banner(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> bool:
+def _wait_banner(address: str, port: int, proc: subprocess.Popen,
+                 timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection((address, port), timeout=1) as s:
                 if s.recv(64).startswith(b"SSH-"):
                     return True
         except OSError:
