@@ -262,7 +262,8 @@ class Builder:
         try:
             manifest = self._make(name, steps[-1], source, target, recipe)
         except BuildError as exc:  # in a composition, say which step failed
-            raise BuildError("%s: %s" % (steps[-1].name, exc) if len(steps) > 1 else str(exc))
+            raise BuildError("%s: %s" % (steps[-1].name, exc) if len(steps) > 1
+                             else str(exc)) from None
         atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
         return Outcome(name, "built", target, manifest)
 

@@ -15,6 +15,7 @@ class Display:
         self._lock = threading.Lock()
         self._progress = None  # type: Any
         self._tasks = {}  # type: Dict[Tuple[str, str], Any]
+        self._quarters = {}  # type: Dict[Tuple[str, str], int]
 
     def __enter__(self) -> "Display":
         if not self.quiet and sys.stderr.isatty():
@@ -54,6 +55,13 @@ class Display:
             key = (device, artifact)
             if kind == "start":
                 self._say(key, "starting")
+            elif kind == "upload":
+                sent, total = payload
+                quarter = 4 * sent // total
+                if self._progress is not None or self._quarters.get(key) != quarter:
+                    self._quarters[key] = quarter  # plain lines: one per 25%, not per MiB
+                    self._say(key, "uploading %.0f%% of %.1f MB" % (100.0 * sent / total,
+                                                                    total / 1e6))
             elif kind == "progress":
                 self._say(key, PHASES.get(payload.get("phase"), payload.get("phase", "")))
             elif kind == "done":

@@ -68,7 +68,8 @@ def apply(source: Path, target: Path, step: Step, recipe: Mapping[str, Any],
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
         ranges = qt.calibrate(_calibration(source, calib)) if step.kind == "int8-static" else None
-        qt.quantize(ranges, enable_progress_report=False).export_model(str(target))
+        qt.quantize(ranges, enable_progress_bar=False,
+                    enable_progress_report=False).export_model(str(target))
 
 
 def _calibration(source: Path, calib: Any) -> Dict[str, List[Dict[str, Any]]]:

@@ -176,7 +176,10 @@ class Runner:
             while pending and not self._cancel.is_set():
                 artifact = pending[0]
                 self.on_event(device.name, artifact.name, "start", None)
-                staged = transport.stage(artifact.path, artifact.sha256)
+                staged = transport.stage(
+                    artifact.path, artifact.sha256,
+                    lambda sent, total, a=artifact.name: self.on_event(
+                        device.name, a, "upload", (sent, total)))
                 job = self._job(device, artifact, staged, eval_staged)
                 outcome = transport.run_agent(
                     "run", job, device.timeout_s,

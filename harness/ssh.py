@@ -44,7 +44,7 @@ from agent.faults import Fault
 from .config import Device
 from .runner import sha256_file
 from .sshconn import Connection, open_connection
-from .transport import TAIL_LINES, AgentExit, StderrSink, Transport, pump_lines
+from .transport import TAIL_LINES, AgentExit, Progress, StderrSink, Transport, pump_lines
 
 CHUNK = 1 << 20
 COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress
@@ -184,10 +184,11 @@ class SSHTransport(Transport):
         self.agent_path = self.send(_map(agent_zip), "agents", agent_zip.name,
                                     sha256_file(agent_zip))
 
-    def stage(self, path: Path, sha256: str) -> str:
-        return self.send(_map(path), "blobs", blob_name(path, sha256), sha256)
+    def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
+        return self.send(_map(path), "blobs", blob_name(path, sha256), sha256, progress)
 
-    def send(self, data: memoryview, sub: str, name: str, sha256: str) -> str:
+    def send(self, data: memoryview, sub: str, name: str, sha256: str,
+             progress: Optional[Progress] = None) -> str:
         """``<workdir>/<sub>/<name>`` on the board, sending ``data`` if it is not there yet.
 
         The bytes are hashed on the board; a mismatch leaves nothing behind.
@@ -202,7 +203,7 @@ class SSHTransport(Transport):
             state = _reply(replies)
             if state.get("state") == "send":
                 try:
-                    self._stream(data, chan)
+                    self._stream(data, chan, progress)
                 except (OSError, EOFError, paramiko.SSHException):
                     pass  # the receiver stopped reading: its reply or status says why
                 state = _reply(replies)
@@ -217,13 +218,16 @@ class SSHTransport(Transport):
             return str(state["path"])
         raise self._send_fault(state, chan.exit_status, errors, name)
 
-    def _stream(self, data: memoryview, chan: paramiko.Channel) -> None:
+    def _stream(self, data: memoryview, chan: paramiko.Channel,
+                progress: Optional[Progress]) -> None:
         for offset in range(0, len(data), CHUNK):
             if self._cancel.is_set():
                 raise Fault("interrupted", "an upload to %s was interrupted" % self.device.name)
             block = data[offset:offset + CHUNK]
             chan.sendall(block)
             self.bytes_sent += len(block)
+            if progress is not None:
+                progress(offset + len(block), len(data))
         chan.shutdown_write()
 
     def _send_fault(self, state: Dict[str, Any], status: int, errors: str, name: str) -> Fault:

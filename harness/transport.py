@@ -23,6 +23,7 @@ from agent.record import Record, RecordError, error_record
 from .config import Device
 
 StderrSink = Callable[[str], None]
+Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
 TAIL_LINES = 30
 
 
@@ -87,8 +88,9 @@ class Transport:
         """Make the agent available on the device."""
         raise NotImplementedError
 
-    def stage(self, path: Path, sha256: str) -> str:
-        """Make an artifact (or eval set) available; returns its path on the device."""
+    def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
+        """Make an artifact (or eval set) available; returns its path on the device.
+        ``progress(sent, total)`` hears about bytes as they go."""
         raise NotImplementedError
 
     def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
@@ -121,7 +123,7 @@ class LocalTransport(Transport):
     def deploy(self, agent_zip: Path) -> None:
         self.agent_zip = agent_zip
 
-    def stage(self, path: Path, sha256: str) -> str:
+    def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
         return str(Path(path).resolve())
 
     def run_agent(self, command: str, job: Dict[str, Any], timeout: float,

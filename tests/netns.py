@@ -16,7 +16,9 @@ from typing import Optional
 
 from sshd import Sshd, start_sshd
 
-SUBNET = "10.231.%d.%d"
+# The second octet follows the test process, so two suites running at once (developers
+# side by side) do not route to each other's hosts.
+SUBNET = "10.%d.%%d.%%d" % (100 + os.getpid() % 100)
 
 
 def skip_reason() -> Optional[str]:

@@ -2,6 +2,7 @@
 link cut mid-run, and a bandwidth-limited link."""
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,3 +86,29 @@ def test_bandwidth_limited_link_still_completes(tmp_path, hosts):
     meta = json.loads((tmp_path / "res" / "latest" / "run.json").read_text())
     zipapp_and_model = (ROOT / "examples" / "digits.onnx").stat().st_size
     assert meta["bytes_sent"]["board1"] > zipapp_and_model  # everything went over the slow link
+
+
+def test_link_lost_mid_transfer_is_unreachable_and_the_rest_finish(tmp_path, hosts):
+    big = tmp_path / "big.onnx"  # 3 MB: ~25 s through a 1 Mbit/s link, cut after ~2 s
+    big.write_bytes(os.urandom(3 * 10 ** 6))
+    inventory = devices_file(tmp_path / "devices.yaml", hosts[:2], tmp_path / "wd")
+    hosts[1].limit("1mbit")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
+         "--devices", "fleet", "--model", str(big), "--out", "res"] + FAST,
+        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    seen = []
+    for line in proc.stderr:  # plain progress lines, one per quarter: the 2nd means under way
+        seen.append(line)
+        if sum("board2 / big.onnx: uploading" in s for s in seen) == 2:
+            break
+    assert proc.poll() is None, "".join(seen)
+    hosts[1].link(False)
+    start = time.monotonic()
+    proc.communicate(timeout=120)
+    elapsed = time.monotonic() - start
+    result = rows(tmp_path / "res" / "latest")
+    assert result["board2"]["reason"] == "unreachable", result["board2"]["message"]
+    assert result["board1"]["reason"] == "model-invalid"  # random bytes: uploaded, refused
+    assert elapsed < 60, "the lost link took %.0f s to notice" % elapsed
