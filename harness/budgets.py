@@ -19,11 +19,10 @@ import fnmatch
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
 
 from agent.record import Record
 from harness import summary
-from harness.config import ConfigError, _Checker, _UniqueKeyLoader
+from harness.config import Checker, ConfigError, load_yaml
 from harness.report import error_text, fmt_pct
 
 MAXIMA = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb")
@@ -41,7 +40,7 @@ class BudgetError(ConfigError):
     """The budgets file is unusable; ``str()`` names the file and key."""
 
 
-class _Check(_Checker):
+class _Check(Checker):
     """devices.yaml's checks, raising BudgetErrors."""
 
     def error(self, path: str, problem: str) -> BudgetError:
@@ -115,13 +114,7 @@ def load_budgets(path: Optional[str], meta: Mapping[str, Any]) -> Optional[Budge
 
 
 def parse_budgets(text: str, source: str) -> Budgets:
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = "line %d: " % (mark.line + 1) if mark is not None else ""
-        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BudgetError("%s: %sinvalid YAML (%s)" % (source, where, why)) from None
+    doc = load_yaml(text, source, BudgetError)
     if not isinstance(doc, Mapping) or "budgets" not in doc:
         raise _Check(source).error("", "expected a mapping with a 'budgets:' list")
     return budgets_from(doc["budgets"], source)

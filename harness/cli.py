@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_MODELS = ("digits.onnx", "digits.tflite", "digits.int8.tflite")
@@ -26,40 +26,44 @@ def _example() -> List[Path]:
     return models
 
 
+def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[Any],
+             todo: Optional[Dict[str, List[str]]] = None) -> Tuple[List[Any], bool]:
+    """Measure with live progress, then write report.md; returns (records, interrupted)."""
+    from .pack import build, default_cache
+    from .progress import Display
+    from .report import run_report
+    from .runner import Runner
+
+    display = Display(quiet=args.quiet or args.json)
+    runner = Runner(store, request, devices, build(default_cache()), display.event, todo=todo)
+    with display:
+        records = runner.run()
+    store.write_text("report.md", run_report(store.meta(), records))
+    return records, runner.interrupted
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Measure only what a stored run is missing, with the settings it was started with."""
     from .config import load_inventory
-    from .pack import build, default_cache
-    from .progress import Display
-    from .report import markdown
-    from .runner import Request, Runner, unfinished, utc_now
+    from .runner import Request, unfinished, utc_now
     from .store import open_run
 
     store = open_run(args.resume)
-    meta = store.meta()
-    request = Request.from_description(meta.get("request") or {})
+    request = Request.from_description(store.meta().get("request") or {})
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
-    display = Display(quiet=args.quiet or args.json)
-    runner = Runner(store, request, devices, build(default_cache()), display.event, todo=todo)
     store.update_meta(resumed_at=utc_now())
-    with display:
-        records = runner.run()
-    store.write_text("report.md", markdown(store.meta(), records))
+    records, interrupted = _execute(args, store, request, devices, todo)
     store.mark_latest()
-    return _finish(args, store, records, runner.interrupted)
+    return _finish(args, store, records, interrupted)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return cmd_resume(args)
-    from agent.record import Record
     from .config import load_inventory, parse_input_shapes
-    from .pack import build, default_cache
-    from .progress import Display
-    from .report import markdown
-    from .runner import Artifact, Request, Runner, utc_now
+    from .runner import Artifact, Request, utc_now
     from .store import RunStore
     from .hostinfo import host_info
     from .plan import build as build_plan, load_plan
@@ -91,10 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = Request(artifacts=tuple(artifacts), eval_path=eval_path,
                       input_shapes=dict(plan.input_shapes if plan else {},
                                         **parse_input_shapes(args.input_shape)),
-                      settings=dict(plan.settings if plan else {}, **settings))
+                      settings=dict(plan.settings if plan else {}, **settings),
+                      require_accelerator=bool(plan and plan.require_accelerator))
     store = RunStore.create(args.out)
     store.write_meta({
-        "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:], "tool": host_info(),
+        "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
+        "tool": host_info(),
         "inventory": inventory.source, "request": request.describe(),
         "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
                     for d in devices},
@@ -102,16 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
     })
     store.mark_latest()
-    display = Display(quiet=args.quiet or args.json)
-    runner = Runner(store, request, devices, build(default_cache()), display.event)
-    with display:
-        records = runner.run()  # type: List[Record]
-    trade_offs = tradeoff.markdown(store.meta(), records)
-    store.write_text("report.md", markdown(store.meta(), records)
-                     + ("\n" + trade_offs if trade_offs else ""))
-    code = _finish(args, store, records, runner.interrupted)
+    records, interrupted = _execute(args, store, request, devices)
+    code = _finish(args, store, records, interrupted)
+    trade_offs = tradeoff.text(store.meta(), records)
     if trade_offs and not (args.quiet or args.json):
-        print("\n" + tradeoff.text(store.meta(), records), end="")
+        print("\n" + trade_offs, end="")
     return 1 if code == 0 and any(b["status"] == "error" for b in builds) else code
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import yaml
 
@@ -161,16 +161,21 @@ def load_inventory(path: Optional[str] = None) -> Inventory:
     return parse_inventory(text, path)
 
 
-def parse_inventory(text: str, source: str) -> Inventory:
-    """Validate the YAML ``text``; ``source`` names it in errors and resolves relative paths."""
+def load_yaml(text: str, source: str, error: Type[ConfigError] = ConfigError) -> Any:
+    """Parse YAML (duplicate keys refused); a syntax error is one line naming ``source``."""
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = "line %d: " % (mark.line + 1) if mark is not None else ""
         why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError("%s: %sinvalid YAML (%s)" % (source, where, why)) from None
-    check = _Checker(source)
+        raise error("%s: %sinvalid YAML (%s)" % (source, where, why)) from None
+
+
+def parse_inventory(text: str, source: str) -> Inventory:
+    """Validate the YAML ``text``; ``source`` names it in errors and resolves relative paths."""
+    doc = load_yaml(text, source)
+    check = Checker(source)
     if doc is None:
         raise check.error("", "the file is empty; expected a 'devices:' mapping")
     check.keys(doc, "", ("devices",), required=("devices",))
@@ -229,7 +234,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-class _Checker:
+class Checker:
     """Type checks that raise ConfigErrors in the ``file: key.path: problem`` form."""
 
     def __init__(self, source: str) -> None:
@@ -318,7 +323,7 @@ _DEVICE_KEYS = ("kind", "python", "host", "port", "user", "key", "known_hosts",
                 "require_accelerator", "cooldown", "throttle_temp_c")
 
 
-def _device(check: _Checker, name: Any, raw: Any, base: str) -> Device:
+def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
     path = _join("devices", name)
     check.name(name, path, "device name")
     raw = {} if raw is None else raw
@@ -379,14 +384,14 @@ def _device(check: _Checker, name: Any, raw: Any, base: str) -> Device:
     return device
 
 
-def _cooldown(check: _Checker, raw: Any, path: str) -> Cooldown:
+def _cooldown(check: Checker, raw: Any, path: str) -> Cooldown:
     check.keys(raw, path, ("max_temp_c", "timeout_s"), required=("max_temp_c",))
     return Cooldown(max_temp_c=check.number(raw["max_temp_c"], path + ".max_temp_c"),
                     timeout_s=(check.number(raw["timeout_s"], path + ".timeout_s")
                                if "timeout_s" in raw else 300.0))
 
 
-def _onnx(check: _Checker, raw: Any, path: str) -> OnnxOptions:
+def _onnx(check: Checker, raw: Any, path: str) -> OnnxOptions:
     check.keys(raw, path, ("providers", "graph_optimization_level", "inter_op_threads",
                            "provider_options"))
     providers = (check.string_list(raw["providers"], path + ".providers")
@@ -413,7 +418,7 @@ def _onnx(check: _Checker, raw: Any, path: str) -> OnnxOptions:
     )
 
 
-def _option_values(check: _Checker, raw: Any, path: str) -> Tuple[Tuple[str, Any], ...]:
+def _option_values(check: Checker, raw: Any, path: str) -> Tuple[Tuple[str, Any], ...]:
     """A provider's options: strings, numbers or booleans (ORT takes them as strings)."""
     if not isinstance(raw, Mapping):
         raise check.error(path, "expected a mapping, got %s" % _show(raw))
@@ -428,7 +433,7 @@ def _option_values(check: _Checker, raw: Any, path: str) -> Tuple[Tuple[str, Any
     return tuple(out)
 
 
-def _tflite(check: _Checker, raw: Any, path: str) -> TfliteOptions:
+def _tflite(check: Checker, raw: Any, path: str) -> TfliteOptions:
     check.keys(raw, path, ("delegate",))
     if "delegate" not in raw:
         return TfliteOptions()

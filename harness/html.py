@@ -17,7 +17,7 @@ from agent.record import Record
 from agent.stats import percentile
 from harness.compare import side_by_side
 from harness.pareto import pareto
-from harness.report import _device_section, _how_measured
+from harness.report import device_section, how_measured
 from harness.store import RunStore
 from harness.svg import PALETTE, Axis, Chart, axis
 
@@ -58,11 +58,11 @@ def render_html(store: RunStore) -> str:
         body.append(_comparison(store))
     for device in devices:
         mine = sorted((r for r in records if r.device == device), key=lambda r: r.started_at)
-        section = _markdown(_device_section(device, mine, status.get(device, {})))
+        section = _markdown(device_section(device, mine, status.get(device, {})))
         body.append('<section id="device-%s">%s<div class="charts">%s</div></section>'
                     % (escape(device), section, "".join(_charts(mine, colors))))
     settings = {repr(sorted(r.settings.items())): r.settings for r in records if r.settings}
-    body += ['<p class="note">How measured: %s.</p>' % escape(_how_measured(s))
+    body += ['<p class="note">How measured: %s.</p>' % escape(how_measured(s))
              for s in settings.values()]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta http-equiv="Content-Security-Policy" content="%s">'

@@ -26,17 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-import yaml
 
 from agent.protocol import FORMATS
 
-from .config import ConfigError, Device, Inventory, _Checker, _UniqueKeyLoader
+from .config import Checker, ConfigError, Device, Inventory, load_yaml
 from .optimize import (ACTIVATIONS, CALIB_METHODS, DEFAULT_VARIANTS, PRUNE_SCOPES, BuildError,
                        Options, build_variants, outcome_line, parse_variant, variant_name)
 from .runner import Artifact
 
 _KEYS = ("models", "variants", "eval", "calibration", "optimize", "input_shapes", "devices",
-         "settings", "variants_dir", "budgets")
+         "settings", "variants_dir", "budgets", "require_accelerator")
 _INTEGER_SETTINGS = {"threads": 1, "min_iterations": 1, "warmup_iterations": 0}  # minimums
 _SECONDS_SETTINGS = ("min_seconds", "max_seconds", "warmup_seconds")
 
@@ -58,6 +57,7 @@ class Plan:
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     variants_dir: Optional[Path] = None
     budgets: Any = None  # as written; `edgebench check` reads it from run.json
+    require_accelerator: bool = False  # on every device, as if each devices.yaml entry said so
 
     def select_devices(self, inventory: Inventory) -> List[Device]:
         try:
@@ -79,6 +79,7 @@ class Plan:
             "devices": self.devices,
             "settings": dict(self.settings),
             "variants_dir": str(self.variants_dir) if self.variants_dir else None,
+            "require_accelerator": self.require_accelerator,
             "budgets": self.budgets,
         }
 
@@ -93,14 +94,8 @@ def load_plan(path: str) -> Plan:
 
 
 def parse_plan(text: str, source: Path) -> Plan:
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = "line %d: " % (mark.line + 1) if mark is not None else ""
-        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError("%s: %sinvalid YAML (%s)" % (source, where, why)) from None
-    check = _Checker(str(source))
+    doc = load_yaml(text, str(source))
+    check = Checker(str(source))
     if doc is None:
         raise check.error("", "the plan is empty; expected at least 'models:'")
     check.keys(doc, "", _KEYS, required=("models",))
@@ -129,10 +124,11 @@ def parse_plan(text: str, source: Path) -> Plan:
         settings=opt("settings", lambda v, k: _settings(check, v, k), {}),
         variants_dir=opt("variants_dir", lambda v, k: path(k, v, must_exist=False)),
         budgets=doc.get("budgets"),
+        require_accelerator=opt("require_accelerator", check.boolean, False),
     )
 
 
-def _variants(check: _Checker, value: Any, key: str) -> Tuple[str, ...]:
+def _variants(check: Checker, value: Any, key: str) -> Tuple[str, ...]:
     names = []
     for i, text in enumerate(check.string_list(value, key)):
         try:
@@ -142,7 +138,7 @@ def _variants(check: _Checker, value: Any, key: str) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _models(check: _Checker, value: Any, variants: Optional[Tuple[str, ...]],
+def _models(check: Checker, value: Any, variants: Optional[Tuple[str, ...]],
             path: Callable[..., Path]) -> Tuple[PlanModel, ...]:
     if not isinstance(value, list) or not value:
         raise check.error("models", "expected a list of model paths or {path:, variants:}")
@@ -168,14 +164,14 @@ def _models(check: _Checker, value: Any, variants: Optional[Tuple[str, ...]],
     return tuple(models)
 
 
-def _optimize(check: _Checker, value: Any, key: str) -> Dict[str, str]:
+def _optimize(check: Checker, value: Any, key: str) -> Dict[str, str]:
     choices = {"calib_method": CALIB_METHODS, "prune_scope": PRUNE_SCOPES,
                "activations": ACTIVATIONS}
     check.keys(value, key, tuple(choices))
     return {k: check.choice(v, "%s.%s" % (key, k), choices[k]) for k, v in value.items()}
 
 
-def _shapes(check: _Checker, value: Any, key: str) -> Dict[str, List[int]]:
+def _shapes(check: Checker, value: Any, key: str) -> Dict[str, List[int]]:
     if not isinstance(value, Mapping):
         raise check.error(key, "expected a mapping of input names to dimension lists")
     shapes = {}
@@ -187,7 +183,7 @@ def _shapes(check: _Checker, value: Any, key: str) -> Dict[str, List[int]]:
     return shapes
 
 
-def _settings(check: _Checker, value: Any, key: str) -> Dict[str, Any]:
+def _settings(check: Checker, value: Any, key: str) -> Dict[str, Any]:
     check.keys(value, key, tuple(_INTEGER_SETTINGS) + _SECONDS_SETTINGS)
     return {k: (check.integer(v, "%s.%s" % (key, k), _INTEGER_SETTINGS[k])
                 if k in _INTEGER_SETTINGS else check.number(v, "%s.%s" % (key, k)))

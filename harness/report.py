@@ -100,7 +100,7 @@ _MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"),
                 ("Flags", "flags")]
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
@@ -173,7 +173,7 @@ def _board_facts(board: Mapping[str, Any]) -> List[Any]:
     ]
 
 
-def _how_measured(settings: Mapping[str, Any]) -> str:
+def how_measured(settings: Mapping[str, Any]) -> str:
     threads = settings.get("threads")
     return ("warm-up %s iterations / %s s; then at least %s iterations and %s s (at most "
             "%s s or %s iterations) per artifact; threads: %s; memory sampled every %s ms" % (
@@ -184,7 +184,7 @@ def _how_measured(settings: Mapping[str, Any]) -> str:
                 settings.get("memory_interval_ms", "?")))
 
 
-def _device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
+def device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
     lines = ["## %s" % device, ""] + _fingerprint(records) + [""]
     warned = device_warnings(records)
     if warned:
@@ -208,7 +208,7 @@ def _device_section(device: str, records: List[Record], status: Mapping[str, str
                 reasons = (record.fingerprint.get("validity") or {}).get("reasons") or []
                 flagged.append("%s: %s" % (cells["artifact"], "; ".join(reasons)))
                 cells["flags"] = "⚑ %s [F%d]" % (cells["flags"], len(flagged))
-            lines.append("| " + " | ".join(_md_cell(cells[k]) for _, k in columns) + " |")
+            lines.append("| " + " | ".join(md_cell(cells[k]) for _, k in columns) + " |")
         lines.append("")
     if notes:
         lines += ["Unstable:", ""] + ["- [%d] %s" % (i, n) for i, n in enumerate(notes, 1)]
@@ -231,12 +231,12 @@ def markdown(meta: Mapping[str, Any], records: List[Record]) -> str:
     ordered = sorted(records, key=lambda r: r.started_at)
     lines = ["# edgebench run %s" % meta.get("run_id", "(unnamed)"), ""]
     for device in dict.fromkeys(devices):
-        lines += _device_section(device, [r for r in ordered if r.device == device],
+        lines += device_section(device, [r for r in ordered if r.device == device],
                                  status.get(device, {}))
     settings = {json.dumps(r.settings, sort_keys=True): r.settings
                 for r in records if r.settings}
     for s in settings.values():
-        lines.append("How measured: %s." % _how_measured(s))
+        lines.append("How measured: %s." % how_measured(s))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -311,11 +311,19 @@ def terminal_table(records: List[Record]) -> None:
         console.print(Text(line, style="red" if ": error: " in line else "yellow"))
 
 
+def run_report(meta: Mapping[str, Any], records: List[Record]) -> str:
+    """report.md: the per-device sections, then the variants' trade-offs when there are any."""
+    from .tradeoff import markdown as trade_offs  # tradeoff builds on this module
+
+    extra = trade_offs(meta, records)
+    return markdown(meta, records) + ("\n" + extra if extra else "")
+
+
 def render(store: RunStore, fmt: str) -> str:
     """The run as ``md`` (the report), ``csv`` (summary.csv) or ``json`` (summary rows)."""
     records = store.records()
     if fmt == "md":
-        return markdown(store.meta(), records)
+        return run_report(store.meta(), records)
     if fmt == "csv":
         return summary_csv(records)
     if fmt == "json":

@@ -82,6 +82,7 @@ class Request:
     eval_path: Optional[Path] = None
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # agent Settings overrides
+    require_accelerator: bool = False  # a plan's demand, on top of each device's own
 
     def describe(self) -> Dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class Request:
             "eval": str(self.eval_path) if self.eval_path else None,
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "settings": dict(self.settings),
+            "require_accelerator": self.require_accelerator,
         }
 
     @classmethod
@@ -107,7 +109,7 @@ class Request:
         if eval_path is not None and not eval_path.is_file():
             raise ConfigError("%s: eval set not found" % eval_path)
         return cls(tuple(artifacts), eval_path, dict(desc.get("input_shapes") or {}),
-                   dict(desc.get("settings") or {}))
+                   dict(desc.get("settings") or {}), bool(desc.get("require_accelerator")))
 
 
 def unfinished(store: RunStore) -> Dict[str, List[str]]:
@@ -147,7 +149,8 @@ class Runner:
             "settings": dict(self.request.settings),
             "onnx": device.onnx.to_dict(),
             "tflite": device.tflite.to_dict(),
-            "require_accelerator": device.require_accelerator,
+            "require_accelerator": (device.require_accelerator
+                                    or self.request.require_accelerator),
             "cooldown": device.cooldown.to_dict() if device.cooldown else None,
             "throttle_temp_c": device.throttle_temp_c,
             "lease": {"workdir": device.workdir,

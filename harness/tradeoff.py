@@ -11,7 +11,7 @@ from agent.record import Record
 from . import summary
 from .optimize import PRUNE_NOTE
 from .pareto import pareto
-from .report import _md_cell, error_text, fmt_mb, fmt_ms, fmt_pct
+from .report import md_cell, error_text, fmt_mb, fmt_ms, fmt_pct
 
 HEADER = ("Variant", "Size (MB)", "p50 / p90 (ms)", "Throughput (inf/s)", "Peak RSS (MB)",
           "Top-1", "Δ top-1 vs fp32", "Speed-up vs fp32")
@@ -104,7 +104,7 @@ def markdown(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
     for section in sections(meta, records):
         lines += ["### " + section.title, "", "| " + " | ".join(HEADER) + " |",
                   "|---" + "|---:" * (len(HEADER) - 1) + "|"]
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in section.rows]
         lines += ["", section.pareto, ""] + ["- " + n for n in section.notes]
         lines += [""] if section.notes else []
     if not lines:

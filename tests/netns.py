@@ -65,7 +65,7 @@ class Host:
 
 
 def make_host(index: int, root: Path) -> Host:
-    """Namespace ``ebtest<pid>-<index>`` at 10.231.<index>.2 with sshd on port 22."""
+    """Namespace ``ebtest<pid>-<index>`` at 10.<n>.<index>.2 with sshd on port 22."""
     host = Host(index, "ebtest%d-%d" % (os.getpid(), index), "ebv%d-%d" % (os.getpid() % 10000,
                                                                           index))
     peer = host.veth + "p"

@@ -121,3 +121,14 @@ def test_plan_and_model_options_conflict_and_unknown_devices_name_the_plan(folde
     assert proc.returncode == 2
     assert proc.stderr.startswith("edgebench: error: %s: devices: unknown device or tag "
                                   "'nowhere'" % plan)
+
+
+def test_plan_require_accelerator_refuses_cpu_numbers(folder):
+    plan = write_plan(folder, "variants: []\nrequire_accelerator: true\n")
+    proc = edgebench(["run", str(plan), "--quiet"] + FAST + ["--out", "res"], cwd=folder)
+    assert proc.returncode == 1
+    record = json.loads((folder / "res" / "latest" / "raw" / "local" / "digits.onnx.json")
+                        .read_text())
+    assert record["reason"] == "accelerator-not-used" and not record["samples_ns"]
+    assert json.loads((folder / "res" / "latest" / "run.json").read_text())[
+        "request"]["require_accelerator"] is True
