@@ -82,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("%s: eval set not found" % eval_path)
     settings = {k: getattr(args, k) for k in
                 ("threads", "min_seconds", "min_iterations", "warmup_seconds",
-                 "warmup_iterations", "max_seconds") if getattr(args, k) is not None}
+                 "warmup_iterations", "max_seconds", "max_iterations")
+                if getattr(args, k) is not None}
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise UsageError("two --model files share the name %r; results are keyed by file name"
@@ -268,6 +269,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--min-iterations", type=int, metavar="N")
     run.add_argument("--max-seconds", type=float, metavar="S",
                      help="cap on each timed window")
+    run.add_argument("--max-iterations", type=int, metavar="N",
+                     help="cap on the samples kept per artifact (default 100000)")
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")
     run.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
