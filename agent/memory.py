@@ -8,9 +8,10 @@ fall back to psutil (if the board has it) for the current RSS and to getrusage f
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from typing import Dict, List, Optional, Tuple
+
+from .periodic import Periodic
 
 try:  # psutil is optional on boards
     import psutil  # type: ignore
@@ -85,30 +86,17 @@ class Phases:
         self.methods["peak_rss_mb"] = method
 
 
-class Sampler:
+class Sampler(Periodic):
     """Background thread recording (seconds since start, RSS MB) every ``interval_ms``."""
 
     def __init__(self, interval_ms: float) -> None:
-        self.interval = interval_ms / 1000.0
+        super().__init__(interval_ms / 1000.0, "rss-sampler")
         self.series = []  # type: List[List[float]]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._start = time.monotonic()
 
-    def _run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            value, _ = current_rss_mb()
-            if value is None:
-                return
-            self.series.append([round(time.monotonic() - start, 4), round(value, 3)])
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "Sampler":
-        if self.interval > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    def tick(self) -> Optional[bool]:
+        value, _ = current_rss_mb()
+        if value is None:
+            return False
+        self.series.append([round(time.monotonic() - self._start, 4), round(value, 3)])
+        return None

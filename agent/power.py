@@ -22,6 +22,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .fingerprint import _path, _read_file
+from .periodic import Periodic
 
 perf_ns = time.perf_counter_ns
 
@@ -141,22 +142,22 @@ def _zone_files() -> List[Tuple[str, str]]:
     return zones
 
 
-class BoardSampler:
+class BoardSampler(Periodic):
     """A thread reading the power rails every ``interval_ms`` and the thermal zones every
     ``temp_interval_ms``; sleeps in between.  Holds a final sample taken at exit."""
 
     def __init__(self, interval_ms: float = 50.0, temp_interval_ms: float = 250.0) -> None:
         self.rails = find_rails()
         self.zones = _zone_files()
-        self.interval = interval_ms / 1000.0 if self.rails else temp_interval_ms / 1000.0
+        interval = interval_ms / 1000.0 if self.rails else temp_interval_ms / 1000.0
+        super().__init__(interval, "board-sampler")
         self.temp_every = max(1, int(round(temp_interval_ms / 1000.0 / self.interval)))
         self.power = []  # type: List[Tuple[int, Dict[str, Optional[float]]]]
         self.temps = []  # type: List[Tuple[int, float]]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="board-sampler", daemon=True)
+        self._ticks = 0
 
     @property
-    def active(self) -> bool:
+    def enabled(self) -> bool:
         return bool(self.rails or self.zones)
 
     def _sample(self, with_temps: bool) -> None:
@@ -173,23 +174,13 @@ class BoardSampler:
             if values:
                 self.temps.append((now, max(values)))
 
-    def _run(self) -> None:
-        tick = 0
-        while not self._stop.is_set():
-            self._sample(tick % self.temp_every == 0)
-            tick += 1
-            self._stop.wait(self.interval)
+    def tick(self) -> Optional[bool]:
+        self._sample(self._ticks % self.temp_every == 0)
+        self._ticks += 1
+        return None
 
-    def __enter__(self) -> "BoardSampler":
-        if self.active:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-            self._sample(True)
+    def finish(self) -> None:
+        self._sample(True)
 
     def peak_temp_c(self, t0_ns: int, t1_ns: int) -> Optional[float]:
         """The hottest reading in the window, counting the readings that bracket it."""
