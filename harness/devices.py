@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from agent.faults import Fault
@@ -33,11 +34,11 @@ def _table(rows: List[Dict[str, Any]], columns: List[str]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def probe_one(device: Device) -> Dict[str, Any]:
+def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
     """The agent's probe document for ``device``, or ``{"error": reason, "message": ...}``."""
     transport = make_transport(device)
     try:
-        transport.deploy(build(default_cache()))
+        transport.deploy(agent_zip)
         job = {"protocol": PROTOCOL_VERSION, "tflite": device.tflite.to_dict(),
                "onnx": device.onnx.to_dict()}
         outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
@@ -116,7 +117,9 @@ def _board(board: Dict[str, Any], trt_cache: Any) -> Dict[str, Any]:
 
 def probe_devices(devices: Sequence[Device], as_json: bool) -> int:
     with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
-        results = dict(zip([d.name for d in devices], pool.map(probe_one, devices)))
+        agent_zip = build(default_cache())  # once, not per device
+        results = dict(zip([d.name for d in devices],
+                           pool.map(lambda d: probe_one(d, agent_zip), devices)))
     if as_json:
         print(json.dumps(results, indent=2))
     else:

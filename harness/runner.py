@@ -128,6 +128,8 @@ class Runner:
                  todo: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         """``todo`` limits each device to the named artifacts (``--resume``)."""
         self.todo = todo
+        # hashed once here, not once per device thread: eval sets can be large
+        self._eval_sha256 = sha256_file(request.eval_path) if request.eval_path else ""
         self._owner = "%s@%s" % (getpass.getuser(), socket.gethostname())
         self.store = store
         self.request = request
@@ -174,8 +176,7 @@ class Runner:
             transport.deploy(self.agent_zip)
             eval_staged = None
             if self.request.eval_path is not None:
-                eval_staged = transport.stage(self.request.eval_path,
-                                              sha256_file(self.request.eval_path))
+                eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
             while pending and not self._cancel.is_set():
                 artifact = pending[0]
                 self.on_event(device.name, artifact.name, "start", None)
