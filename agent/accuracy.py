@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .faults import Fault
 from .tensors import dequantize, fit_layout, quantize
 
 
@@ -26,6 +27,26 @@ def fidelity(outputs: Any, reference: Any) -> Dict[str, float]:
         "cosine_similarity": float(np.mean(cosine)),
         "argmax_agreement": float(np.mean(np.argmax(out, 1) == np.argmax(ref, 1))),
     }
+
+
+def check_eval(model: Any, eval_set: Dict[str, Any]) -> None:
+    """Refuse, before the timed window, an eval set that does not fit the model's output:
+    ``reference`` rows of another width, labels outside the output's classes."""
+    out = model.outputs[0]
+    if not all(isinstance(d, int) and d > 0 for d in out.shape[1:]):
+        return  # a dynamic output: its width is known only after inference
+    width = int(np.prod(out.shape[1:], dtype=np.int64))
+    if "reference" in eval_set:
+        got = int(np.prod(eval_set["reference"].shape[1:], dtype=np.int64))
+        if got != width:
+            raise Fault("input-invalid", "the eval set's 'reference' has %d values per "
+                        "sample but output %r has %d (shape %s)"
+                        % (got, out.name, width, list(out.shape)))
+    labels = eval_set.get("labels")
+    if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= width):
+        raise Fault("input-invalid", "the eval set's labels run from %d to %d but output %r "
+                    "has %d classes (0 to %d)" % (labels.min(), labels.max(), out.name, width,
+                                                  width - 1))
 
 
 def evaluate(model: Any, spec_shape: tuple, eval_set: Dict[str, Any]) -> Dict[str, Any]:

@@ -51,6 +51,12 @@ def _feeds(model: Any, job: Job, eval_set: Any) -> Tuple[Dict[str, Any], Tuple[i
 
     from .tensors import fit_layout, generated, quantize, resolve_shape
 
+    names = [spec.name for spec in model.inputs]
+    unknown = sorted(set(job.input_shapes) - set(names))
+    if unknown:
+        raise Fault("input-shape", "input shapes were given for %s, which the model does not "
+                    "have (its inputs: %s)" % (", ".join(map(repr, unknown)),
+                                               ", ".join(map(repr, names))))
     rng = np.random.default_rng(job.settings.seed)
     feeds = {}
     shapes = {spec.name: resolve_shape(spec, job.input_shapes) for spec in model.inputs}
@@ -163,6 +169,9 @@ def run(job: Job) -> Record:
                 raise Fault("input-invalid", "eval sets need a single-input model; this "
                                  "one has %d inputs" % len(model.inputs))
         feeds, shape = _feeds(model, job, eval_set)
+        if eval_set is not None:  # what would only fail after the timed window, now
+            from .accuracy import check_eval
+            check_eval(model, eval_set)
         call = model.prepare(feeds)
         s = job.settings
         buf = array("q", bytes(8 * s.max_iterations))
@@ -191,17 +200,13 @@ def run(job: Job) -> Record:
             phases.peak(reset_ok)
         samples = buf[:n].tolist()
         fp["temps_c_after"] = fingerprint.temperatures_c()
-        accuracy = {}  # type: Dict[str, Any]
-        if eval_set is not None:
-            progress("accuracy", n=len(eval_set["inputs"]))
-            from .accuracy import evaluate
-            accuracy = evaluate(model, shape, eval_set)
     except Fault as fault:
         return failed(fault.reason, fault.message)
     except MemoryError:
         return failed("out-of-memory", "the agent ran out of memory")
     except Exception as exc:  # a runtime failing mid-inference
         return failed("inference-failed", "%s: %s" % (type(exc).__name__, exc))
+    accuracy = {} if eval_set is None else _accuracy(model, shape, eval_set)
     mem = dict(phases.values)
     mem["methods"] = phases.methods
     mem["series"] = sampler.series
@@ -217,6 +222,20 @@ def run(job: Job) -> Record:
     return Record(
         status="ok", runtime=runtime, fingerprint=fp, samples_ns=tuple(samples), stats=stats,
         timing=timing, memory=mem, accuracy=accuracy, finished_at=now(), **base)
+
+
+def _accuracy(model: Any, shape: Tuple[int, ...], eval_set: Dict[str, Any]) -> Dict[str, Any]:
+    """The accuracy pass; a failure there is kept as ``accuracy["error"]`` next to the
+    latency already measured, never in its place."""
+    from .accuracy import evaluate
+
+    progress("accuracy", n=len(eval_set["inputs"]))
+    try:
+        return evaluate(model, shape, eval_set)
+    except Fault as fault:
+        return {"error": "%s: %s" % (fault.reason, fault.message)}
+    except Exception as exc:  # a runtime failing on an eval sample
+        return {"error": "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))}
 
 
 def _board_timing(timing: Dict[str, Any], fp: Dict[str, Any], job: Job, runtime: Any,

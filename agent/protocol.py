@@ -6,8 +6,9 @@ artifact, so a crash or a kill costs at most that one measurement.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 PROTOCOL_VERSION = 1
 
@@ -59,35 +60,62 @@ class Job:
 
 
 _SETTING_TYPES = {
-    "threads": (int, type(None)),
-    "warmup_iterations": (int,),
-    "warmup_seconds": (int, float),
-    "min_iterations": (int,),
-    "min_seconds": (int, float),
-    "max_seconds": (int, float),
-    "max_iterations": (int,),
-    "memory_interval_ms": (int, float),
-    "seed": (int,),
+    "threads": int,
+    "warmup_iterations": int,
+    "warmup_seconds": float,
+    "min_iterations": int,
+    "min_seconds": float,
+    "max_seconds": float,
+    "max_iterations": int,
+    "memory_interval_ms": float,
+    "seed": int,
 }
+SETTINGS = tuple(_SETTING_TYPES)
+# the smallest value each setting takes, and whether that value itself is allowed
+_MINIMA = {"threads": (1, True), "warmup_iterations": (0, True), "warmup_seconds": (0, True),
+           "min_iterations": (1, True), "min_seconds": (0, True), "max_seconds": (0, False),
+           "max_iterations": (1, True), "memory_interval_ms": (0, False), "seed": (0, True)}
 
 
-def _settings(raw: Mapping[str, Any]) -> Settings:
+def _setting_label(key: str) -> str:
+    return "settings." + key
+
+
+def parse_settings(raw: Mapping[str, Any],
+                   label: Callable[[str], str] = _setting_label) -> Settings:
+    """The one validator of measurement settings: the agent's job, the command line and a
+    plan's ``settings:`` all come through here.  ``label`` names a key in messages (a job's
+    ``settings.min_seconds``, the command line's ``--min-seconds``).  Finite numbers only:
+    a NaN deadline never fires."""
     unknown = sorted(set(raw) - set(_SETTING_TYPES))
     if unknown:
-        raise JobError("unknown settings: %s" % ", ".join(unknown))
+        raise JobError("unknown settings: %s (known: %s)"
+                       % (", ".join(map(str, unknown)), ", ".join(SETTINGS)))
     for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, _SETTING_TYPES[key]):
-            raise JobError("settings.%s: expected a number, got %r" % (key, value))
-        if value is not None and value < 0:
-            raise JobError("settings.%s: must not be negative, got %r" % (key, value))
+        if value is None and key == "threads":  # the runtime's own default
+            continue
+        integer = _SETTING_TYPES[key] is int
+        if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
+            raise JobError("%s: expected %s, got %r"
+                           % (label(key), "an integer" if integer else "a number", value))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise JobError("%s: expected a finite number, got %r" % (label(key), value))
+        low, inclusive = _MINIMA[key]
+        if value < low or (value == low and not inclusive):
+            raise JobError("%s: must be %s %d, got %r" % (
+                label(key), "at least" if inclusive else "greater than", low, value))
     settings = Settings(**raw)
-    if settings.min_iterations < 1:
-        raise JobError("settings.min_iterations must be at least 1")
-    if settings.max_seconds <= 0:
-        raise JobError("settings.max_seconds must be positive")
     if settings.max_iterations < settings.min_iterations:
-        raise JobError("settings.max_iterations must be at least min_iterations")
+        raise JobError("%s (%d) must be at least %s (%d)" % (
+            label("max_iterations"), settings.max_iterations, label("min_iterations"),
+            settings.min_iterations))
     return settings
+
+
+def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise JobError("%s must be an object" % where)
+    return raw
 
 
 def _shapes(raw: Any) -> Dict[str, Tuple[int, ...]]:
@@ -128,7 +156,7 @@ def parse_job(doc: Any) -> Job:
     return Job(
         device=str(doc.get("device") or "local"),
         artifact=artifact,
-        settings=_settings(doc.get("settings") or {}),
+        settings=parse_settings(_mapping(doc.get("settings") or {}, "settings")),
         eval_path=doc.get("eval"),
         input_shapes=_shapes(doc.get("input_shapes") or {}),
         onnx=dict(doc.get("onnx") or {}),

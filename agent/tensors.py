@@ -101,7 +101,19 @@ def load_eval(path: str) -> Dict[str, Any]:
     if "inputs" not in arrays:
         raise Fault("input-invalid", "eval set %s has no 'inputs' array (found: %s)"
                          % (path, ", ".join(sorted(arrays)) or "nothing"))
+    for key in ("inputs", "reference"):
+        if key in arrays and (arrays[key].ndim < 1 or arrays[key].dtype.kind not in "biuf"):
+            raise Fault("input-invalid", "eval set %s: %r must be a numeric array with one "
+                        "row per sample, not %s of shape %s"
+                        % (path, key, arrays[key].dtype, list(arrays[key].shape)))
     n = len(arrays["inputs"])
+    if n == 0:
+        raise Fault("input-invalid", "eval set %s has no samples ('inputs' is empty)" % path)
+    labels = arrays.get("labels")
+    if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
+        raise Fault("input-invalid", "eval set %s: 'labels' must hold one integer class index "
+                    "per sample (shape [%d]), not %s of shape %s"
+                    % (path, n, labels.dtype, list(labels.shape)))
     for key in ("labels", "reference"):
         if key in arrays and len(arrays[key]) != n:
             raise Fault("input-invalid", "eval set %s: %d inputs but %d %s"

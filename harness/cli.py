@@ -1,12 +1,15 @@
 """The `edgebench` command: parses arguments and dispatches; each command imports lazily.
 
-Exit codes: 0 everything measured, 1 a measurement (or later a gate) failed, 2 unusable
-input (bad devices.yaml, missing model, bad option), 130 interrupted.
+Exit codes: 0 everything measured, 1 a measurement (or later a gate) failed or could not be
+saved, 2 unusable input (bad devices.yaml, missing model, bad option), 130 interrupted (Ctrl-C
+or SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -27,8 +30,8 @@ def _example() -> List[Path]:
 
 
 def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[Any],
-             todo: Optional[Dict[str, List[str]]] = None) -> Tuple[List[Any], bool]:
-    """Measure with live progress, then write report.md; returns (records, interrupted)."""
+             todo: Optional[Dict[str, List[str]]] = None) -> Tuple[List[Any], Any]:
+    """Measure with live progress, then write report.md; returns (records, runner)."""
     from .pack import build, default_cache
     from .progress import Display
     from .report import run_report
@@ -38,8 +41,12 @@ def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[A
     runner = Runner(store, request, devices, build(default_cache()), display.event, todo=todo)
     with display:
         records = runner.run()
-    store.write_text("report.md", run_report(store.meta(), records))
-    return records, runner.interrupted
+    try:
+        store.write_text("report.md", run_report(store.meta(), records))
+    except OSError as exc:
+        runner.unsaved.append("cannot write %s: %s" % (store.path / "report.md",
+                                                       exc.strerror or exc))
+    return records, runner
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -49,14 +56,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .store import open_run
 
     store = open_run(args.resume)
-    request = Request.from_description(store.meta().get("request") or {})
+    request = Request.from_description(store.meta().get("request") or {},
+                                       store.path / "run.json")
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
     store.update_meta(resumed_at=utc_now())
-    records, interrupted = _execute(args, store, request, devices, todo)
+    records, runner = _execute(args, store, request, devices, todo)
     store.mark_latest()
-    return _finish(args, store, records, interrupted)
+    return _finish(args, store, records, runner)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,12 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = [Path(m) for m in args.model] if args.model else [] if plan else _example()
     eval_path = Path(args.eval) if args.eval else plan.eval_path if plan else (
         EXAMPLES / EXAMPLE_EVAL if not args.model else None)
-    if eval_path is not None and not eval_path.is_file():
-        raise UsageError("%s: eval set not found" % eval_path)
+    if eval_path is not None:
+        _check_eval(eval_path)
     settings = {k: getattr(args, k) for k in
                 ("threads", "min_seconds", "min_iterations", "warmup_seconds",
                  "warmup_iterations", "max_seconds", "max_iterations")
                 if getattr(args, k) is not None}
+    settings = dict(plan.settings if plan else {}, **settings)
+    _check_settings(settings)
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise UsageError("two --model files share the name %r; results are keyed by file name"
@@ -96,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = Request(artifacts=tuple(artifacts), eval_path=eval_path,
                       input_shapes=dict(plan.input_shapes if plan else {},
                                         **parse_input_shapes(args.input_shape)),
-                      settings=dict(plan.settings if plan else {}, **settings),
+                      settings=settings,
                       require_accelerator=bool(plan and plan.require_accelerator))
     store = RunStore.create(args.out)
     store.write_meta({
@@ -109,12 +119,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
     })
     store.mark_latest()
-    records, interrupted = _execute(args, store, request, devices)
-    code = _finish(args, store, records, interrupted)
+    records, runner = _execute(args, store, request, devices)
+    code = _finish(args, store, records, runner)
     trade_offs = tradeoff.text(store.meta(), records)
     if trade_offs and not (args.quiet or args.json):
         print("\n" + trade_offs, end="")
     return 1 if code == 0 and any(b["status"] == "error" for b in builds) else code
+
+
+def _check_settings(settings: Dict[str, Any]) -> None:
+    """Bad settings are exit 2 here, before anything runs, not job-invalid on every board."""
+    from agent.protocol import JobError, parse_settings
+
+    try:
+        parse_settings(settings, lambda key: "--" + key.replace("_", "-"))
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_eval(path: Path) -> None:
+    """What the host can tell about an eval set without the model, before anything runs."""
+    from agent.faults import Fault
+    from agent.tensors import load_eval
+
+    if not path.is_file():
+        raise UsageError("%s: eval set not found" % path)
+    try:
+        load_eval(str(path))
+    except Fault as fault:
+        raise UsageError(fault.message) from None
 
 
 def _echo(args: argparse.Namespace, line: str) -> None:
@@ -139,7 +172,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def _finish(args: argparse.Namespace, store: object, records: list, interrupted: bool) -> int:
+def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) -> int:
     import json
 
     from .report import terminal_table
@@ -153,11 +186,17 @@ def _finish(args: argparse.Namespace, store: object, records: list, interrupted:
     for r in failed:
         print("failed: %s / %s: %s: %s" % (r.device, r.artifact.get("name"), r.reason,
                                             r.message), file=sys.stderr)
-    print("results: %s" % store.path, file=sys.stderr)  # type: ignore[attr-defined]
-    if interrupted:
+    inaccurate = [r for r in records if r.ok and r.accuracy.get("error")]
+    for r in inaccurate:  # timed, but its accuracy pass failed
+        print("failed: %s / %s: accuracy: %s" % (r.device, r.artifact.get("name"),
+                                                 r.accuracy["error"]), file=sys.stderr)
+    print("results: %s" % store.path, file=sys.stderr)
+    for line in dict.fromkeys(runner.unsaved):
+        print("edgebench: error: %s" % line, file=sys.stderr)
+    if runner.interrupted:
         print("interrupted: finished measurements are kept", file=sys.stderr)
         return 130
-    return 1 if failed else 0
+    return 1 if failed or inaccurate or runner.unsaved else 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -353,11 +392,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a CI cancel) stops a run as Ctrl-C does
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     from .config import ConfigError
     from .store import StoreError
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return int(args.func(args))
     except (ConfigError, StoreError, UsageError) as exc:
@@ -369,6 +414,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `edgebench ... | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the common case.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -270,7 +271,9 @@ class Checker:
         return value
 
     def number(self, value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        # finite only: a NaN compares false with everything, so a NaN deadline never fires
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+                or not math.isfinite(value)):
             raise self.error(path, "expected a positive number, got %s" % _show(value))
         return float(value)
 
@@ -366,8 +369,7 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
         timeout_s=opt("timeout_s", check.number, 600.0),
         onnx=opt("onnx", lambda v, p: _onnx(check, v, p), OnnxOptions()),
         tflite=opt("tflite", lambda v, p: _tflite(check, v, p), TfliteOptions()),
-        env=opt("env", lambda v, p: tuple(
-            (k, str(x)) for k, x in check.scalar_map(v, p, (str, int, float))), ()),
+        env=opt("env", lambda v, p: _env(check, v, p), ()),
         require_accelerator=opt("require_accelerator", check.boolean, False),
         cooldown=opt("cooldown", lambda v, p: _cooldown(check, v, p), None),
         throttle_temp_c=opt("throttle_temp_c", check.number, None),
@@ -382,6 +384,23 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
                           "(%g s): the agent would be killed while cooling down"
                           % (device.cooldown.timeout_s, device.timeout_s))
     return device
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env(check: Checker, raw: Any, path: str) -> Tuple[Tuple[str, str], ...]:
+    """Environment variables for the agent: names a shell and ``execve`` both take."""
+    env = []
+    for key, value in check.scalar_map(raw, path, (str, int, float)):
+        if not _ENV_NAME.match(key):
+            raise check.error(_join(path, key), "%r is not a valid environment variable name "
+                              "(letters, digits and '_', not starting with a digit)" % key)
+        text = str(value)
+        if "\0" in text:
+            raise check.error(_join(path, key), "the value contains a NUL character")
+        env.append((key, text))
+    return tuple(env)
 
 
 def _cooldown(check: Checker, raw: Any, path: str) -> Cooldown:

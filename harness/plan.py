@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 
-from agent.protocol import FORMATS
+from agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
 
 from .config import Checker, ConfigError, Device, Inventory, load_yaml
 from .optimize import (ACTIVATIONS, CALIB_METHODS, DEFAULT_VARIANTS, PRUNE_SCOPES, BuildError,
@@ -36,8 +36,6 @@ from .runner import Artifact
 
 _KEYS = ("models", "variants", "eval", "calibration", "optimize", "input_shapes", "devices",
          "settings", "variants_dir", "budgets", "require_accelerator")
-_INTEGER_SETTINGS = {"threads": 1, "min_iterations": 1, "warmup_iterations": 0}  # minimums
-_SECONDS_SETTINGS = ("min_seconds", "max_seconds", "warmup_seconds")
 
 
 @dataclass(frozen=True)
@@ -184,10 +182,13 @@ def _shapes(check: Checker, value: Any, key: str) -> Dict[str, List[int]]:
 
 
 def _settings(check: Checker, value: Any, key: str) -> Dict[str, Any]:
-    check.keys(value, key, tuple(_INTEGER_SETTINGS) + _SECONDS_SETTINGS)
-    return {k: (check.integer(v, "%s.%s" % (key, k), _INTEGER_SETTINGS[k])
-                if k in _INTEGER_SETTINGS else check.number(v, "%s.%s" % (key, k)))
-            for k, v in value.items()}
+    """Every setting the command line takes, through the agent's own validator."""
+    check.keys(value, key, SETTINGS)
+    try:
+        parse_settings(value, lambda k: "%s.%s" % (key, k))
+    except JobError as exc:
+        raise check.error("", str(exc)) from None
+    return dict(value)
 
 
 def build(plan: Plan, variants_dir: Path,

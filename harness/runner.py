@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent.faults import Fault
-from agent.protocol import FORMATS, PROTOCOL_VERSION
+from agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_settings
 from agent.record import Record, error_record
 
 from .config import ConfigError, Device
@@ -61,9 +61,15 @@ class Artifact:
         if fmt is None:
             raise ConfigError("%s: unknown model format %r (expected %s)"
                               % (path, path.suffix, " or ".join(sorted(FORMATS))))
+        if path.is_dir():
+            raise ConfigError("%s: is a directory, not a model file" % path)
         if not path.is_file():
             raise ConfigError("%s: model file not found" % path)
-        return cls(path, sha256_file(path), path.stat().st_size, fmt)
+        try:
+            return cls(path, sha256_file(path), path.stat().st_size, fmt)
+        except OSError as exc:
+            raise ConfigError("%s: cannot read the model (%s)"
+                              % (path, exc.strerror or exc)) from None
 
     def identity(self) -> Dict[str, Any]:
         ident = {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
@@ -94,8 +100,19 @@ class Request:
         }
 
     @classmethod
-    def from_description(cls, desc: Mapping[str, Any]) -> "Request":
-        """The request a stored run made; refuses files that changed since."""
+    def from_description(cls, desc: Any, source: Path) -> "Request":
+        """The request a stored run made (``source``: its run.json); refuses files that
+        changed since, and a request that is not one."""
+        try:
+            request = cls._from_description(desc)
+            parse_settings(request.settings)
+        except (JobError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError("%s: cannot resume, the stored request is damaged (%s)"
+                              % (source, " ".join(str(exc).split()))) from None
+        return request
+
+    @classmethod
+    def _from_description(cls, desc: Mapping[str, Any]) -> "Request":
         artifacts = []
         for item in desc.get("artifacts", []):
             artifact = Artifact.from_path(Path(item["path"]))
@@ -117,7 +134,11 @@ def unfinished(store: RunStore) -> Dict[str, List[str]]:
     an infrastructure reason (link, board, timeout) that another try may not meet."""
     done = {(r.device, r.artifact["name"]) for r in store.records()
             if r.ok or r.fault_class != "infrastructure"}
-    status = store.meta().get("status", {})
+    status = store.meta().get("status")
+    if not isinstance(status, Mapping) or not all(
+            isinstance(arts, Mapping) for arts in status.values()):
+        raise ConfigError("%s: cannot resume, its 'status' is not a mapping of devices to "
+                          "artifacts" % (store.path / "run.json"))
     return {device: [a for a in arts if (device, a) not in done]
             for device, arts in status.items()}
 
@@ -137,6 +158,8 @@ class Runner:
         self.agent_zip = agent_zip
         self.on_event = on_event or (lambda *args: None)
         self.interrupted = False
+        self.unsaved = []  # type: List[str]  # why records could not be written, one line each
+        self._measured = {}  # type: Dict[Tuple[str, str], Record]  # this run's, kept in memory
         self._transports = {}  # type: Dict[str, Transport]
         self._cancel = threading.Event()
 
@@ -161,10 +184,20 @@ class Runner:
         }
 
     def _store(self, record: Record) -> None:
-        self.store.write_record(record)
-        self.store.set_status(record.device, record.artifact["name"],
-                              "ok" if record.ok else "error:%s" % record.reason)
+        """Keep the record in memory, then on disk; a disk that refuses it (full, read-only)
+        costs the file, not the measurement, and the run says so."""
+        self._measured[(record.device, str(record.artifact["name"]))] = record
+        try:
+            self.store.write_record(record)
+            self.store.set_status(record.device, record.artifact["name"],
+                                  "ok" if record.ok else "error:%s" % record.reason)
+        except OSError as exc:
+            self._unsaved(exc)
         self.on_event(record.device, record.artifact["name"], "done", record)
+
+    def _unsaved(self, exc: OSError) -> None:
+        self.unsaved.append("cannot write results to %s: %s"
+                            % (exc.filename or self.store.path, exc.strerror or exc))
 
     def _device(self, device: Device) -> None:
         transport = self._transports[device.name]
@@ -194,11 +227,16 @@ class Runner:
                 pending.pop(0)
                 self._store(record)
         except Fault as fault:
-            for artifact in pending:  # the device failed: each missing artifact says why
-                self._store(error_record(device.name, artifact.identity(), fault.reason,
-                                         fault.message))
+            failure = (fault.reason, fault.message)
+        except Exception as exc:  # a fault of ours or of this host: a record, not a dead thread
+            failure = ("internal", "%s: %s" % (type(exc).__name__, exc))
+        else:
+            failure = None
         finally:
             transport.close()
+        if failure is not None:
+            for artifact in pending:  # the device failed: each missing artifact says why
+                self._store(error_record(device.name, artifact.identity(), *failure))
 
     def _stderr(self, device: str, artifact: str, line: str) -> None:
         if line.startswith("@progress "):
@@ -228,7 +266,12 @@ class Runner:
                 transport.cancel()
             for t in threads:
                 t.join(30)
-        self.store.update_meta(
-            bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},
-            interrupted=self.interrupted, finished_at=utc_now())
-        return self.store.records()
+        try:
+            self.store.update_meta(
+                bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},
+                interrupted=self.interrupted, finished_at=utc_now())
+        except OSError as exc:
+            self._unsaved(exc)
+        records = {(r.device, str(r.artifact["name"])): r for r in self.store.records()}
+        records.update(self._measured)
+        return [records[key] for key in sorted(records)]
