@@ -44,6 +44,8 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
         outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
     except Fault as fault:
         return {"error": fault.reason, "message": fault.message}
+    except Exception as exc:  # a fault of ours or of this host: this device's answer
+        return {"error": "internal", "message": "%s: %s" % (type(exc).__name__, exc)}
     finally:
         transport.close()
     if outcome.timed_out:

@@ -238,6 +238,12 @@ class Runner:
             for artifact in pending:  # the device failed: each missing artifact says why
                 self._store(error_record(device.name, artifact.identity(), *failure))
 
+    def _worker(self, device: Device, done: threading.Event) -> None:
+        try:
+            self._device(device)
+        finally:
+            done.set()
+
     def _stderr(self, device: str, artifact: str, line: str) -> None:
         if line.startswith("@progress "):
             try:
@@ -251,21 +257,24 @@ class Runner:
         """Measure everything; on Ctrl-C stop the agents and keep what finished."""
         for device in self.devices:
             self._transports[device.name] = make_transport(device)
-        threads = [threading.Thread(target=self._device, args=(d,), name="device-" + d.name,
-                                    daemon=True) for d in self.devices]
-        for t in threads:
-            t.start()
+        # Waiting is on events, never on Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM)
+        # raised inside join() can mark a live thread finished, and the exit would then
+        # leave its agent running.
+        done = [threading.Event() for _ in self.devices]
+        for device, event in zip(self.devices, done):
+            threading.Thread(target=self._worker, args=(device, event),
+                             name="device-" + device.name, daemon=True).start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+            for event in done:
+                while not event.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self.interrupted = True
             self._cancel.set()
             for transport in self._transports.values():
                 transport.cancel()
-            for t in threads:
-                t.join(30)
+            for event in done:
+                event.wait(30)
         try:
             self.store.update_meta(
                 bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},

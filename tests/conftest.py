@@ -70,3 +70,20 @@ def edgebench(args: List[str], cwd: Path, timeout: float = 300,
     return subprocess.run([sys.executable, "-m", "harness"] + args, cwd=str(cwd),
                           capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def dynamic_output_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Identity model on [1, n]: how wide its output is shows only when it runs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("models") / "identity_dynamic.onnx"
+    onnx.save(model, str(path))
+    return path

@@ -92,7 +92,16 @@ def test_malformed_jobs_are_job_invalid_records():
     for job, needle in [({"artifact": {"path": "m.pt"}}, "format"),
                         ({"artifact": {"path": "m.onnx"}, "settings": {"treads": 2}}, "treads"),
                         ({"artifact": {"path": "m.onnx"}, "settings": {"min_seconds": "x"}},
-                         "min_seconds")]:
+                         "min_seconds"),
+                        ({"artifact": {"path": "m.onnx"}, "settings": {"max_seconds": 1e999}},
+                         "settings.max_seconds: expected a finite number, got inf"),
+                        ({"artifact": {"path": "m.onnx"},
+                          "settings": {"min_seconds": float("nan")}},
+                         "settings.min_seconds: expected a finite number, got nan"),
+                        ({"artifact": {"path": "m.onnx"}, "settings": {"threads": -2}},
+                         "settings.threads: must be at least 1"),
+                        ({"artifact": {"path": "m.onnx"}, "settings": [1]},
+                         "settings must be an object")]:
         rec = run_record(job)
         assert rec.reason == "job-invalid" and needle in rec.message
     rec = run_record({"protocol": 99, "artifact": {"path": "m.onnx"}})
@@ -174,3 +183,30 @@ def test_unusable_eval_set_is_input_invalid(examples, tmp_path):
     np.savez(wrong, inputs=np.zeros((3, 5, 5), np.float32), labels=np.zeros(3, np.int64))
     rec = run_record({"artifact": {"path": str(examples / "digits.onnx")}, "eval": str(wrong)})
     assert rec.reason == "input-invalid" and "[5, 5]" in rec.message
+
+
+def test_unknown_input_shape_name_is_an_input_shape_error(examples):
+    rec = run_record({"artifact": {"path": str(examples / "digits.onnx")},
+                      "input_shapes": {"inptu": [1, 1, 8, 8]}})
+    assert rec.reason == "input-shape" and not rec.samples_ns
+    assert "'inptu'" in rec.message and "its inputs: 'input'" in rec.message
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    (lambda x, y: {"inputs": x, "reference": np.zeros((len(x), 7), np.float32)},
+     "'reference' has 7 values per sample but output 'logits' has 10"),
+    (lambda x, y: {"inputs": x, "labels": y + 10},
+     "labels run from 11 to 19 but output 'logits' has 10 classes"),
+    (lambda x, y: {"inputs": x, "labels": np.eye(10, dtype=np.int64)[y]},
+     "'labels' must hold one integer class index per sample"),
+    (lambda x, y: {"inputs": x, "labels": y.astype(str)}, "'labels' must hold one integer"),
+    (lambda x, y: {"inputs": x[:0], "labels": y[:0]}, "has no samples"),
+])
+def test_eval_set_faults_are_input_invalid_before_the_timed_window(examples, tmp_path, arrays,
+                                                                   needle):
+    data = np.load(examples / "digits_eval.npz")
+    path = tmp_path / "eval.npz"
+    np.savez(path, **arrays(data["inputs"][:20], data["labels"][:20]))
+    rec = run_record({"artifact": {"path": str(examples / "digits.onnx")}, "eval": str(path)})
+    assert rec.reason == "input-invalid" and needle in rec.message, rec.message
+    assert not rec.samples_ns and "measure_s" not in rec.timing

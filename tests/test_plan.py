@@ -57,6 +57,12 @@ def test_models_take_their_own_variants_or_the_shared_ones(folder):
     ("models: [digits.onnx]\nsettings: {threads: two}", "settings.threads",
      "expected an integer"),
     ("models: [digits.onnx]\nsettings: {min_secs: 1}", "settings.min_secs", "unknown key"),
+    ("models: [digits.onnx]\nsettings: {min_seconds: .nan}", "settings.min_seconds",
+     "expected a finite number, got nan"),
+    ("models: [digits.onnx]\nsettings: {threads: -2}", "settings.threads",
+     "must be at least 1, got -2"),
+    ("models: [digits.onnx]\nsettings: {min_iterations: 100, max_iterations: 10}", "",
+     "settings.max_iterations (10) must be at least settings.min_iterations (100)"),
     ("models: [digits.onnx]\ninput_shapes: {input: [1, 0]}", "input_shapes.input[1]",
      "expected an integer from 1 up"),
     ("models: [digits.onnx]\ndevices: [local, 3]", "devices[1]", "non-empty string"),
@@ -69,6 +75,21 @@ def test_plan_errors_name_the_file_and_the_key(folder, text, where, problem):
     assert message.startswith(str(folder / "plan.yaml") + ": ")
     assert ("%s: " % where if where else "") in message and problem in message
     assert "\n" not in message
+
+
+def test_a_plan_takes_every_setting_the_command_line_takes(folder):
+    settings = {"threads": 2, "min_seconds": 0.5, "min_iterations": 10, "max_seconds": 9,
+                "max_iterations": 100, "warmup_seconds": 0, "warmup_iterations": 3}
+    text = "models: [digits.onnx]\nsettings: %s\n" % json.dumps(settings)
+    assert parse(folder, text).settings == settings
+
+
+def test_bad_plan_settings_are_exit_2_before_anything_is_built(folder):
+    plan = write_plan(folder, "variants: [fp16]\n")
+    plan.write_text(plan.read_text().replace("threads: 1", "threads: 1, min_seconds: .nan"))
+    proc = edgebench(["run", str(plan), "--out", "res"], cwd=folder)
+    assert proc.returncode == 2 and "settings.min_seconds: expected a finite" in proc.stderr
+    assert not (folder / "res").exists()
 
 
 def write_plan(folder, body):
