@@ -65,6 +65,10 @@ def evaluate(model: Any, spec_shape: tuple, eval_set: Dict[str, Any]) -> Dict[st
         out = model.infer({spec.name: quantize(part, spec)})[0]
         chunks.append(dequantize(out, model.outputs[0])[:real])
     outputs = np.concatenate(chunks)
+    bad = int(np.sum(~np.all(np.isfinite(outputs.reshape(n, -1)), axis=1)))
+    if bad:  # top-1 or fidelity over NaN would be a number that means nothing
+        raise Fault("inference-failed", "%d of the %d eval samples gave NaN or infinite "
+                    "outputs" % (bad, n))
     result = {"n": n, "layout": layout or None,
               "quantized_input": spec.quant is not None and spec.dtype.kind in "iu"}
     if "labels" in eval_set:

@@ -106,6 +106,9 @@ def load_eval(path: str) -> Dict[str, Any]:
             raise Fault("input-invalid", "eval set %s: %r must be a numeric array with one "
                         "row per sample, not %s of shape %s"
                         % (path, key, arrays[key].dtype, list(arrays[key].shape)))
+    if "reference" in arrays and not np.all(np.isfinite(arrays["reference"])):
+        raise Fault("input-invalid", "eval set %s: 'reference' holds NaN or infinite values"
+                    % path)
     n = len(arrays["inputs"])
     if n == 0:
         raise Fault("input-invalid", "eval set %s has no samples ('inputs' is empty)" % path)

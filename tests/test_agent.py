@@ -210,3 +210,15 @@ def test_eval_set_faults_are_input_invalid_before_the_timed_window(examples, tmp
     rec = run_record({"artifact": {"path": str(examples / "digits.onnx")}, "eval": str(path)})
     assert rec.reason == "input-invalid" and needle in rec.message, rec.message
     assert not rec.samples_ns and "measure_s" not in rec.timing
+
+
+def test_nan_outputs_fail_the_accuracy_pass_and_keep_the_latency(dynamic_output_onnx, tmp_path):
+    inputs = np.zeros((4, 64), np.float32)
+    inputs[2, 5] = np.nan  # an Identity model: that sample's output is NaN
+    path = tmp_path / "eval.npz"
+    np.savez(path, inputs=inputs, reference=np.zeros((4, 64), np.float32))
+    rec = run_record({"artifact": {"path": str(dynamic_output_onnx)}, "eval": str(path),
+                      "input_shapes": {"x": [1, 64]}})
+    assert rec.ok and rec.stats["n"] >= 20
+    assert rec.accuracy == {"error": "inference-failed: 1 of the 4 eval samples gave NaN or "
+                                     "infinite outputs"}

@@ -129,6 +129,9 @@ def npz(path: Path, **arrays) -> Path:
      "'labels' must hold one integer class index"),
     ({"inputs": np.array(["a", "b"])}, "'inputs' must be a numeric array"),
     ({"images": np.zeros((4, 1, 8, 8), np.float32)}, "no 'inputs' array"),
+    ({"inputs": np.zeros((2, 1, 8, 8), np.float32),
+      "reference": np.array([[0.0] * 10, [np.nan] * 10], np.float32)},
+     "'reference' holds NaN or infinite values"),
 ])
 def test_an_unusable_eval_set_is_exit_2_before_anything_runs(tmp_path, examples, arrays,
                                                             needle):
