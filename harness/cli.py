@@ -108,17 +108,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                                         **parse_input_shapes(args.input_shape)),
                       settings=settings,
                       require_accelerator=bool(plan and plan.require_accelerator))
-    store = RunStore.create(args.out)
-    store.write_meta({
-        "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
-        "tool": host_info(),
-        "inventory": inventory.source, "request": request.describe(),
-        "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
-                    for d in devices},
-        "status": {d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
-        **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
-    })
-    store.mark_latest()
+    try:
+        store = RunStore.create(args.out)
+        store.write_meta({
+            "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
+            "tool": host_info(),
+            "inventory": inventory.source, "request": request.describe(),
+            "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
+                        for d in devices},
+            "status": {d.name: {a.name: "pending" for a in request.artifacts}
+                       for d in devices},
+            **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
+        })
+        store.mark_latest()
+    except OSError as exc:
+        raise UsageError("--out %s: cannot create the run directory (%s)"
+                         % (args.out, exc.strerror or exc)) from None
     records, runner = _execute(args, store, request, devices)
     code = _finish(args, store, records, runner)
     trade_offs = tradeoff.text(store.meta(), records)

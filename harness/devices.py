@@ -54,7 +54,9 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
         return dict(json.loads(outcome.stdout)["probe"])
     except (ValueError, KeyError, TypeError):
         last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
-        return {"error": "crash" if outcome.returncode else "protocol", "message": last[0]}
+        reason = ("runtime-missing" if outcome.returncode == 127  # the Python did not start
+                  else "crash" if outcome.returncode else "protocol")
+        return {"error": reason, "message": last[0]}
 
 
 def _describe(info: Dict[str, Any]) -> Dict[str, Any]:

@@ -214,3 +214,23 @@ def test_resume_of_a_damaged_run_is_exit_2_naming_its_run_json(stored_run, damag
     proc = edgebench(["run", "--resume", str(stored_run)], cwd=stored_run)
     line = one_line_error(proc, 2, needle)
     assert str(stored_run / "run.json") in line
+
+
+def test_an_out_that_is_a_file_is_exit_2(tmp_path, examples):
+    (tmp_path / "res").write_text("not a folder")
+    proc = edgebench(["run", "--model", str(examples / "digits.onnx"), "--out", "res"],
+                     cwd=tmp_path)
+    one_line_error(proc, 2, "--out res: cannot create the run directory")
+
+
+def test_a_device_python_that_does_not_start_is_runtime_missing(tmp_path, examples):
+    (tmp_path / "devices.yaml").write_text(
+        "devices:\n  local:\n    kind: local\n    python: %s\n" % (tmp_path / "no-python"))
+    run = edgebench(["run", "--model", str(examples / "digits.onnx"), "--quiet", "--out", "res"],
+                    cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "local / digits.onnx: runtime-missing: the device's Python could not be started" \
+        in run.stderr
+    probe = edgebench(["devices", "--probe", "--json"], cwd=tmp_path)
+    assert probe.returncode == 1 and "Traceback" not in probe.stderr
+    assert json.loads(probe.stdout)["local"]["error"] == "runtime-missing"
