@@ -61,9 +61,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
-    store.update_meta(resumed_at=utc_now())
+    try:
+        store.update_meta(resumed_at=utc_now())
+        store.mark_latest()
+    except OSError as exc:
+        raise UsageError("%s: cannot write to the run (%s)"
+                         % (store.path, exc.strerror or exc)) from None
     records, runner = _execute(args, store, request, devices, todo)
-    store.mark_latest()
     return _finish(args, store, records, runner)
 
 

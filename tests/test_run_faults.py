@@ -234,3 +234,16 @@ def test_a_device_python_that_does_not_start_is_runtime_missing(tmp_path, exampl
     probe = edgebench(["devices", "--probe", "--json"], cwd=tmp_path)
     assert probe.returncode == 1 and "Traceback" not in probe.stderr
     assert json.loads(probe.stdout)["local"]["error"] == "runtime-missing"
+
+
+def test_resume_of_a_read_only_run_is_exit_2(stored_run):
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
+        pytest.skip("a read-only bind mount needs root, unshare and mount")
+    script = ('mount --bind -o ro "$0" "$0" && exec %s -m harness run --resume "$0"'
+              % sys.executable)
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, str(stored_run)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if "mount:" in proc.stderr:
+        pytest.skip("cannot bind-mount here: %s" % proc.stderr.strip())
+    one_line_error(proc, 2, "%s: cannot write to the run (Read-only file system)" % stored_run)
