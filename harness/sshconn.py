@@ -9,6 +9,9 @@ carry: ``unreachable``, ``auth-failed`` or ``host-key``.
 
 The socket is ours, not paramiko's, so it can carry TCP keepalive and ``TCP_USER_TIMEOUT``:
 a board that vanishes mid-transfer or mid-run is noticed within :data:`LINK_TIMEOUT_S`.
+Logging in takes at most :data:`CONNECT_DEADLINE_S`, or the device's ``timeout_s`` if that is
+shorter.  paramiko's own log (tracebacks of failed handshakes) stays off the terminal: the
+fault already says what happened.
 """
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux only
 
 log = logging.getLogger("edgebench.ssh")
+_paramiko_log = logging.getLogger("paramiko")
+_paramiko_log.addHandler(logging.NullHandler())  # not logging's last resort: stderr
+_paramiko_log.propagate = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ def _parse_hop(spec: str) -> Tuple[Optional[str], str, Optional[int]]:
 def open_connection(device: Device, ssh_config: Optional[str] = None) -> Connection:
     """A logged-in connection to ``device``; transient failures are retried with backoff."""
     endpoint = resolve(device, ssh_config)
-    deadline = _Deadline(CONNECT_DEADLINE_S)
+    deadline = _Deadline(min(CONNECT_DEADLINE_S, device.timeout_s))
     pause = BACKOFF_S
     for attempt in range(1, CONNECT_TRIES + 1):
         try:
