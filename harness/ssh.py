@@ -204,7 +204,7 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if chan is not None:
                 chan.close()
-            if not self._alive():
+            if not self._alive() or time.monotonic() < end:
                 raise Fault("unreachable", "lost the connection to %s: %s"
                             % (self.device.name, exc or type(exc).__name__)) from None
             self._lost = "%s stopped answering (no reply within %.0f s)" % (self.device.name,

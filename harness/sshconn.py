@@ -29,6 +29,7 @@ import paramiko
 from agent.faults import Fault
 
 from .config import Device
+from .transport import printable
 
 SSH_CONFIG = "~/.ssh/config"
 KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -249,9 +250,11 @@ def _login(endpoint: Endpoint, device: Device, sock: Any,
 
 
 def _login_fault(exc: Exception, where: str, known_hosts: str) -> Exception:
-    """The Fault (or :class:`_Transient`) for a failed handshake or login."""
+    """The Fault (or :class:`_Transient`) for a failed handshake or login.  paramiko's
+    messages can quote what the server sent: they are made printable."""
     if isinstance(exc, Fault):
         return exc
+    text = printable(str(exc) or type(exc).__name__)
     if isinstance(exc, paramiko.BadHostKeyException):
         return Fault("host-key", "the host key of %s CHANGED: it offers %s %s, %s has %s; if "
                      "the board was reinstalled, remove the old entry (ssh-keygen -R)"
@@ -259,13 +262,13 @@ def _login_fault(exc: Exception, where: str, known_hosts: str) -> Exception:
                         exc.expected_key.fingerprint))
     if isinstance(exc, paramiko.AuthenticationException) or (
             isinstance(exc, paramiko.SSHException) and "authentication" in str(exc).lower()):
-        return Fault("auth-failed", "%s refused our key(s): %s" % (where, exc))
+        return Fault("auth-failed", "%s refused our key(s): %s" % (where, text))
     if isinstance(exc, (EOFError, ConnectionResetError, ConnectionAbortedError)) or (
             isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower()):
         return _Transient(Fault("unreachable", "%s dropped the connection during the SSH "
-                                "handshake (%s)" % (where, exc or type(exc).__name__)))
+                                "handshake (%s)" % (where, text)))
     if isinstance(exc, (paramiko.SSHException, OSError)):
-        return Fault("unreachable", "SSH handshake with %s failed: %s" % (where, exc))
+        return Fault("unreachable", "SSH handshake with %s failed: %s" % (where, text))
     return exc
 
 

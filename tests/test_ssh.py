@@ -507,9 +507,10 @@ def test_disk_full_for_one_artifact_leaves_the_next_its_own_attempt(
     assert records[small.name].ok, records[small.name].message
 
 
-@pytest.fixture
-def not_ssh() -> Iterator[int]:
-    """A port that answers like a web server, not an SSH server."""
+@pytest.fixture(params=[b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                        b"SSH-\x1b[2J\x1b]0;owned\x07-evil\r\n"], ids=["http", "hostile-banner"])
+def not_ssh(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port that answers like a web server, or with a banner that is not SSH's."""
     import socket
 
     listener = socket.socket()
@@ -525,7 +526,7 @@ def not_ssh() -> Iterator[int]:
             except OSError:
                 continue
             with conn:
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                conn.sendall(request.param)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -545,4 +546,5 @@ def test_port_that_is_not_ssh_is_one_fault_line_without_tracebacks(
                       "--out", str(tmp_path / "res")] + FAST, cwd=tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "paramiko" not in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert "failed: web / digits.onnx: unreachable" in proc.stderr
