@@ -10,12 +10,12 @@ Files travel through one small receiver run by the device's own Python (:data:`R
 it answers whether the board already has the file -- hashing the copy there, since a file
 can change on the board after it arrived -- else takes the bytes on stdin into a temporary
 file in the same directory, hashes them as it writes, and renames the file into place only
-if the sha256 matches; a re-run that finds an intact copy sends nothing.  The agent is
-started through ``agent/loader.py`` (sent inline), which runs it only from bytes whose
-sha256 it checked, and the agent checks its inputs the same way before using them.  Streaming over an exec channel (from a memory map, into
-1 MiB blocks) keeps pace with ``scp`` (benchmarks/transfer.py), reports a full disk as
-ENOSPC -- paramiko's pipelined SFTP writes drop most error replies -- and needs no
-sftp-server on the board.
+if the sha256 matches; a re-run that finds an intact copy sends nothing.  Streaming over an
+exec channel (from a memory map, into 1 MiB blocks) keeps pace with ``scp``
+(benchmarks/transfer.py), reports a full disk as ENOSPC -- paramiko's pipelined SFTP writes
+drop most error replies -- and needs no sftp-server on the board.  The agent is started
+through ``agent/loader.py`` (sent inline), which runs it only from bytes whose sha256 it
+checked, and the agent checks its inputs the same way before using them.
 
 Remote commands are strings for the remote shell: every argument goes through
 ``shlex.quote``.  The agent runs as ``exec sh -c WRAPPER ...``: sshd makes the login shell a
@@ -47,7 +47,6 @@ from typing import Any, Dict, IO, Iterable, Iterator, List, Optional
 import paramiko
 
 from agent.faults import Fault
-
 from agent.verify import sha256_file
 
 from .config import Device
@@ -64,8 +63,9 @@ WRAPPER = 'echo "@pid $$" >&2; "$@"; exit $?'
 PID_LINE = re.compile(r"^@pid (\d+)$")
 # argv: workdir, subdirectory, file name, sha256, size.  Replies are Python literals on stdout,
 # ("edgebench", state, path, detail): "have" (a copy with that sha256 is there) or "send",
-# then after the bytes "ok", "mismatch", "short" or "disk-full".  Runs on the board with -S: the standard library only, and not
-# json or tempfile, whose imports would more than double its start-up time.
+# then after the bytes "ok", "mismatch", "short" or "disk-full".  Runs on the board with -S:
+# the standard library only, and not json or tempfile, whose imports would more than double
+# its start-up time.
 RECEIVE = r"""import errno, hashlib, io, os, sys
 workdir, sub, name, want = sys.argv[1:5]
 size = int(sys.argv[5])

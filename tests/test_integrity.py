@@ -209,7 +209,9 @@ HOSTILE = r"""#!/bin/sh
 cat >/dev/null
 printf '\033[2J\033]0;owned\007 clear screen\n' >&2
 printf '@progress {"phase": "\\u001b[31mred"}\n' >&2
-printf '{"record": {"status": "error", "reason": "model-invalid", "message": "bad \\u001b[2J\\u009b", "device": "x", "artifact": {"name": "\\u001b]0;t\\u0007"}, "runtime": {"name": "\\u001b[5m"}}}\n'
+printf '{"record": {"status": "error", "reason": "model-invalid", "device": "x", '
+printf '"message": "bad \\u001b[2J\\u009b", "artifact": {"name": "\\u001b]0;t\\u0007"}, '
+printf '"runtime": {"name": "\\u001b[5m"}}}\n'
 """
 
 
