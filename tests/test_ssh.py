@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -148,8 +149,9 @@ def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
     nasty_dir.mkdir()
     model = nasty_dir / (NASTY + ".onnx")
     model.write_bytes(dynamic_onnx.read_bytes())
-    python = nasty_dir / ("py " + NASTY)
-    python.symlink_to(sys.executable)
+    python = nasty_dir / ("py " + NASTY)  # a wrapper, not a symlink: a venv's python
+    python.write_text('#!/bin/sh\nexec %s "$@"\n' % shlex.quote(sys.executable))  # must
+    python.chmod(0o755)  # keep its own path to find the venv
     inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
         "board", python=str(python), workdir=str(nasty_dir / "wd"),
         env={"EDGEBENCH_NOTE": NASTY})])
@@ -162,7 +164,8 @@ def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
     remote_home = Path(os.path.expanduser("~" + server.user))
     for where in (remote_home, tmp_path, nasty_dir, nasty_dir / "wd", Path.cwd()):
         assert not (where / "MARK").exists(), where
-    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "lease"}
+    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "cache",
+                                                              "lease"}
 
 
 # -- connection faults --------------------------------------------------------------------
