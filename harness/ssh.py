@@ -5,6 +5,7 @@ Layout on the board, all under the device's workdir (nothing is written elsewher
     agents/edgebench-agent-<hash>.pyz    the agent, named by its content
     blobs/<sha256><ext>                  artifacts and eval sets, named by their content
     lease                                held by the running agent (agent/lease.py)
+    cache/                               the runtimes' caches ($XDG_CACHE_HOME of the agent)
 
 Files travel through one small receiver run by the device's own Python (:data:`RECEIVE`):
 it answers whether the board already has the file -- hashing the copy there, since a file
