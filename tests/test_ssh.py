@@ -454,7 +454,7 @@ def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
     proc = None  # type: Any
     try:
         inventory = write_devices(tmp_path / "devices.yaml", [board.device_yaml(
-            "board", python=sys.executable, workdir=str(tmp_path / "wd"), timeout_s=8)])
+            "board", python=sys.executable, workdir=str(tmp_path / "wd"), timeout_s=12)])
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
              "--devices", "board", "--model", str(examples / "digits.onnx"), "--model",
