@@ -49,16 +49,22 @@ def _run(job_text: str) -> Dict[str, Any]:
 
 def _leased_run(job: Any) -> Any:
     """Benchmark under the board's lease when the job names one; waiting too long is a
-    ``device-busy`` record."""
+    ``device-busy`` record.  The inputs are verified right before: a file that is not what
+    was sent is a ``transfer-failed`` record, never a measurement."""
+    from contextlib import nullcontext
+
     from .bench import run
     from .faults import Fault
     from .lease import acquire
     from .record import error_record
+    from .verify import check
 
-    if job.lease is None:
-        return run(job)
     try:
-        with acquire(job.lease["workdir"], job.lease["owner"], job.lease["timeout_s"]):
+        with nullcontext() if job.lease is None else acquire(
+                job.lease["workdir"], job.lease["owner"], job.lease["timeout_s"]):
+            check(str(job.artifact["path"]), job.artifact.get("sha256"), "model")
+            if job.eval_path:
+                check(job.eval_path, job.eval_sha256, "eval set")
             return run(job)
     except Fault as fault:
         return error_record(job.device, job.artifact, fault.reason, fault.message)

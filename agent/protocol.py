@@ -7,6 +7,7 @@ artifact, so a crash or a kill costs at most that one measurement.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -42,6 +43,7 @@ class Job:
     artifact: Mapping[str, Any]  # name, path, sha256, size_bytes, format
     settings: Settings
     eval_path: Optional[str] = None
+    eval_sha256: Optional[str] = None  # checked before use, like artifact["sha256"]
     input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
     onnx: Mapping[str, Any] = field(default_factory=dict)
     tflite: Mapping[str, Any] = field(default_factory=dict)
@@ -148,6 +150,7 @@ def parse_job(doc: Any) -> Job:
             raise JobError("cannot tell the format of %r (expected .onnx or .tflite)"
                            % artifact["name"])
         artifact["format"] = FORMATS[suffix]
+    _sha256(artifact.get("sha256"), "artifact.sha256")
     if artifact["format"] not in FORMATS.values():
         raise JobError("unknown artifact format %r" % artifact["format"])
     for section in ("onnx", "tflite"):
@@ -158,12 +161,21 @@ def parse_job(doc: Any) -> Job:
         artifact=artifact,
         settings=parse_settings(_mapping(doc.get("settings") or {}, "settings")),
         eval_path=doc.get("eval"),
+        eval_sha256=_sha256(doc.get("eval_sha256"), "eval_sha256"),
         input_shapes=_shapes(doc.get("input_shapes") or {}),
         onnx=dict(doc.get("onnx") or {}),
         tflite=dict(doc.get("tflite") or {}),
         lease=_lease(doc.get("lease")),
         **_validity(doc),
     )
+
+
+def _sha256(raw: Any, where: str) -> Optional[str]:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-f]{64}", raw):
+        raise JobError("%s: expected a sha256 hex digest, got %r" % (where, raw))
+    return raw
 
 
 def _lease(raw: Any) -> Optional[Dict[str, Any]]:

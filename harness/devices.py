@@ -12,7 +12,7 @@ from agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
 from .pack import build, default_cache
-from .transport import make_transport
+from .transport import make_transport, parse_document
 
 PROBE_TIMEOUT_S = 120.0
 
@@ -51,7 +51,7 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
     if outcome.timed_out:
         return {"error": "timeout", "message": "no answer within %.0f s" % PROBE_TIMEOUT_S}
     try:
-        return dict(json.loads(outcome.stdout)["probe"])
+        return dict(parse_document(outcome.stdout)["probe"])
     except (ValueError, KeyError, TypeError):
         last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
         reason = ("runtime-missing" if outcome.returncode == 127  # the Python did not start

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import getpass
-import hashlib
 import json
 import socket
 import threading
@@ -19,27 +18,22 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from agent.faults import Fault
 from agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_settings
 from agent.record import Record, error_record
+from agent.verify import sha256_file
 
 from .config import ConfigError, Device
 from .store import RunStore
-from .transport import Transport, interpret, make_transport
+from .transport import Transport, interpret, make_transport, printable
 
 Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
 # How long an agent waits for another benchmark on its board to finish (agent/lease.py):
 # at most this, and at most half the device's deadline, which covers the wait too.
 LEASE_TIMEOUT_S = 300.0
+# Staging faults that concern one file: the next artifact still gets its own attempt.
+FILE_FAULTS = ("disk-full", "transfer-failed")
 
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -170,6 +164,7 @@ class Runner:
             "device": device.name,
             "artifact": dict(artifact.identity(), path=staged),
             "eval": eval_staged,
+            "eval_sha256": self._eval_sha256 or None,
             "input_shapes": {k: list(v) for k, v in self.request.input_shapes.items()},
             "settings": dict(self.request.settings),
             "onnx": device.onnx.to_dict(),
@@ -213,15 +208,19 @@ class Runner:
             while pending and not self._cancel.is_set():
                 artifact = pending[0]
                 self.on_event(device.name, artifact.name, "start", None)
-                staged = transport.stage(
-                    artifact.path, artifact.sha256,
-                    lambda sent, total, a=artifact.name: self.on_event(
-                        device.name, a, "upload", (sent, total)))
-                job = self._job(device, artifact, staged, eval_staged)
-                outcome = transport.run_agent(
-                    "run", job, device.timeout_s,
-                    lambda line, a=artifact.name: self._stderr(device.name, a, line))
-                record = interpret(outcome, device.name, artifact.identity(), device.timeout_s)
+                try:
+                    record = self._measure(transport, device, artifact, eval_staged)
+                    if record.reason == "transfer-failed":  # changed on the board since it
+                        transport.deploy(self.agent_zip)  # was checked: send what differs,
+                        if self.request.eval_path is not None:  # once more
+                            eval_staged = transport.stage(self.request.eval_path,
+                                                          self._eval_sha256)
+                        record = self._measure(transport, device, artifact, eval_staged)
+                except Fault as fault:
+                    if fault.reason not in FILE_FAULTS:
+                        raise
+                    record = error_record(device.name, artifact.identity(), fault.reason,
+                                          fault.message)
                 if record.reason == "interrupted":
                     break
                 pending.pop(0)
@@ -244,10 +243,22 @@ class Runner:
         finally:
             done.set()
 
+    def _measure(self, transport: Transport, device: Device, artifact: Artifact,
+                 eval_staged: Optional[str]) -> Record:
+        """Stage one artifact (the board checks what it has) and run the agent on it."""
+        staged = transport.stage(
+            artifact.path, artifact.sha256,
+            lambda sent, total: self.on_event(device.name, artifact.name, "upload",
+                                              (sent, total)))
+        outcome = transport.run_agent(
+            "run", self._job(device, artifact, staged, eval_staged), device.timeout_s,
+            lambda line: self._stderr(device.name, artifact.name, line))
+        return interpret(outcome, device.name, artifact.identity(), device.timeout_s)
+
     def _stderr(self, device: str, artifact: str, line: str) -> None:
         if line.startswith("@progress "):
             try:
-                self.on_event(device, artifact, "progress", json.loads(line[10:]))
+                self.on_event(device, artifact, "progress", printable(json.loads(line[10:])))
             except ValueError:
                 pass
         else:

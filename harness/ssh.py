@@ -5,21 +5,29 @@ Layout on the board, all under the device's workdir (nothing is written elsewher
     agents/edgebench-agent-<hash>.pyz    the agent, named by its content
     blobs/<sha256><ext>                  artifacts and eval sets, named by their content
     lease                                held by the running agent (agent/lease.py)
+    cache/                               the runtimes' caches ($XDG_CACHE_HOME of the agent)
 
 Files travel through one small receiver run by the device's own Python (:data:`RECEIVE`):
-it answers whether the board already has the file, else takes the bytes on stdin into a
-temporary file in the same directory, hashes them as it writes, and renames the file into
-place only if the sha256 matches -- so a name under ``blobs/`` is a verified one, and a
-re-run that finds it sends nothing.  Streaming over an exec channel (from a memory map, into
-1 MiB blocks) keeps pace with ``scp`` (benchmarks/transfer.py), reports a full disk as
-ENOSPC -- paramiko's pipelined SFTP writes drop most error replies -- and needs no
-sftp-server on the board.
+it answers whether the board already has the file -- hashing the copy there, since a file
+can change on the board after it arrived -- else takes the bytes on stdin into a temporary
+file in the same directory, hashes them as it writes, and renames the file into place only
+if the sha256 matches; a re-run that finds an intact copy sends nothing.  Streaming over an
+exec channel (from a memory map, into 1 MiB blocks) keeps pace with ``scp``
+(benchmarks/transfer.py), reports a full disk as ENOSPC -- paramiko's pipelined SFTP writes
+drop most error replies -- and needs no sftp-server on the board.  The agent is started
+through ``agent/loader.py`` (sent inline), which runs it only from bytes whose sha256 it
+checked, and the agent checks its inputs the same way before using them.
 
 Remote commands are strings for the remote shell: every argument goes through
 ``shlex.quote``.  The agent runs as ``exec sh -c WRAPPER ...``: sshd makes the login shell a
 session (and process group) leader and ``exec`` keeps that PID for the wrapper, which
 reports it on stderr before starting the agent; a timeout or Ctrl-C kills that whole group
 from a second channel, because closing the channel alone leaves a pty-less process running.
+
+A board can stop answering with its TCP connection still up (a frozen sshd): every wait on
+it -- opening a channel, starting a command, reading, the kill -- is bounded, by the
+device's ``timeout_s`` at most, and once it has not answered, the rest of its work fails
+at once instead of waiting again.
 """
 from __future__ import annotations
 
@@ -40,32 +48,41 @@ from typing import Any, Dict, IO, Iterable, Iterator, List, Optional
 import paramiko
 
 from agent.faults import Fault
+from agent.verify import sha256_file
 
 from .config import Device
-from .runner import sha256_file
 from .sshconn import Connection, open_connection
-from .transport import TAIL_LINES, AgentExit, Progress, StderrSink, Transport, pump_lines
+from .transport import (LOADER, TAIL_LINES, AgentExit, Progress, StderrSink, Transport,
+                        agent_env, printable, pump_lines)
 
 CHUNK = 1 << 20
 COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress
-KILL_WAIT_S = 5.0
+KILL_WAIT_S = 5.0  # opening the kill's channel, starting it and hearing back, in all
 # Prints the PID (= process group) first, then runs the agent as a child, so that a signal
 # that kills the agent shows as status 128+N instead of vanishing with the process.
 WRAPPER = 'echo "@pid $$" >&2; "$@"; exit $?'
 PID_LINE = re.compile(r"^@pid (\d+)$")
 # argv: workdir, subdirectory, file name, sha256, size.  Replies are Python literals on stdout,
-# ("edgebench", state, path, detail): "have" or "send", then after the bytes "ok", "mismatch",
-# "short" or "disk-full".  Runs on the board with -S: the standard library only, and not
-# json or tempfile, whose imports would more than double its start-up time.
+# ("edgebench", state, path, detail): "have" (a copy with that sha256 is there) or "send",
+# then after the bytes "ok", "mismatch", "short" or "disk-full".  Runs on the board with -S:
+# the standard library only, and not json or tempfile, whose imports would more than double
+# its start-up time.
 RECEIVE = r"""import errno, hashlib, io, os, sys
 workdir, sub, name, want = sys.argv[1:5]
 size = int(sys.argv[5])
 folder = os.path.abspath(os.path.join(os.path.expanduser(workdir), sub))
 final = os.path.join(folder, name)
+view = memoryview(bytearray(1 << 20))
 def reply(state, detail=""):
     sys.stdout.write(repr(("edgebench", state, final, detail)) + "\n")
     sys.stdout.flush()
-if os.path.isfile(final) and os.path.getsize(final) == size:
+def sha256(path):
+    digest = hashlib.sha256()
+    with io.FileIO(path) as fh:
+        for n in iter(lambda: fh.readinto(view), 0):
+            digest.update(view[:n])
+    return digest.hexdigest()
+if os.path.isfile(final) and os.path.getsize(final) == size and sha256(final) == want:
     reply("have")
     sys.exit(0)
 if not os.path.isdir(folder):
@@ -76,7 +93,7 @@ try:  # a 1 MiB pipe from sshd instead of 64 KiB: 16x fewer wake-ups, ~30% faste
     fcntl.fcntl(0, 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
 except (ImportError, OSError):
     pass
-stdin, view = io.FileIO(0, closefd=False), memoryview(bytearray(1 << 20))
+stdin = io.FileIO(0, closefd=False)
 try:
     out = open(tmp, "wb")
     reply("send")
@@ -154,6 +171,9 @@ class SSHTransport(Transport):
         self._ssh_config = ssh_config
         self._conn = None  # type: Optional[Connection]
         self.agent_path = ""
+        self.agent_sha256 = ""
+        self._wait_s = min(COMMAND_TIMEOUT_S, device.timeout_s)
+        self._lost = ""  # why the board is taken to have stopped answering
 
     def _connected(self) -> Connection:
         if self._conn is None:
@@ -169,13 +189,31 @@ class SSHTransport(Transport):
             self._conn.close()
             self._conn = None
 
-    def _channel(self, command: str) -> paramiko.Channel:
+    def _channel(self, command: str, wait_s: Optional[float] = None) -> paramiko.Channel:
+        """A channel running ``command``, opened and started within ``wait_s``."""
+        if self._lost:
+            raise Fault("unreachable", self._lost)
+        wait_s = self._wait_s if wait_s is None else wait_s
+        end = time.monotonic() + wait_s
+        chan = watchdog = None
         try:
-            chan = self._connected().transport.open_session(timeout=COMMAND_TIMEOUT_S)
+            chan = self._connected().transport.open_session(timeout=wait_s)
+            # exec_command waits for sshd's answer without a timeout; a close ends the wait
+            watchdog = threading.Timer(max(0.0, end - time.monotonic()), chan.close)
+            watchdog.start()
             chan.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise Fault("unreachable", "lost the connection to %s: %s"
-                        % (self.device.name, exc or type(exc).__name__)) from None
+            if chan is not None:
+                chan.close()
+            if not self._alive() or time.monotonic() < end:
+                raise Fault("unreachable", "lost the connection to %s: %s"
+                            % (self.device.name, exc or type(exc).__name__)) from None
+            self._lost = "%s stopped answering (no reply within %.0f s)" % (self.device.name,
+                                                                            wait_s)
+            raise Fault("unreachable", self._lost) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         return chan
 
     def _python_command(self, code: str, *args: str) -> str:
@@ -186,8 +224,9 @@ class SSHTransport(Transport):
 
     def deploy(self, agent_zip: Path) -> None:
         """The agent, under its content-hash name; sent only when the board lacks it."""
+        self.agent_sha256 = sha256_file(agent_zip)
         self.agent_path = self.send(_map(agent_zip), "agents", agent_zip.name,
-                                    sha256_file(agent_zip))
+                                    self.agent_sha256)
 
     def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
         return self.send(_map(path), "blobs", blob_name(path, sha256), sha256, progress)
@@ -202,7 +241,7 @@ class SSHTransport(Transport):
             raise ValueError("not a plain file name: %r" % name)  # stay inside the workdir
         chan = self._channel(self._python_command(RECEIVE, self.device.workdir, sub, name,
                                                   sha256, str(len(data))))
-        chan.settimeout(COMMAND_TIMEOUT_S)
+        chan.settimeout(self._wait_s)
         replies = chan.makefile("rb")
         try:
             state = _reply(replies)
@@ -212,11 +251,12 @@ class SSHTransport(Transport):
                 except (OSError, EOFError, paramiko.SSHException):
                     pass  # the receiver stopped reading: its reply or status says why
                 state = _reply(replies)
-            chan.status_event.wait(COMMAND_TIMEOUT_S)
-            errors = chan.makefile_stderr("rb").read().decode("utf-8", "replace")
+            chan.status_event.wait(self._wait_s)
+            errors = printable(chan.makefile_stderr("rb").read().decode("utf-8", "replace"))
         except socket.timeout:
-            raise Fault("unreachable", "%s: the transfer of %s made no progress for %.0f s"
-                        % (self.device.name, name, COMMAND_TIMEOUT_S)) from None
+            self._lost = "%s: the transfer of %s made no progress for %.0f s" % (
+                self.device.name, name, self._wait_s)
+            raise Fault("unreachable", self._lost) from None
         finally:
             chan.close()
         if state.get("state") in ("have", "ok"):
@@ -236,7 +276,7 @@ class SSHTransport(Transport):
         chan.shutdown_write()
 
     def _send_fault(self, state: Dict[str, Any], status: int, errors: str, name: str) -> Fault:
-        detail = state.get("detail", "")
+        detail = printable(str(state.get("detail", "")))
         if status == 127:
             return Fault("runtime-missing", "the device's Python (%s) could not be started: %s"
                          % (self.device.python, errors.strip()))
@@ -256,10 +296,12 @@ class SSHTransport(Transport):
     # -- run ------------------------------------------------------------------------------
 
     def agent_command(self, command: str) -> str:
-        argv = shell_path(self.device.python) + " " + quote_command([self.agent_path, command])
-        if self.device.env:
-            argv = "env %s %s" % (quote_command("%s=%s" % kv for kv in self.device.env), argv)
-        return "exec sh -c %s edgebench-agent %s" % (shlex.quote(WRAPPER), argv)
+        argv = "%s -c %s %s" % (shell_path(self.device.python), shlex.quote(LOADER),
+                                quote_command([self.agent_path, self.agent_sha256, command]))
+        env = " ".join("%s=%s" % (k, shell_path(v))
+                       for k, v in agent_env(self.device.workdir).items())
+        env += "".join(" " + quote_command(["%s=%s" % kv]) for kv in self.device.env)
+        return "exec sh -c %s edgebench-agent env %s %s" % (shlex.quote(WRAPPER), env, argv)
 
     def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
                   on_stderr: Optional[StderrSink] = None) -> AgentExit:
@@ -293,14 +335,15 @@ class SSHTransport(Transport):
             chan.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the agent died early or the link is gone: the status says which
-        timed_out = interrupted = False
+        timed_out = interrupted = kill_failed = False
         deadline = time.monotonic() + timeout
         while not chan.status_event.wait(0.1):  # set by the exit status, or by a close
             interrupted = self._cancel.is_set()
             timed_out = not interrupted and time.monotonic() >= deadline
             if interrupted or timed_out:
-                self._kill(pid[0] if pid else None)
-                chan.status_event.wait(KILL_WAIT_S)
+                kill_failed = not self._kill(pid[0] if pid else None)
+                if not kill_failed:
+                    chan.status_event.wait(KILL_WAIT_S)
                 chan.close()  # the readers stop even if the kill did not get through
                 break
         for t in readers:
@@ -311,21 +354,29 @@ class SSHTransport(Transport):
                         % self.device.name)
         stdout = b"".join(out_chunks).decode("utf-8", "replace")
         return AgentExit(exit_code(chan.exit_status, stdout), stdout, "\n".join(tail),
-                         timed_out, interrupted)
+                         timed_out, interrupted, kill_failed)
 
-    def _kill(self, pid: Optional[int]) -> None:
-        """SIGKILL the agent's process group (or at least the wrapper) from a new channel.
+    def _kill(self, pid: Optional[int]) -> bool:
+        """SIGKILL the agent's process group (or at least the wrapper) from a new channel;
+        False when the board did not confirm it within :data:`KILL_WAIT_S`.
 
         ``kill -9 -PGID`` rather than ``kill -9 -- -PGID``: dash's kill rejects ``--``.
         """
         if pid is None or not self._alive():
-            return
+            return False
+        end = time.monotonic() + KILL_WAIT_S
         try:
-            chan = self._channel("kill -9 -%d 2>/dev/null || kill -9 %d" % (pid, pid))
-            chan.status_event.wait(KILL_WAIT_S)
-            chan.close()
+            chan = self._channel("kill -9 -%d 2>/dev/null || kill -9 %d" % (pid, pid),
+                                 KILL_WAIT_S)
         except Fault:
-            pass  # the board stopped answering; the channel close is all we can do
+            return False  # the board stopped answering; the channel close is all we can do
+        try:
+            chan.status_event.wait(max(0.0, end - time.monotonic()))
+            if chan.exit_status == -1:
+                self._lost = "%s stopped answering (a kill got no reply)" % self.device.name
+            return chan.exit_status != -1
+        finally:
+            chan.close()
 
 
 def _map(path: Path) -> memoryview:

@@ -9,6 +9,9 @@ carry: ``unreachable``, ``auth-failed`` or ``host-key``.
 
 The socket is ours, not paramiko's, so it can carry TCP keepalive and ``TCP_USER_TIMEOUT``:
 a board that vanishes mid-transfer or mid-run is noticed within :data:`LINK_TIMEOUT_S`.
+Logging in takes at most :data:`CONNECT_DEADLINE_S`, or the device's ``timeout_s`` if that is
+shorter.  paramiko's own log (tracebacks of failed handshakes) stays off the terminal: the
+fault already says what happened.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import paramiko
 from agent.faults import Fault
 
 from .config import Device
+from .transport import printable
 
 SSH_CONFIG = "~/.ssh/config"
 KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -40,6 +44,9 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux only
 
 log = logging.getLogger("edgebench.ssh")
+_paramiko_log = logging.getLogger("paramiko")
+_paramiko_log.addHandler(logging.NullHandler())  # not logging's last resort: stderr
+_paramiko_log.propagate = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ def _parse_hop(spec: str) -> Tuple[Optional[str], str, Optional[int]]:
 def open_connection(device: Device, ssh_config: Optional[str] = None) -> Connection:
     """A logged-in connection to ``device``; transient failures are retried with backoff."""
     endpoint = resolve(device, ssh_config)
-    deadline = _Deadline(CONNECT_DEADLINE_S)
+    deadline = _Deadline(min(CONNECT_DEADLINE_S, device.timeout_s))
     pause = BACKOFF_S
     for attempt in range(1, CONNECT_TRIES + 1):
         try:
@@ -243,9 +250,11 @@ def _login(endpoint: Endpoint, device: Device, sock: Any,
 
 
 def _login_fault(exc: Exception, where: str, known_hosts: str) -> Exception:
-    """The Fault (or :class:`_Transient`) for a failed handshake or login."""
+    """The Fault (or :class:`_Transient`) for a failed handshake or login.  paramiko's
+    messages can quote what the server sent: they are made printable."""
     if isinstance(exc, Fault):
         return exc
+    text = printable(str(exc) or type(exc).__name__)
     if isinstance(exc, paramiko.BadHostKeyException):
         return Fault("host-key", "the host key of %s CHANGED: it offers %s %s, %s has %s; if "
                      "the board was reinstalled, remove the old entry (ssh-keygen -R)"
@@ -253,13 +262,13 @@ def _login_fault(exc: Exception, where: str, known_hosts: str) -> Exception:
                         exc.expected_key.fingerprint))
     if isinstance(exc, paramiko.AuthenticationException) or (
             isinstance(exc, paramiko.SSHException) and "authentication" in str(exc).lower()):
-        return Fault("auth-failed", "%s refused our key(s): %s" % (where, exc))
+        return Fault("auth-failed", "%s refused our key(s): %s" % (where, text))
     if isinstance(exc, (EOFError, ConnectionResetError, ConnectionAbortedError)) or (
             isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower()):
         return _Transient(Fault("unreachable", "%s dropped the connection during the SSH "
-                                "handshake (%s)" % (where, exc or type(exc).__name__)))
+                                "handshake (%s)" % (where, text)))
     if isinstance(exc, (paramiko.SSHException, OSError)):
-        return Fault("unreachable", "SSH handshake with %s failed: %s" % (where, exc))
+        return Fault("unreachable", "SSH handshake with %s failed: %s" % (where, text))
     return exc
 
 

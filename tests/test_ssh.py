@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import threading
 import time
 import zipapp
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -148,8 +149,9 @@ def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
     nasty_dir.mkdir()
     model = nasty_dir / (NASTY + ".onnx")
     model.write_bytes(dynamic_onnx.read_bytes())
-    python = nasty_dir / ("py " + NASTY)
-    python.symlink_to(sys.executable)
+    python = nasty_dir / ("py " + NASTY)  # a wrapper, not a symlink: a venv's python
+    python.write_text('#!/bin/sh\nexec %s "$@"\n' % shlex.quote(sys.executable))  # must
+    python.chmod(0o755)  # keep its own path to find the venv
     inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
         "board", python=str(python), workdir=str(nasty_dir / "wd"),
         env={"EDGEBENCH_NOTE": NASTY})])
@@ -162,7 +164,8 @@ def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
     remote_home = Path(os.path.expanduser("~" + server.user))
     for where in (remote_home, tmp_path, nasty_dir, nasty_dir / "wd", Path.cwd()):
         assert not (where / "MARK").exists(), where
-    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "lease"}
+    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "cache",
+                                                              "lease"}
 
 
 # -- connection faults --------------------------------------------------------------------
@@ -419,3 +422,132 @@ def test_lease_of_a_killed_holder_is_free(tmp_path: Path) -> None:
     start = time.monotonic()
     with acquire(str(tmp_path), None, timeout_s=5):
         assert time.monotonic() - start < 0.5
+
+
+# -- boards that misbehave ----------------------------------------------------------------
+
+def descendants(pid: int) -> List[int]:
+    """``pid`` and every process below it, parents first."""
+    children = {}  # type: Dict[int, List[int]]
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                children.setdefault(int(proc_stat(int(entry.name))[1]), []).append(
+                    int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop(0))
+        todo += children.get(found[-1], [])
+    return found
+
+
+@needs_sshd
+def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
+        tmp_path: Path, home: Path, examples: Path) -> None:
+    """sshd and its sessions stopped (SIGSTOP) mid-run, TCP still up: the harness gives up
+    at the device's timeout_s plus the kill's few seconds -- not minutes -- and does not
+    claim a kill it could not deliver."""
+    board = start_sshd(tmp_path / "sshd")
+    frozen = []  # type: List[int]
+    proc = None  # type: Any
+    try:
+        inventory = write_devices(tmp_path / "devices.yaml", [board.device_yaml(
+            "board", python=sys.executable, workdir=str(tmp_path / "wd"), timeout_s=12)])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
+             "--devices", "board", "--model", str(examples / "digits.onnx"), "--model",
+             str(examples / "digits.tflite"), "--quiet", "--out", "res",
+             "--min-seconds", "60", "--max-seconds", "60", "--warmup-seconds", "0"],
+            cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        lease = tmp_path / "wd" / "lease"
+        deadline = time.monotonic() + 60
+        while not (lease.exists() and lease.stat().st_size):  # the agent is measuring
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        frozen = descendants(board.proc.pid)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=60)  # it used to take 252 s
+        print("gave up after %.1f s" % (time.monotonic() - start))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in frozen:  # the agent (below the session) was never killed: we do it
+            try:
+                os.kill(pid, signal.SIGCONT)
+                if pid != board.proc.pid:
+                    os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        board.stop()
+    assert proc.returncode == 1, err
+    records = {r.artifact["name"]: r for r in open_run(tmp_path / "res").records()}
+    first, second = records["digits.onnx"], records["digits.tflite"]
+    assert first.reason == "timeout" and "could not be delivered" in first.message, first.message
+    assert "was killed" not in first.message
+    assert second.reason == "unreachable" and "stopped answering" in second.message
+
+
+@needs_sshd
+def test_disk_full_for_one_artifact_leaves_the_next_its_own_attempt(
+        server: Sshd, tmp_path: Path, home: Path, examples: Path, tiny_disk: Path) -> None:
+    big = tmp_path / "big.onnx"
+    big.write_bytes(os.urandom(3 * 10 ** 6))  # does not fit in 512 KiB; the 42 KB model does
+    small = examples / "digits.int8.tflite"
+    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
+        "board", python=sys.executable, workdir=str(tiny_disk / "wd"))])
+    proc = edgebench(["--devices-file", str(inventory), "run", "--devices", "board",
+                      "--model", str(big), "--model", str(small), "--quiet",
+                      "--out", str(tmp_path / "res")] + FAST, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    records = {r.artifact["name"]: r for r in open_run(tmp_path / "res").records()}
+    assert records["big.onnx"].reason == "disk-full", records["big.onnx"].message
+    assert records[small.name].ok, records[small.name].message
+
+
+@pytest.fixture(params=[b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                        b"SSH-\x1b[2J\x1b]0;owned\x07-evil\r\n"], ids=["http", "hostile-banner"])
+def not_ssh(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port that answers like a web server, or with a banner that is not SSH's."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(request.param)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@needs_sshd
+def test_port_that_is_not_ssh_is_one_fault_line_without_tracebacks(
+        server: Sshd, tmp_path: Path, home: Path, examples: Path, not_ssh: int) -> None:
+    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
+        "web", port=not_ssh, workdir=str(tmp_path / "wd"))])
+    proc = edgebench(["--devices-file", str(inventory), "run", "--devices", "web",
+                      "--model", str(examples / "digits.onnx"), "--quiet",
+                      "--out", str(tmp_path / "res")] + FAST, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "paramiko" not in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "failed: web / digits.onnx: unreachable" in proc.stderr
