@@ -6,6 +6,7 @@ input (bad devices.yaml, missing model, bad option), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -124,11 +125,15 @@ def _echo(args: argparse.Namespace, line: str) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import BuildError, Options, build_variants, parse_variant, report, variant_name
+    from .optimize import (VARIANT_HELP, BuildError, Options, build_variants, parse_variant,
+                           report, variant_name)
 
     try:
         variants = args.variants and [variant_name(parse_variant(v))
                                       for v in args.variants.split(",") if v.strip()]
+        if variants == []:
+            raise ValueError("--variants %r names no variant (expected %s)"
+                             % (args.variants, VARIANT_HELP))
         options = Options(Path(args.calib) if args.calib else None, args.calib_method,
                           args.prune_scope, args.activations)
         parent, outcomes = build_variants(Path(args.model), variants, Path(args.out), options)
@@ -189,16 +194,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .budgets import load_budgets
     from .gate import gate, junit, show
-    from .store import atomic_write, open_run
+    from .store import atomic_write, open_run, output_file
 
+    junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
     verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
     show(verdicts)
-    if args.junit:
-        path = Path(args.junit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, junit(verdicts, store.run_id))
+    if junit_path is not None:
+        atomic_write(junit_path, junit(verdicts, store.run_id))
     return 1 if any(v.failed for v in verdicts) else 0
 
 
@@ -206,22 +210,24 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .budgets import load_budgets
     from .decide import decide, manifest, show
     from .runner import utc_now
-    from .sign import SignError, sign
-    from .store import atomic_write, open_run
+    from .sign import SignError, check_key, write_manifest
+    from .store import open_run, output_file
 
     store = open_run(args.run)
-    budgets = load_budgets(args.budgets, store.meta())
-    choices = decide(store, budgets, args.profile)
-    show(choices, args.profile)
-    path = Path(args.manifest) if args.manifest else store.path / "manifest.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, manifest(store, choices, budgets, args.profile, utc_now()))
+    path = output_file(args.manifest or store.path / "manifest.json")
+    try:
+        if args.sign_key:
+            check_key(args.sign_key)
+        budgets = load_budgets(args.budgets, store.meta())
+        choices = decide(store, budgets, args.profile)
+        show(choices, args.profile)
+        sig = write_manifest(path, manifest(store, choices, budgets, args.profile, utc_now()),
+                             args.sign_key)
+    except SignError as exc:
+        raise UsageError(str(exc)) from None
     print("manifest: %s" % path)
-    if args.sign_key:
-        try:
-            print("signature: %s" % sign(path, args.sign_key))
-        except SignError as exc:
-            raise UsageError(str(exc)) from None
+    if sig is not None:
+        print("signature: %s" % sig)
     return 1 if any(c.chosen is None for c in choices) else 0
 
 
@@ -247,6 +253,18 @@ def cmd_history(args: argparse.Namespace) -> int:
             " --artifact %s" % args.artifact if args.artifact else ""))
     show(entries, found, args.threshold)
     return 0
+
+
+def _fraction(text: str) -> float:
+    """An option that is a fraction of 0 or more (0.05 = 5%)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError("expected a fraction of 0 or more such as 0.05, "
+                                         "not %r" % text)
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -347,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
     his.add_argument("--device", metavar="D", help="device name, tag or identity prefix")
     his.add_argument("--artifact", metavar="A", help="artifact name glob or sha256 prefix")
     his.add_argument("--root", default="results", metavar="DIR", help="results root")
-    his.add_argument("--threshold", type=float, default=0.05, metavar="F",
+    his.add_argument("--threshold", type=_fraction, default=0.05, metavar="F",
                      help="mark steps larger than this fraction (default 0.05 = 5%%)")
     his.set_defaults(func=cmd_history)
     return p
