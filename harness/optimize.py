@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .runner import sha256_file, utc_now
-from .store import atomic_write, writable_dir
+from .store import StoreError, atomic_write, writable_dir
 
 MANIFEST_VERSION = 1
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -260,7 +260,7 @@ class Builder:
         if name not in self._built:
             try:
                 self._built[name] = self._outcome(name, steps)
-            except BuildError as exc:
+            except (BuildError, StoreError) as exc:  # StoreError: its manifest not written
                 self._built[name] = Outcome(name, "error", message=str(exc))
         return self._built[name]
 
@@ -305,7 +305,10 @@ class Builder:
                             build_seconds=round(time.monotonic() - started, 3))
             if any(s.kind == "prune" for s in parse_variant(name)):
                 manifest["note"] = PRUNE_NOTE
-            os.replace(str(tmp), str(target))
+            try:
+                os.replace(str(tmp), str(target))
+            except OSError as exc:
+                raise BuildError("cannot write %s (%s)" % (target, exc.strerror or exc)) from None
         return manifest
 
 

@@ -401,3 +401,14 @@ def test_optimize_a_model_that_is_a_directory(tmp_path, capsys):
     (tmp_path / "m.onnx").mkdir()
     assert main(["optimize", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "v")]) == 2
     assert error_line(capsys).endswith("m.onnx: a directory, not a model file")
+
+
+@pytest.mark.parametrize("taken", ["digits.fp16.onnx", "digits.fp16.json"])
+def test_a_variant_that_cannot_be_written_is_its_own_error(taken, tmp_path, capsys):
+    (tmp_path / taken).mkdir()
+    assert main(["optimize", str(EXAMPLES / "digits.onnx"), "--variants", "fp16,int8-dynamic",
+                 "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("error: digits.fp16.onnx: ") and "%s" % taken in err
+    assert "cannot write" in err and "(Is a directory)" in err and len(err.splitlines()) == 1
+    assert "built  digits.int8-dynamic.onnx" in out
