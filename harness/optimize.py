@@ -144,8 +144,7 @@ def load_calibration(path: Path) -> Calibration:
             inputs = data["inputs"]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise BuildError("cannot read calibration set %s as an .npz (%s)"
-                         % (path, exc.strerror if isinstance(exc, OSError) and exc.strerror
-                            else one_line(exc))) from None
+                         % (path, one_line(exc))) from None
     if inputs.ndim == 0 or len(inputs) == 0:
         raise BuildError("calibration set %s has no samples" % path)
     if not np.issubdtype(inputs.dtype, np.number):
@@ -225,11 +224,9 @@ class Builder:
         return self._build(parse_variant(variant))
 
     def _calibration(self) -> Calibration:
-        if self.options.calib is None:
+        if self._calib is None:
             raise BuildError("int8-static needs a calibration set: give --calib FILE.npz (or "
                              "'calibration:' in a plan), an .npz with an 'inputs' array")
-        if self._calib is None:
-            self._calib = load_calibration(self.options.calib)
         return self._calib
 
     def _recipe(self, step: Step) -> Dict[str, Any]:

@@ -171,7 +171,8 @@ def test_a_read_only_folder_is_one_line(run, tmp_path):
             "edgebench: error: %s: cannot write there (Permission denied)" % outputs)
     proc = _in_read_only(run.path, ["report", run.path, "--format", "html"], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("edgebench: error: %s: cannot write" % (run.path / "report.html"))
+    assert proc.stderr.startswith("edgebench: error: %s: cannot write"
+                                  % (run.path / "report.html"))
     assert list(outputs.iterdir()) == []
 
 
