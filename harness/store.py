@@ -160,6 +160,7 @@ def _read_json(path: Path) -> Any:
 # present value has its type.  Items of lists and free-keyed objects may not be null.
 
 NUMBER = (int, float)
+POSITIVE = (float, int)  # a number above 0 (latencies divide); its own tuple, told apart by id
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ class ListOf:
     length: Optional[int] = None
 
 
-_KINDS = {str: "a string", NUMBER: "a number", int: "an integer", bool: "true or false",
+_KINDS = {str: "a string", NUMBER: "a number", POSITIVE: "a number above 0",
+          int: "an integer", bool: "true or false",
           dict: "an object", (str, dict): "a string or an object"}
 
 RECORD_SHAPE = {
@@ -189,8 +191,8 @@ RECORD_SHAPE = {
                                "min_iterations", "min_seconds", "max_seconds",
                                "max_iterations", "memory_interval_ms"), NUMBER),
     "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
-    "stats": dict(dict.fromkeys(("mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-                                 "throughput_ips", "cv"), NUMBER),
+    "stats": dict(dict.fromkeys(("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+                                 "throughput_ips"), POSITIVE), std_ms=NUMBER, cv=NUMBER,
                   n=int, stable=bool, stability_reasons=ListOf(str)),
     "memory": dict(dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"),
                                  NUMBER), series=ListOf(ListOf(NUMBER, 2))),
@@ -223,10 +225,8 @@ META_SHAPE = {
 
 
 def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
+    """Not NaN or infinite; an integer within 64 bits (numpy takes it)."""
+    return -2 ** 63 <= value < 2 ** 63 if isinstance(value, int) else math.isfinite(value)
 
 
 def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
@@ -255,7 +255,8 @@ def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
         return None
     else:
         if (not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool)
-                or (isinstance(value, NUMBER) and not _finite(value))):
+                or (isinstance(value, NUMBER) and not _finite(value))
+                or (shape is POSITIVE and value <= 0)):
             return wrong(_KINDS[shape])
         return None
     return next((why for w, v, sub in items for why in [shape_error(v, sub, w)] if why), None)

@@ -195,7 +195,7 @@ DAMAGE = [  # file, how, what the error names
     ("run.json", lambda d: d.update(created_at=5), "created_at: expected a string, got 5"),
     ("run.json", lambda d: d.update(plan=[1]), "plan: expected an object, got a list"),
     (RAW, lambda d: d["stats"].update(p50_ms="fast"),
-     "stats.p50_ms: expected a number, got 'fast'"),
+     "stats.p50_ms: expected a number above 0, got 'fast'"),
     (RAW, lambda d: d["stats"].pop("p90_ms"), "stats.p90_ms: missing"),
     (RAW, lambda d: d["stats"].update(stability_reasons=5), "stats.stability_reasons"),
     (RAW, lambda d: d.update(stats="x"), "stats: expected an object, got 'x'"),
@@ -245,8 +245,8 @@ def test_history_skips_a_damaged_run_and_says_which(run, capsys):
     _edit(other.path / RAW, lambda d: d["stats"].update(p50_ms="fast"))
     assert main(["history", "--root", str(run.root)]) == 0
     out, err = capsys.readouterr()
-    assert err == ("history: skipped %s: not a valid record (stats.p50_ms: expected a number, "
-                   "got 'fast')\n" % (other.path / RAW))
+    assert err == ("history: skipped %s: not a valid record (stats.p50_ms: expected a number "
+                   "above 0, got 'fast')\n" % (other.path / RAW))
     assert run.run_id in out and other.run_id not in out
 
 
@@ -413,3 +413,16 @@ def test_a_variant_that_cannot_be_written_is_its_own_error(taken, tmp_path, caps
     assert err.startswith("error: digits.fp16.onnx: ") and "%s" % taken in err
     assert "cannot write" in err and "(Is a directory)" in err and len(err.splitlines()) == 1
     assert "built  digits.int8-dynamic.onnx" in out
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda d: d["stats"].update(p50_ms=0), "stats.p50_ms: expected a number above 0, got 0"),
+    (lambda d: d.update(samples_ns=[10 ** 30] * 200), "samples_ns[0]: expected an integer"),
+])
+def test_figures_a_report_divides_by_or_computes_with_are_checked(change, says, run, good,
+                                                                  capsys):
+    _edit(run.path / RAW, change)
+    for args in (["compare", str(good.path), str(run.path)],
+                 ["check", str(run.path), "--baseline", str(good.path)]):
+        assert main(args) == 2
+        assert says in error_line(capsys)
