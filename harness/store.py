@@ -358,14 +358,17 @@ class RunStore:
     def _read_records(self) -> List[Record]:
         out = []
         for path in sorted((self.path / RAW_DIR).glob("*/*.json")):
-            data = _read_json(path)
             try:
+                data = _read_json(path)
                 why = record_error(data)
                 if why:
                     raise RecordError(why)
                 out.append(Record.from_dict(data))
-            except RecordError as exc:
-                raise StoreError("%s: not a valid record (%s)" % (path, exc)) from None
+            except (StoreError, RecordError) as exc:
+                text = str(exc) if isinstance(exc, StoreError) else (
+                    "%s: not a valid record (%s)" % (path, exc))
+                raise StoreError("%s; fix it, or delete it and `edgebench run --resume %s` "
+                                 "measures it again" % (text, self.path)) from None
         return _ordered(out)
 
     def write_text(self, name: str, text: str) -> Path:

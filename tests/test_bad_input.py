@@ -245,8 +245,10 @@ def test_history_skips_a_damaged_run_and_says_which(run, capsys):
     _edit(other.path / RAW, lambda d: d["stats"].update(p50_ms="fast"))
     assert main(["history", "--root", str(run.root)]) == 0
     out, err = capsys.readouterr()
-    assert err == ("history: skipped %s: not a valid record (stats.p50_ms: expected a number "
-                   "above 0, got 'fast')\n" % (other.path / RAW))
+    assert err.startswith("history: skipped %s: not a valid record (stats.p50_ms: expected a "
+                          "number above 0, got 'fast'); fix it, or delete it and `edgebench "
+                          "run --resume %s` measures it again" % (other.path / RAW, other.path))
+    assert len(err.splitlines()) == 1
     assert run.run_id in out and other.run_id not in out
 
 
