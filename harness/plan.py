@@ -99,7 +99,8 @@ def parse_plan(text: str, source: Path) -> Plan:
     def path(key: str, value: Any, must_exist: bool = True) -> Path:
         resolved = base / os.path.expanduser(check.string(value, key))
         if must_exist and not resolved.is_file():
-            raise check.error(key, "file not found: %s" % resolved)
+            raise check.error(key, "%s: %s" % ("a directory, not a file" if resolved.is_dir()
+                                               else "file not found", resolved))
         return resolved
 
     def opt(key: str, parse: Callable[[Any, str], Any], default: Any = None) -> Any:
