@@ -433,7 +433,8 @@ def test_figures_a_report_divides_by_or_computes_with_are_checked(change, says, 
 def test_board_facts_missing_from_a_record_are_left_out(run, capsys):
     board = {"raspberry_pi": {"throttled": {"now": ["throttled"]}},
              "jetson": {"clocks": {"dynamic": ["GPU"]}}}
-    _edit(run.path / RAW, lambda d: d["fingerprint"].update(board=board))
+    for record in (run.path / "raw" / "pi4").glob("net.*.json"):
+        _edit(record, lambda d: d["fingerprint"].update(board=board))
     assert main(["report", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "now: throttled; since boot: none" in out and "dynamic: GPU" in out
