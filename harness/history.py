@@ -19,12 +19,12 @@ from harness.budgets import DEFAULT_REGRESSION
 from harness.compare import print_table
 from harness.gate import device_identities, device_tags, identity_fields
 from harness.report import fmt_ms
-from harness.store import (META_FILE, NUMBER, SUMMARY_FILE, ListOf, StoreError, atomic_write,
+from harness.store import (META_FILE, POSITIVE, SUMMARY_FILE, ListOf, StoreError, atomic_write,
                            open_run, shape_error)
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {"device": str, "identity": str, "tags": ListOf(str), "machine": dict,
-           "artifact": str, "sha256": str, "status": str, "reason": str, "p50_ms": NUMBER,
+           "artifact": str, "sha256": str, "status": str, "reason": str, "p50_ms": POSITIVE,
            "n": int}
 _ENTRY = {"run_id": str, "stamp": ListOf(int), "created_at": str, "records": ListOf(_RECORD)}
 
