@@ -224,9 +224,18 @@ META_SHAPE = {
 }
 
 
-def _finite(value: float) -> bool:
-    """Not NaN or infinite; an integer within 64 bits (numpy takes it)."""
-    return -2 ** 63 <= value < 2 ** 63 if isinstance(value, int) else math.isfinite(value)
+def _leaf_ok(value: Any, shape: Any) -> bool:
+    """``value`` is of the type ``shape`` names; a number is finite (an integer within 64
+    bits, as numpy takes it), a POSITIVE one above 0."""
+    if shape is object:
+        return True
+    if not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool):
+        return False
+    if isinstance(value, int):
+        return -2 ** 63 <= value < 2 ** 63 and (shape is not POSITIVE or value > 0)
+    if isinstance(value, float):
+        return math.isfinite(value) and (shape is not POSITIVE or value > 0)
+    return True
 
 
 def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
@@ -250,15 +259,16 @@ def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
     elif isinstance(shape, ListOf):
         if not isinstance(value, list) or len(value) != (shape.length or len(value)):
             return wrong("a list" if shape.length is None else "a list of %d" % shape.length)
+        if (shape.shape is int and set(map(type, value)) <= {int}
+                and -2 ** 63 <= min(value, default=0) and max(value, default=0) < 2 ** 63):
+            return None  # 100 000 samples at C speed
+        if not isinstance(shape.shape, (dict, Each, ListOf)):
+            bad = next((i for i, v in enumerate(value) if not _leaf_ok(v, shape.shape)), None)
+            return None if bad is None else shape_error(value[bad], shape.shape,
+                                                        "%s[%d]" % (where, bad))
         items = [("%s[%d]" % (where, i), v, shape.shape) for i, v in enumerate(value)]
-    elif shape is object:
-        return None
     else:
-        if (not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool)
-                or (isinstance(value, NUMBER) and not _finite(value))
-                or (shape is POSITIVE and value <= 0)):
-            return wrong(_KINDS[shape])
-        return None
+        return None if _leaf_ok(value, shape) else wrong(_KINDS[shape])
     return next((why for w, v, sub in items for why in [shape_error(v, sub, w)] if why), None)
 
 
