@@ -210,21 +210,18 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .budgets import load_budgets
     from .decide import decide, manifest, show
     from .runner import utc_now
-    from .sign import SignError, check_key, write_manifest
+    from .sign import check_key, write_manifest
     from .store import open_run, output_file
 
     store = open_run(args.run)
     path = output_file(args.manifest or store.path / "manifest.json")
-    try:
-        if args.sign_key:
-            check_key(args.sign_key)
-        budgets = load_budgets(args.budgets, store.meta())
-        choices = decide(store, budgets, args.profile)
-        show(choices, args.profile)
-        sig = write_manifest(path, manifest(store, choices, budgets, args.profile, utc_now()),
-                             args.sign_key)
-    except SignError as exc:
-        raise UsageError(str(exc)) from None
+    if args.sign_key:
+        check_key(args.sign_key)  # before anything is written
+    budgets = load_budgets(args.budgets, store.meta())
+    choices = decide(store, budgets, args.profile)
+    show(choices, args.profile)
+    sig = write_manifest(path, manifest(store, choices, budgets, args.profile, utc_now()),
+                         args.sign_key)
     print("manifest: %s" % path)
     if sig is not None:
         print("signature: %s" % sig)
@@ -374,11 +371,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     from .config import ConfigError
+    from .sign import SignError
     from .store import StoreError
 
     try:
         return int(args.func(args))
-    except (ConfigError, StoreError, UsageError) as exc:
+    except (ConfigError, StoreError, SignError, UsageError) as exc:
         print("edgebench: error: %s" % exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
