@@ -154,8 +154,10 @@ def _in_read_only(folder: Path, args, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=str(cwd), env=env, capture_output=True, text=True)
 
 
-@pytest.mark.skipif(_read_only_mount_reason() is not None,
-                    reason=str(_read_only_mount_reason()))
+NO_READ_ONLY = _read_only_mount_reason()
+
+
+@pytest.mark.skipif(NO_READ_ONLY is not None, reason=str(NO_READ_ONLY))
 def test_a_read_only_folder_is_one_line(run, tmp_path):
     outputs = tmp_path / "ro"
     outputs.mkdir()
