@@ -6,6 +6,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,6 @@ from harness.store import atomic_write
 
 from conftest import EXAMPLES, ROOT
 from synthetic_runs import failed, make_run, ok
-
-BUDGETS = "budgets:\n  - p50_ms: 100\n"
-
 
 def error_line(capsys) -> str:
     """The one line a failed command printed on stderr."""
@@ -130,31 +128,36 @@ def test_an_output_file_that_is_a_directory_or_under_a_file(option, run, a_file,
     assert "%s: not a directory" % a_file in error_line(capsys)
 
 
-def _read_only_mount_reason():
-    if os.geteuid() != 0:
-        return None  # chmod does it
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o ro none /mnt"],
-                           capture_output=True) if shutil.which("unshare") else None
-    return None if probe and probe.returncode == 0 else "cannot make a read-only mount here"
+READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
 
 
-def _in_read_only(folder: Path, args, cwd: Path) -> subprocess.CompletedProcess:
-    """``edgebench ARGS`` with ``folder`` read-only: chmod for a user, a read-only bind
-    mount in a private mount namespace for root (who ignores file modes)."""
-    cmd = [sys.executable, "-m", "harness"] + [str(a) for a in args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def _in_read_only(folder: Path, cmd, cwd: Path) -> subprocess.CompletedProcess:
+    """``cmd`` with ``folder`` read-only: chmod for a user, a read-only bind mount in a
+    private mount namespace for root (who ignores file modes)."""
     if os.geteuid() != 0:
         folder.chmod(0o555)
         try:
-            return subprocess.run(cmd, cwd=str(cwd), env=env, capture_output=True, text=True)
+            return subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True,
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
         finally:
             folder.chmod(0o755)
-    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-    return subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder)] + cmd,
-                          cwd=str(cwd), env=env, capture_output=True, text=True)
+    return subprocess.run(["unshare", "-m", "sh", "-c", READ_ONLY, str(folder)] + cmd,
+                          cwd=str(cwd), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def _read_only_mount_reason():
+    if os.geteuid() != 0:
+        return None
+    if not shutil.which("unshare"):
+        return "root ignores file modes, and unshare (for a read-only mount) is missing"
+    scratch = Path(tempfile.gettempdir())
+    probe = _in_read_only(scratch, ["true"], scratch)
+    return None if probe.returncode == 0 else "cannot make a read-only mount: " + probe.stderr
 
 
 NO_READ_ONLY = _read_only_mount_reason()
+CLI = [sys.executable, "-m", "harness"]
 
 
 @pytest.mark.skipif(NO_READ_ONLY is not None, reason=str(NO_READ_ONLY))
@@ -165,13 +168,14 @@ def test_a_read_only_folder_is_one_line(run, tmp_path):
                  ["optimize", EXAMPLES / "digits.onnx", "--variants", "fp16", "--out", outputs],
                  ["check", run.path, "--junit", outputs / "junit.xml"],
                  ["decide", run.path, "--manifest", outputs / "manifest.json"]):
-        proc = _in_read_only(outputs, args, tmp_path)
-        assert proc.returncode == 2, proc.stderr
+        proc = _in_read_only(outputs, CLI + [str(a) for a in args], tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip().splitlines()[-1] == (
             "edgebench: error: %s: cannot write there (Read-only file system)" % outputs
             if os.geteuid() == 0 else
             "edgebench: error: %s: cannot write there (Permission denied)" % outputs)
-    proc = _in_read_only(run.path, ["report", run.path, "--format", "html"], tmp_path)
+    proc = _in_read_only(run.path, CLI + ["report", str(run.path), "--format", "html"],
+                         tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("edgebench: error: %s: cannot write"
                                   % (run.path / "report.html"))
