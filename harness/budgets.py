@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent.record import Record
 from harness import summary
-from harness.config import Checker, ConfigError, load_yaml
+from harness.config import Checker, ConfigError, load_yaml, read_text
 from harness.report import error_text, fmt_pct
 
 MAXIMA = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb")
@@ -104,13 +104,7 @@ def load_budgets(path: Optional[str], meta: Mapping[str, Any]) -> Optional[Budge
         if plan.get("budgets") is None:
             return None
         return budgets_from(plan["budgets"], str(plan.get("file") or "run.json plan"))
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise BudgetError("%s: cannot read the budgets (%s)" % (path, exc.strerror or exc)) \
-            from None
-    return parse_budgets(text, path)
+    return parse_budgets(read_text(path, "budgets", BudgetError), path)
 
 
 def parse_budgets(text: str, source: str) -> Budgets:

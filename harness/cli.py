@@ -7,6 +7,7 @@ or SIGTERM).
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -36,6 +37,7 @@ def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[A
     from .progress import Display
     from .report import run_report
     from .runner import Runner
+    from .store import StoreError
 
     display = Display(quiet=args.quiet or args.json)
     runner = Runner(store, request, devices, build(default_cache()), display.event, todo=todo)
@@ -43,9 +45,8 @@ def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[A
         records = runner.run()
     try:
         store.write_text("report.md", run_report(store.meta(), records))
-    except OSError as exc:
-        runner.unsaved.append("cannot write %s: %s" % (store.path / "report.md",
-                                                       exc.strerror or exc))
+    except StoreError as exc:
+        runner.note_unsaved(exc)
     return records, runner
 
 
@@ -61,12 +62,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
-    try:
-        store.update_meta(resumed_at=utc_now())
-        store.mark_latest()
-    except OSError as exc:
-        raise UsageError("%s: cannot write to the run (%s)"
-                         % (store.path, exc.strerror or exc)) from None
+    store.update_meta(resumed_at=utc_now())
+    store.mark_latest()
     records, runner = _execute(args, store, request, devices, todo)
     return _finish(args, store, records, runner)
 
@@ -112,22 +109,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                                         **parse_input_shapes(args.input_shape)),
                       settings=settings,
                       require_accelerator=bool(plan and plan.require_accelerator))
-    try:
-        store = RunStore.create(args.out)
-        store.write_meta({
-            "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
-            "tool": host_info(),
-            "inventory": inventory.source, "request": request.describe(),
-            "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
-                        for d in devices},
-            "status": {d.name: {a.name: "pending" for a in request.artifacts}
-                       for d in devices},
-            **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
-        })
-        store.mark_latest()
-    except OSError as exc:
-        raise UsageError("--out %s: cannot create the run directory (%s)"
-                         % (args.out, exc.strerror or exc)) from None
+    store = RunStore.create(args.out)
+    store.write_meta({
+        "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
+        "tool": host_info(),
+        "inventory": inventory.source, "request": request.describe(),
+        "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
+                    for d in devices},
+        "status": {d.name: {a.name: "pending" for a in request.artifacts}
+                   for d in devices},
+        **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
+    })
+    store.mark_latest()
     records, runner = _execute(args, store, request, devices)
     code = _finish(args, store, records, runner)
     trade_offs = tradeoff.text(store.meta(), records)
@@ -166,11 +159,15 @@ def _echo(args: argparse.Namespace, line: str) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import BuildError, Options, build_variants, parse_variant, report, variant_name
+    from .optimize import (VARIANT_HELP, BuildError, Options, build_variants, parse_variant,
+                           report, variant_name)
 
     try:
         variants = args.variants and [variant_name(parse_variant(v))
                                       for v in args.variants.split(",") if v.strip()]
+        if variants == []:
+            raise ValueError("--variants %r names no variant (expected %s)"
+                             % (args.variants, VARIANT_HELP))
         options = Options(Path(args.calib) if args.calib else None, args.calib_method,
                           args.prune_scope, args.activations)
         parent, outcomes = build_variants(Path(args.model), variants, Path(args.out), options)
@@ -237,16 +234,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .budgets import load_budgets
     from .gate import gate, junit, show
-    from .store import atomic_write, open_run
+    from .store import atomic_write, open_run, output_file
 
+    junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
     verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
     show(verdicts)
-    if args.junit:
-        path = Path(args.junit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, junit(verdicts, store.run_id))
+    if junit_path is not None:
+        atomic_write(junit_path, junit(verdicts, store.run_id))
     return 1 if any(v.failed for v in verdicts) else 0
 
 
@@ -254,22 +250,21 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .budgets import load_budgets
     from .decide import decide, manifest, show
     from .runner import utc_now
-    from .sign import SignError, sign
-    from .store import atomic_write, open_run
+    from .sign import check_key, write_manifest
+    from .store import open_run, output_file
 
     store = open_run(args.run)
+    path = output_file(args.manifest or store.path / "manifest.json")
+    if args.sign_key:
+        check_key(args.sign_key)  # before anything is written
     budgets = load_budgets(args.budgets, store.meta())
     choices = decide(store, budgets, args.profile)
     show(choices, args.profile)
-    path = Path(args.manifest) if args.manifest else store.path / "manifest.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, manifest(store, choices, budgets, args.profile, utc_now()))
+    sig = write_manifest(path, manifest(store, choices, budgets, args.profile, utc_now()),
+                         args.sign_key)
     print("manifest: %s" % path)
-    if args.sign_key:
-        try:
-            print("signature: %s" % sign(path, args.sign_key))
-        except SignError as exc:
-            raise UsageError(str(exc)) from None
+    if sig is not None:
+        print("signature: %s" % sig)
     return 1 if any(c.chosen is None for c in choices) else 0
 
 
@@ -295,6 +290,18 @@ def cmd_history(args: argparse.Namespace) -> int:
             " --artifact %s" % args.artifact if args.artifact else ""))
     show(entries, found, args.threshold)
     return 0
+
+
+def _fraction(text: str) -> float:
+    """An option that is a fraction of 0 or more (0.05 = 5%)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError("expected a fraction of 0 or more such as 0.05, "
+                                         "not %r" % text)
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -395,7 +402,7 @@ def parser() -> argparse.ArgumentParser:
     his.add_argument("--device", metavar="D", help="device name, tag or identity prefix")
     his.add_argument("--artifact", metavar="A", help="artifact name glob or sha256 prefix")
     his.add_argument("--root", default="results", metavar="DIR", help="results root")
-    his.add_argument("--threshold", type=float, default=0.05, metavar="F",
+    his.add_argument("--threshold", type=_fraction, default=0.05, metavar="F",
                      help="mark steps larger than this fraction (default 0.05 = 5%%)")
     his.set_defaults(func=cmd_history)
     return p
@@ -408,13 +415,14 @@ def _terminated(signum: int, frame: Any) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     from .config import ConfigError
+    from .sign import SignError
     from .store import StoreError
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return int(args.func(args))
-    except (ConfigError, StoreError, UsageError) as exc:
+    except (ConfigError, StoreError, SignError, UsageError) as exc:
         print("edgebench: error: %s" % exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

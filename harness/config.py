@@ -12,7 +12,8 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import (Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple,
+                    Type, Union)
 
 import yaml
 
@@ -150,16 +151,23 @@ def builtin_inventory() -> Inventory:
 def load_inventory(path: Optional[str] = None) -> Inventory:
     """Read ``path``; without one, ``./devices.yaml`` if present, else the built-in default."""
     if path is None:
-        if not os.path.isfile(DEFAULT_FILE):
+        if not os.path.lexists(DEFAULT_FILE):  # a directory or broken link there is an error
             return builtin_inventory()
         path = DEFAULT_FILE
+    return parse_inventory(read_text(path, "device inventory"), path)
+
+
+def read_text(path: str, what: str, error: Type[ConfigError] = ConfigError) -> str:
+    """The text of a hand-written file; unreadable or not UTF-8 is one line naming it."""
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except OSError as exc:
-        raise ConfigError("%s: cannot read the device inventory (%s)"
-                          % (path, exc.strerror or exc)) from None
-    return parse_inventory(text, path)
+        raise error("%s: cannot read the %s (%s)" % (path, what, exc.strerror or exc)) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise error("%s: line %d: cannot read the %s: byte 0x%02x is not UTF-8 (save the "
+                    "file as UTF-8)" % (path, line, what, exc.object[exc.start])) from None
 
 
 def load_yaml(text: str, source: str, error: Type[ConfigError] = ConfigError) -> Any:
@@ -215,6 +223,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # a list or mapping as a key: the base class says so
+                break
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, "duplicate key %r" % (key,), key_node.start_mark)
@@ -271,9 +281,12 @@ class Checker:
         return value
 
     def number(self, value: Any, path: str) -> float:
-        # finite only: a NaN compares false with everything, so a NaN deadline never fires
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-                or not math.isfinite(value)):
+        try:  # NaN and infinity are refused: no limit or timeout can be either
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+                  and 0 < float(value) < math.inf)
+        except OverflowError:  # an integer too large for a float
+            ok = False
+        if not ok:
             raise self.error(path, "expected a positive number, got %s" % _show(value))
         return float(value)
 

@@ -19,9 +19,20 @@ from harness.budgets import DEFAULT_REGRESSION
 from harness.compare import print_table
 from harness.gate import device_identities, device_tags, identity_fields
 from harness.report import fmt_ms
-from harness.store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
+from harness.store import (META_FILE, POSITIVE, SUMMARY_FILE, ListOf, StoreError, atomic_write,
+                           open_run, shape_error)
 
 INDEX_FILE = "index.jsonl"
+_RECORD = {"device": str, "identity": str, "tags": ListOf(str), "machine": dict,
+           "artifact": str, "sha256": str, "status": str, "reason": str, "p50_ms": POSITIVE,
+           "n": int}
+_ENTRY = {"run_id": str, "stamp": ListOf(int), "created_at": str, "records": ListOf(_RECORD)}
+
+
+def _usable(entry: Any) -> bool:
+    """A cache line exactly as :func:`_entry` writes it; any other is rebuilt from its run."""
+    return (shape_error(entry, _ENTRY) is None and set(entry) == set(_ENTRY)
+            and all(set(r) == set(_RECORD) for r in entry["records"]))
 
 
 def _stamp(run_dir: Path) -> List[int]:
@@ -60,13 +71,17 @@ def load_index(root: Path) -> List[Dict[str, Any]]:
         raise StoreError("%s: no such results directory" % root)
     cached: Dict[str, Dict[str, Any]] = {}
     index = root / INDEX_FILE
-    if index.is_file():
-        for line in index.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-                cached[entry["run_id"]] = entry
-            except (ValueError, KeyError, TypeError):
-                continue  # a damaged line is rebuilt from its run
+    try:
+        old = index.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # none yet, or not a readable file: rebuilt
+        old = ""
+    for line in old.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if _usable(entry):  # a damaged line is rebuilt from its run
+            cached[entry["run_id"]] = entry
     entries = []
     for run_dir in sorted(p for p in root.iterdir()
                           if not p.is_symlink() and (p / META_FILE).is_file()):
@@ -80,10 +95,10 @@ def load_index(root: Path) -> List[Dict[str, Any]]:
         entries.append(entry)
     entries.sort(key=lambda e: (e["created_at"], e["run_id"]))
     text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-    if not index.is_file() or index.read_text(encoding="utf-8") != text:
+    if old != text:
         try:
             atomic_write(index, text)
-        except OSError:
+        except StoreError:
             pass  # a read-only results root (a CI artifact) still has a history
     return entries
 

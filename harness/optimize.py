@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .runner import sha256_file, utc_now
-from .store import atomic_write
+from .store import StoreError, atomic_write, writable_dir
 
 MANIFEST_VERSION = 1
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -115,6 +115,12 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, BuildError) else "%s: %s" % (type(exc).__name__, text)
 
 
+def need_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise BuildError("%s: %s" % (path, "a directory, not a %s" % what if path.is_dir()
+                                     else "%s not found" % what))
+
+
 @dataclass(frozen=True)
 class Calibration:
     sha256: str
@@ -122,19 +128,28 @@ class Calibration:
 
 
 def load_calibration(path: Path) -> Calibration:
+    import zipfile
+
     import numpy as np
 
+    need_file(path, "calibration set")
     try:
+        if not zipfile.is_zipfile(str(path)):  # np.load would try it as a pickle
+            raise BuildError("calibration set %s is not an .npz archive (make one with "
+                             "numpy.savez(FILE, inputs=ARRAY))" % path)
         with np.load(str(path), allow_pickle=False) as data:
             if "inputs" not in data.files:
                 raise BuildError("calibration set %s has no 'inputs' array (found: %s)"
                                  % (path, ", ".join(data.files) or "nothing"))
             inputs = data["inputs"]
-    except (OSError, ValueError, TypeError) as exc:  # TypeError: an .npy, not an archive
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise BuildError("cannot read calibration set %s as an .npz (%s)"
-                         % (path, one_line(exc)))
-    if len(inputs) == 0:
+                         % (path, one_line(exc))) from None
+    if inputs.ndim == 0 or len(inputs) == 0:
         raise BuildError("calibration set %s has no samples" % path)
+    if not np.issubdtype(inputs.dtype, np.number):
+        raise BuildError("calibration set %s: 'inputs' holds %s, not numbers"
+                         % (path, inputs.dtype))
     return Calibration(sha256_file(path), inputs)
 
 
@@ -192,15 +207,16 @@ class Builder:
     the variant of its leading steps."""
 
     def __init__(self, model: Path, out_dir: Path, options: Options) -> None:
-        if not model.is_file():
-            raise BuildError("%s: model file not found" % model)
+        need_file(model, "model file")
         self.model = model
         self.out_dir = out_dir
         self.options = options
         self.recipes = _recipes(model)
         self.recipes.check(model)
         self.parent = describe(model, self.recipes)
-        self._calib = None  # type: Optional[Calibration]
+        writable_dir(out_dir)  # before any build: a file or a read-only folder there is fatal
+        # a calibration set that was given must be usable, whether or not a variant needs it
+        self._calib = load_calibration(options.calib) if options.calib else None
         self._built = {}  # type: Dict[str, Outcome]
 
     def build(self, variant: str) -> Outcome:
@@ -208,11 +224,9 @@ class Builder:
         return self._build(parse_variant(variant))
 
     def _calibration(self) -> Calibration:
-        if self.options.calib is None:
+        if self._calib is None:
             raise BuildError("int8-static needs a calibration set: give --calib FILE.npz (or "
                              "'calibration:' in a plan), an .npz with an 'inputs' array")
-        if self._calib is None:
-            self._calib = load_calibration(self.options.calib)
         return self._calib
 
     def _recipe(self, step: Step) -> Dict[str, Any]:
@@ -243,7 +257,7 @@ class Builder:
         if name not in self._built:
             try:
                 self._built[name] = self._outcome(name, steps)
-            except BuildError as exc:
+            except (BuildError, StoreError) as exc:  # StoreError: its manifest not written
                 self._built[name] = Outcome(name, "error", message=str(exc))
         return self._built[name]
 
@@ -271,7 +285,6 @@ class Builder:
               recipe: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Apply the last step to ``source`` in a scratch folder; move the checked result to
         ``target`` and return its manifest."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         calib = self._calibration().inputs if step.kind == "int8-static" else None
         with tempfile.TemporaryDirectory(dir=str(self.out_dir), prefix=".build-") as work:
@@ -289,7 +302,10 @@ class Builder:
                             build_seconds=round(time.monotonic() - started, 3))
             if any(s.kind == "prune" for s in parse_variant(name)):
                 manifest["note"] = PRUNE_NOTE
-            os.replace(str(tmp), str(target))
+            try:
+                os.replace(str(tmp), str(target))
+            except OSError as exc:
+                raise BuildError("cannot write %s (%s)" % (target, exc.strerror or exc)) from None
         return manifest
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
 
-from .config import Checker, ConfigError, Device, Inventory, load_yaml
+from .config import Checker, ConfigError, Device, Inventory, load_yaml, read_text
 from .optimize import (ACTIVATIONS, CALIB_METHODS, DEFAULT_VARIANTS, PRUNE_SCOPES, BuildError,
                        Options, build_variants, outcome_line, parse_variant, variant_name)
 from .runner import Artifact
@@ -83,12 +83,7 @@ class Plan:
 
 
 def load_plan(path: str) -> Plan:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError("%s: cannot read the plan (%s)" % (path, exc.strerror or exc)) from None
-    return parse_plan(text, Path(path))
+    return parse_plan(read_text(path, "plan"), Path(path))
 
 
 def parse_plan(text: str, source: Path) -> Plan:
@@ -102,7 +97,8 @@ def parse_plan(text: str, source: Path) -> Plan:
     def path(key: str, value: Any, must_exist: bool = True) -> Path:
         resolved = base / os.path.expanduser(check.string(value, key))
         if must_exist and not resolved.is_file():
-            raise check.error(key, "file not found: %s" % resolved)
+            raise check.error(key, "%s: %s" % ("a directory, not a file" if resolved.is_dir()
+                                               else "file not found", resolved))
         return resolved
 
     def opt(key: str, parse: Callable[[Any, str], Any], default: Any = None) -> Any:

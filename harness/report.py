@@ -159,13 +159,13 @@ def _board_facts(board: Mapping[str, Any]) -> List[Any]:
     clocks = jetson.get("clocks")
     return [
         ("Throttle state (vcgencmd)", "%s — now: %s; since boot: %s" % (
-            throttled["raw"], ", ".join(throttled["now"]) or "none",
-            ", ".join(throttled["since_boot"]) or "none") if throttled else ""),
+            throttled.get("raw"), ", ".join(throttled.get("now") or []) or "none",
+            ", ".join(throttled.get("since_boot") or []) or "none") if throttled else ""),
         ("ARM clock (MHz)", "%.0f" % pi["arm_mhz"] if pi.get("arm_mhz") else ""),
         ("L4T", jetson.get("l4t")),
         ("Power mode (nvpmodel)", "%s (id %s)" % (mode["mode"], mode.get("id"))
          if mode.get("mode") else ""),
-        ("Clocks (jetson_clocks)", "" if clocks is None else "locked" if clocks["locked"]
+        ("Clocks (jetson_clocks)", "" if clocks is None else "locked" if clocks.get("locked")
          else "dynamic: " + ", ".join(clocks.get("dynamic") or [])),
         ("Edge TPU", ", ".join("%s %s" % (t.get("bus"), t.get("id") or t.get("device"))
                                for t in board.get("edgetpu") or [])),

@@ -21,7 +21,7 @@ from agent.record import Record, error_record
 from agent.verify import sha256_file
 
 from .config import ConfigError, Device
-from .store import RunStore
+from .store import RunStore, StoreError
 from .transport import Transport, interpret, make_transport, printable
 
 Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
@@ -186,13 +186,12 @@ class Runner:
             self.store.write_record(record)
             self.store.set_status(record.device, record.artifact["name"],
                                   "ok" if record.ok else "error:%s" % record.reason)
-        except OSError as exc:
-            self._unsaved(exc)
+        except StoreError as exc:
+            self.note_unsaved(exc)
         self.on_event(record.device, record.artifact["name"], "done", record)
 
-    def _unsaved(self, exc: OSError) -> None:
-        self.unsaved.append("cannot write results to %s: %s"
-                            % (exc.filename or self.store.path, exc.strerror or exc))
+    def note_unsaved(self, exc: StoreError) -> None:
+        self.unsaved.append("results not saved: %s" % exc)
 
     def _device(self, device: Device) -> None:
         transport = self._transports[device.name]
@@ -290,8 +289,8 @@ class Runner:
             self.store.update_meta(
                 bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},
                 interrupted=self.interrupted, finished_at=utc_now())
-        except OSError as exc:
-            self._unsaved(exc)
+        except StoreError as exc:
+            self.note_unsaved(exc)
         records = {(r.device, str(r.artifact["name"])): r for r in self.store.records()}
         records.update(self._measured)
         return [records[key] for key in sorted(records)]

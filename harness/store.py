@@ -17,16 +17,19 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from agent.record import Record, RecordError
+from harness.config import _show
 from harness.summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
@@ -43,20 +46,72 @@ class StoreError(Exception):
     """A run directory is missing or damaged; ``str()`` is one line."""
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix="." + path.name + ".",
-                               suffix=".tmp")
+def _umask() -> int:
+    """The process umask, read without setting it where /proc allows: device threads
+    create files meanwhile."""
     try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half.
+
+    Like a file the user writes: a new file follows the umask, a replaced one keeps its
+    mode, and a symbolic link is written through.  A failure is a one-line StoreError.
+    """
+    path = Path(os.path.realpath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix="." + path.name + ".",
+                                   suffix=".tmp")
+    except OSError as exc:
+        raise StoreError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
+    try:
+        try:
+            mode = os.stat(str(path)).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            os.fchmod(fh.fileno(), mode)  # mkstemp made it 0600
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, str(path))
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise StoreError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
         raise
+
+
+def writable_dir(path: PathLike) -> Path:
+    """``path``, made if missing and found writable by writing to it (root ignores file
+    modes; a mount can be read-only); else a one-line StoreError."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=str(folder)).close()
+    except FileExistsError:
+        raise StoreError("%s: not a directory" % folder) from None
+    except OSError as exc:
+        raise StoreError("%s: cannot write there (%s)" % (folder, exc.strerror or exc)) \
+            from None
+    return folder
+
+
+def output_file(path: PathLike) -> Path:
+    """A file a command was asked to write, checked before the work that fills it: not a
+    directory, in a folder that exists (or is made) and is writable."""
+    target = Path(path)
+    if target.is_dir():
+        raise StoreError("%s: is a directory; give a file name" % target)
+    writable_dir(target.parent)
+    return target
 
 
 def safe_name(name: str) -> str:
@@ -98,6 +153,139 @@ def _read_json(path: Path) -> Any:
         raise StoreError("%s: cannot read (%s)" % (path, " ".join(str(exc).split()))) from None
 
 
+# --- What the readers of a stored run rely on ------------------------------------------------
+# run.json and the raw records are plain files: one edited by hand or cut short is a one-line
+# StoreError naming the file and the field, never a TypeError deep in a report.  Only the
+# fields the harness reads are checked; each may be absent or null (not measured), but a
+# present value has its type.  Items of lists and free-keyed objects may not be null.
+
+NUMBER = (int, float)
+POSITIVE = (float, int)  # a number above 0 (latencies divide); its own tuple, told apart by id
+
+
+@dataclass(frozen=True)
+class Each:
+    """A JSON object with free keys whose values all have ``shape``."""
+    shape: Any
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A JSON array of ``shape`` items (exactly ``length`` of them when given)."""
+    shape: Any
+    length: Optional[int] = None
+
+
+_KINDS = {str: "a string", NUMBER: "a number", POSITIVE: "a number above 0",
+          int: "an integer", bool: "true or false",
+          dict: "an object", (str, dict): "a string or an object"}
+
+RECORD_SHAPE = {
+    "schema_version": int, "device": str, "reason": str, "message": str, "started_at": str,
+    "finished_at": str, "stderr_tail": str, "samples_ns": ListOf(int),
+    "artifact": {"name": str, "sha256": str, "parent_sha256": str, "variant": str,
+                 "size_bytes": NUMBER, "format": str},
+    "runtime": {"name": str, "version": str, "providers_active": ListOf(str),
+                "delegate": (str, dict)},
+    "settings": dict.fromkeys(("threads", "warmup_iterations", "warmup_seconds",
+                               "min_iterations", "min_seconds", "max_seconds",
+                               "max_iterations", "memory_interval_ms"), NUMBER),
+    "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
+    "stats": dict(dict.fromkeys(("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+                                 "throughput_ips"), POSITIVE), std_ms=NUMBER, cv=NUMBER,
+                  n=int, stable=bool, stability_reasons=ListOf(str)),
+    "memory": dict(dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"),
+                                 NUMBER), series=ListOf(ListOf(NUMBER, 2))),
+    "accuracy": {"top1": NUMBER, "top5": NUMBER},
+    "fingerprint": {
+        "temps_c_before": Each(NUMBER), "temps_c_after": Each(NUMBER),
+        "freqs_mhz": ListOf(NUMBER), "loadavg": ListOf(NUMBER), "mem_available_mb": NUMBER,
+        "runtimes": Each(object), "governor": str,
+        "validity": {"throttled": bool, "flags": ListOf(str), "reasons": ListOf(str),
+                     "warnings": ListOf(str)},
+        "board": {"family": str, "edgetpu": ListOf(dict), "power_rails": ListOf(str),
+                  "raspberry_pi": {"arm_mhz": NUMBER, "throttled": {
+                      "raw": str, "now": ListOf(str), "since_boot": ListOf(str)}},
+                  "jetson": {"l4t": str, "nvpmodel": {"mode": str, "id": int},
+                             "clocks": {"locked": bool, "dynamic": ListOf(str)}}},
+    },
+}
+RECORD_REQUIRED = ("status", "device", "artifact")
+OK_REQUIRED = ("p50_ms", "p90_ms")  # read without a fallback for an ok record
+
+META_SHAPE = {
+    "run_id": str, "created_at": str, "finished_at": str,
+    "status": Each(Each(str)),
+    "devices": Each({"kind": str, "host": str, "tags": ListOf(str)}),
+    "request": {"artifacts": ListOf({"name": str, "sha256": str, "path": str}),
+                "eval": str, "input_shapes": dict, "settings": dict},
+    "plan": {"file": str, "builds": ListOf({"file": str, "sparsity": NUMBER,
+                                             "gzip_bytes": NUMBER})},
+}
+
+
+def _leaf_ok(value: Any, shape: Any) -> bool:
+    """``value`` is of the type ``shape`` names; a number is finite (an integer within 64
+    bits, as numpy takes it), a POSITIVE one above 0."""
+    if shape is object:
+        return True
+    if not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool):
+        return False
+    if isinstance(value, int):
+        return -2 ** 63 <= value < 2 ** 63 and (shape is not POSITIVE or value > 0)
+    if isinstance(value, float):
+        return math.isfinite(value) and (shape is not POSITIVE or value > 0)
+    return True
+
+
+def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
+    """Why ``value`` does not have ``shape`` (``stats.p50_ms: expected a number, got
+    'fast'``), or None."""
+    def wrong(kind: str) -> str:
+        return "%sexpected %s, got %s" % (where + ": " if where else "", kind, _show(value))
+
+    def inner(key: Any) -> str:
+        return "%s.%s" % (where, key) if where else str(key)
+
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return wrong("an object")
+        items = [(inner(k), value[k], sub) for k, sub in shape.items()
+                 if value.get(k) is not None]
+    elif isinstance(shape, Each):
+        if not isinstance(value, dict):
+            return wrong("an object")
+        items = [(inner(k), v, shape.shape) for k, v in value.items()]
+    elif isinstance(shape, ListOf):
+        if not isinstance(value, list) or len(value) != (shape.length or len(value)):
+            return wrong("a list" if shape.length is None else "a list of %d" % shape.length)
+        if (shape.shape is int and set(map(type, value)) <= {int}
+                and -2 ** 63 <= min(value, default=0) and max(value, default=0) < 2 ** 63):
+            return None  # 100 000 samples at C speed
+        if not isinstance(shape.shape, (dict, Each, ListOf)):
+            bad = next((i for i, v in enumerate(value) if not _leaf_ok(v, shape.shape)), None)
+            return None if bad is None else shape_error(value[bad], shape.shape,
+                                                        "%s[%d]" % (where, bad))
+        items = [("%s[%d]" % (where, i), v, shape.shape) for i, v in enumerate(value)]
+    else:
+        return None if _leaf_ok(value, shape) else wrong(_KINDS[shape])
+    return next((why for w, v, sub in items for why in [shape_error(v, sub, w)] if why), None)
+
+
+def record_error(data: Any) -> Optional[str]:
+    """What is wrong with a stored record's JSON, as far as the harness reads it."""
+    if not isinstance(data, dict):
+        return shape_error(data, RECORD_SHAPE)
+    missing = [key for key in RECORD_REQUIRED if key not in data]
+    if missing:
+        return "missing field %r" % missing[0]
+    why = shape_error(data, RECORD_SHAPE)
+    if why is None and data["status"] == "ok":
+        absent = [k for k in OK_REQUIRED if (data.get("stats") or {}).get(k) is None]
+        why = "stats.%s: missing (an ok record has it)" % absent[0] if absent else None
+    return why
+
+
 class RunStore:
     """One run directory.  Use :meth:`create` for a new run or :func:`open_run`."""
 
@@ -111,8 +299,7 @@ class RunStore:
     @classmethod
     def create(cls, root: PathLike = DEFAULT_ROOT) -> "RunStore":
         """Make a fresh ``<root>/<run-id>/`` holding a minimal run.json."""
-        root_path = Path(root)
-        root_path.mkdir(parents=True, exist_ok=True)
+        root_path = writable_dir(root)
         while True:
             path = root_path / new_run_id()
             try:
@@ -120,6 +307,9 @@ class RunStore:
                 break
             except FileExistsError:  # same second, same random suffix
                 continue
+            except OSError as exc:
+                raise StoreError("%s: cannot create (%s)" % (path, exc.strerror or exc)) \
+                    from None
         store = cls(path, {})
         store.write_meta({})
         return store
@@ -164,7 +354,11 @@ class RunStore:
             if self._records is None:
                 self._records = {(r.device, str(r.artifact["name"])): r
                                  for r in self._read_records()}
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError("%s: cannot create (%s)" % (path.parent, exc.strerror or exc)) \
+                    from None
             atomic_write(path, _dumps(record.to_dict()))
             self._records[(record.device, str(record.artifact["name"]))] = record
             atomic_write(self.path / SUMMARY_FILE, summary_csv(list(self._records.values())))
@@ -179,9 +373,16 @@ class RunStore:
         out = []
         for path in sorted((self.path / RAW_DIR).glob("*/*.json")):
             try:
-                out.append(Record.from_dict(_read_json(path)))
-            except RecordError as exc:
-                raise StoreError("%s: not a valid record (%s)" % (path, exc)) from None
+                data = _read_json(path)
+                why = record_error(data)
+                if why:
+                    raise RecordError(why)
+                out.append(Record.from_dict(data))
+            except (StoreError, RecordError) as exc:
+                text = str(exc) if isinstance(exc, StoreError) else (
+                    "%s: not a valid record (%s)" % (path, exc))
+                raise StoreError("%s; fix it, or delete it and `edgebench run --resume %s` "
+                                 "measures it again" % (text, self.path)) from None
         return _ordered(out)
 
     def write_text(self, name: str, text: str) -> Path:
@@ -196,11 +397,12 @@ class RunStore:
         """Point ``<root>/latest`` at this run (relative link, swapped in atomically)."""
         link = self.root / LATEST
         tmp = self.root / (".%s.%s.tmp" % (LATEST, secrets.token_hex(4)))
-        os.symlink(self.run_id, str(tmp))
         try:
+            os.symlink(self.run_id, str(tmp))
             os.replace(str(tmp), str(link))
         except OSError as exc:
-            os.unlink(str(tmp))
+            if os.path.lexists(str(tmp)):
+                os.unlink(str(tmp))
             raise StoreError("%s: cannot update (%s)" % (link, exc.strerror or exc)) from None
 
 
@@ -216,6 +418,7 @@ def open_run(path: PathLike) -> RunStore:
     if not meta_path.is_file():
         raise StoreError("%s: not a run directory (no %s)" % (given, META_FILE))
     meta = _read_json(meta_path)
-    if not isinstance(meta, dict):
-        raise StoreError("%s: expected a JSON object" % meta_path)
+    why = shape_error(meta, META_SHAPE)
+    if why:
+        raise StoreError("%s: %s" % (meta_path, why))
     return RunStore(given.resolve(), meta)

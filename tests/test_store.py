@@ -48,12 +48,12 @@ def test_create_makes_unique_run_dirs(tmp_path):
 
 def test_meta_and_status(tmp_path):
     store = RunStore.create(tmp_path)
-    store.write_meta({"asked": {"artifacts": ["a.onnx"]}, "devices": ["local"]})
+    store.write_meta({"asked": {"artifacts": ["a.onnx"]}, "devices": {"local": {}}})
     store.set_status("local", "a.onnx", "running")
     store.set_status("local", "a.onnx", "ok")
     store.set_status("pi4", "b.tflite", "error")
     on_disk = json.loads((store.path / "run.json").read_text())
-    assert on_disk == {"asked": {"artifacts": ["a.onnx"]}, "devices": ["local"],
+    assert on_disk == {"asked": {"artifacts": ["a.onnx"]}, "devices": {"local": {}},
                        "run_id": store.run_id,
                        "status": {"local": {"a.onnx": "ok"}, "pi4": {"b.tflite": "error"}}}
     assert store.meta() == on_disk
