@@ -128,11 +128,7 @@ def unfinished(store: RunStore) -> Dict[str, List[str]]:
     an infrastructure reason (link, board, timeout) that another try may not meet."""
     done = {(r.device, r.artifact["name"]) for r in store.records()
             if r.ok or r.fault_class != "infrastructure"}
-    status = store.meta().get("status")
-    if not isinstance(status, Mapping) or not all(
-            isinstance(arts, Mapping) for arts in status.values()):
-        raise ConfigError("%s: cannot resume, its 'status' is not a mapping of devices to "
-                          "artifacts" % (store.path / "run.json"))
+    status = store.meta().get("status") or {}  # its shape checked when the run was opened
     return {device: [a for a in arts if (device, a) not in done]
             for device, arts in status.items()}
 

@@ -53,8 +53,6 @@ def test_models_take_their_own_variants_or_the_shared_ones(folder):
     ("models: [digits.onnx, digits.onnx]", "models[1]", "a second model named"),
     ("models: [digits.onnx]\ncalibration: calib.npz", "calibration", "file not found"),
     ("models: [digits.onnx]\neval: .", "eval", "a directory, not a file"),
-    ("models: [digits.onnx]\nsettings: {min_seconds: .nan}", "settings.min_seconds",
-     "expected a positive number, got nan"),
     ("models: [digits.onnx]\noptimize: {calib_method: kl}", "optimize.calib_method",
      "expected one of minmax, entropy, percentile"),
     ("models: [digits.onnx]\nsettings: {threads: two}", "settings.threads",

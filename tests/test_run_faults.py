@@ -200,10 +200,11 @@ def stored_run(tmp_path, examples):
 
 
 @pytest.mark.parametrize("damage, needle", [
-    (lambda m: m.update(status=[1]), "its 'status' is not a mapping"),
-    (lambda m: m["status"].update(local="ok"), "its 'status' is not a mapping"),
-    (lambda m: m.update(request="x"), "the stored request is damaged"),
-    (lambda m: m["request"].update(artifacts=[{"path": 1}]), "the stored request is damaged"),
+    (lambda m: m.update(status=[1]), "status: expected an object"),
+    (lambda m: m["status"].update(local="ok"), "status.local: expected an object"),
+    (lambda m: m.update(request="x"), "request: expected an object"),
+    (lambda m: m["request"].update(artifacts=[{"path": 1}]),
+     "request.artifacts[0].path: expected a string"),
     (lambda m: m["request"].update(settings={"min_seconds": float("nan")}),
      "settings.min_seconds: expected a finite number"),
 ])
