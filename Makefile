@@ -11,6 +11,7 @@ $(VENV)/bin/pip:
 	@if $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	    $(PYTHON) -m venv $(VENV); \
 	elif $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	    echo "$(PYTHON) has no ensurepip: $(VENV) without pip, then pip installs pip into it"; \
 	    $(PYTHON) -m venv --without-pip $(VENV) && \
 	    $(PYTHON) -m pip --python $(VPY) install -q pip; \
 	else \
