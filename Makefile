@@ -1,15 +1,39 @@
 PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
 
 .PHONY: install demo test
 
-install:
-	$(PYTHON) -m pip install -q -e .
+# Everything goes into the project-local $(VENV), never into the system Python (which may be
+# externally managed, PEP 668). Without ensurepip (Debian's python3 without python3-venv) the
+# venv is made without pip and the system pip (>= 22.3) installs pip into it.
+$(VENV)/bin/pip:
+	@if $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	    $(PYTHON) -m venv $(VENV); \
+	elif $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	    echo "$(PYTHON) has no ensurepip: $(VENV) without pip, then pip installs pip into it"; \
+	    $(PYTHON) -m venv --without-pip $(VENV) && \
+	    $(PYTHON) -m pip --python $(VPY) install -q pip; \
+	else \
+	    echo "make: $(PYTHON) has neither ensurepip nor pip; install python3-venv or python3-pip" >&2; \
+	    exit 1; \
+	fi
+
+# Reinstalled only when pyproject.toml changes (the install is editable: code changes need none).
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/pip
+	$(VPY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
 
 # The main job: benchmark the bundled example on the `local` device.
 demo: install
-	edgebench run
+	$(VENV)/bin/edgebench run
 
-test:
+test: $(VENV)/.installed-test
 	bash tests/system-deps.sh
-	$(PYTHON) -m pip install -q -e '.[test]'
-	$(PYTHON) -m pytest -q
+	$(VPY) -m pytest -q

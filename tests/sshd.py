@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                           "/usr/libexec/sftp-server")
@@ -60,7 +61,7 @@ class Sshd:
     proc: subprocess.Popen
     host: str = "127.0.0.1"
 
-    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "")
+    user = pwd.getpwuid(os.geteuid()).pw_name
 
     def device_yaml(self, name: str, **extra: object) -> str:
         """A ``devices.yaml`` entry for this server (indented for ``devices:``); values are
@@ -73,12 +74,55 @@ class Sshd:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            kill_tree(self.proc.pid)  # sessions still open, if any
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def descendants(pid: int) -> List[int]:
+    """Every process below ``pid`` (children, grandchildren, ...), read from /proc."""
+    children = {}  # type: Dict[int, List[int]]
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # not a process, or gone meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]  # type: List[int], List[int]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def kill_tree(pid: int) -> List[int]:
+    """SIGKILL every process below ``pid`` and return their PIDs.  All are stopped first, so
+    none sees another die and acts on it (a session reporting its command's exit, say); an
+    sshd connection can live in a grandchild (OpenSSH 10's ``sshd-session``), not only in a
+    child."""
+    stopped = []  # type: List[int]
+    while True:  # until no process forked meanwhile is left running
+        fresh = [p for p in descendants(pid) if p not in stopped]
+        if not fresh:
+            break
+        for p in fresh:
+            _signal(p, signal.SIGSTOP)
+        stopped += fresh
+    for p in stopped:
+        _signal(p, signal.SIGKILL)
+    return stopped
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def start_sshd(root: Path, extra_config: str = "", address: str = "127.0.0.1",

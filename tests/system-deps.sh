@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# System packages some tests use: OpenSSH's server (real sshd on loopback) and Chromium
-# (the HTML report in a headless browser). Installed only when missing and when apt-get can
-# run as root; otherwise those tests skip and say why.
+# System tools the tests use, which a minimal Debian lacks: OpenSSH's server and client (a real
+# sshd on loopback; ssh-keygen), iproute2 (`ip`, `tc`: network namespaces for fleet tests) and
+# Chromium (the HTML report in a headless browser). Installed only when missing and when
+# apt-get can run as root; otherwise those tests skip and say why.
 set -u
+PATH=$PATH:/usr/sbin:/sbin  # where sshd, ip and tc live, off a normal user's PATH
+has() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+has sshd || missing+=(openssh-server)
+has ssh-keygen || missing+=(openssh-client)
+{ has ip && has tc; } || missing+=(iproute2)
+has chromium || has chromium-browser || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]}"

@@ -146,7 +146,7 @@ def test_missing_delegate_library_is_reported_not_ignored(examples):
 
 
 def test_vermin_agent_runs_on_python_38():
-    vermin = shutil.which("vermin")
+    vermin = shutil.which("vermin", path=os.path.dirname(sys.executable))  # venv or not on PATH
     assert vermin, "vermin is a test dependency"
     proc = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-", "--eval-annotations",
                            str(ROOT / "agent")], capture_output=True, text=True)

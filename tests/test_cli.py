@@ -148,9 +148,11 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
     args = [sys.executable, "-m", "harness", "run", "--model", str(examples / "digits.onnx"),
             "--model", str(examples / "digits.tflite"), "--min-seconds", "3",
             "--warmup-seconds", "0", "--out", "res", "--quiet"]
+    # SIGINT as at a terminal, even when the suite runs with it ignored (started with `&`)
     proc = subprocess.Popen(args, cwd=str(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not list((tmp_path / "res").glob("*/raw/local/digits.onnx.json")):
         assert time.monotonic() < deadline and proc.poll() is None

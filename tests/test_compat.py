@@ -14,15 +14,16 @@ import pytest
 from conftest import FAST, edgebench
 
 BOARD_STACK = ["numpy==1.24.4", "tflite-runtime==2.14.0", "onnxruntime==1.19.2"]
-PY38 = [os.path.expanduser("~/.pyenv/versions/3.8.18/bin/python3.8"), "python3.8"]
+PYENV38 = "~/.pyenv/versions/3.8.18/bin/python3.8"
+NO_PY38 = ("no Python 3.8 interpreter (Debian 12 and 13 ship none): set EDGEBENCH_PY38="
+           "/path/to/python3.8, or `pyenv install 3.8.18` for %s" % PYENV38)
 
 
 def _python38():
-    for candidate in PY38:
-        found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
-        if found:
-            return found
-    return None
+    """EDGEBENCH_PY38 when set, else pyenv's 3.8 or a python3.8 on PATH."""
+    given = os.environ.get("EDGEBENCH_PY38")
+    candidates = [given] if given else [os.path.expanduser(PYENV38), "python3.8"]
+    return next(filter(None, map(shutil.which, candidates)), None)
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +31,9 @@ def board_python() -> str:
     """A cached venv with the board stack (built once per machine, ~10 s)."""
     py38 = _python38()
     if py38 is None:
-        pytest.skip("no Python 3.8 interpreter on this machine")
-    key = hashlib.sha256(" ".join(BOARD_STACK).encode()).hexdigest()[:12]
+        given = os.environ.get("EDGEBENCH_PY38")
+        pytest.skip("EDGEBENCH_PY38=%s is not an executable" % given if given else NO_PY38)
+    key = hashlib.sha256(" ".join([py38] + BOARD_STACK).encode()).hexdigest()[:12]
     venv = Path(os.path.expanduser("~/.cache/edgebench/test-venvs")) / ("py38-" + key)
     python = venv / "bin" / "python"
     if not (venv / ".complete").exists():
