@@ -34,6 +34,10 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/edgebench run
 
+# Style and types first (seconds), then the tests.
 test: $(VENV)/.installed-test
 	bash tests/system-deps.sh
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+	$(VPY) -m mypy
 	$(VPY) -m pytest -q

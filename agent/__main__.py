@@ -5,6 +5,7 @@ stdout.  Everything else -- our logs, and whatever native runtimes print -- goes
 file descriptor 1 is pointed at stderr for the whole process, and the document is written
 to a private duplicate of the original stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def _run(job_text: str) -> Dict[str, Any]:
         doc = json.loads(job_text)
     except ValueError as exc:
         doc = None
-        record = error_record("local", {"name": "<unknown>"}, "job-invalid",
-                              "the job is not valid JSON: %s" % exc)
+        record = error_record(
+            "local", {"name": "<unknown>"}, "job-invalid", "the job is not valid JSON: %s" % exc
+        )
     if doc is not None:
         try:
             job = parse_job(doc)
@@ -43,8 +45,12 @@ def _run(job_text: str) -> Dict[str, Any]:
             record = error_record(job_device(doc), artifact_stub(doc), "job-invalid", str(exc))
         else:
             record = _leased_run(job)
-    return {"protocol": PROTOCOL_VERSION, "agent_version": __version__, "kind": "record",
-            "record": record.to_dict()}
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "agent_version": __version__,
+        "kind": "record",
+        "record": record.to_dict(),
+    }
 
 
 def _leased_run(job: Any) -> Any:
@@ -60,8 +66,11 @@ def _leased_run(job: Any) -> Any:
     from .verify import check
 
     try:
-        with nullcontext() if job.lease is None else acquire(
-                job.lease["workdir"], job.lease["owner"], job.lease["timeout_s"]):
+        with (
+            nullcontext()
+            if job.lease is None
+            else acquire(job.lease["workdir"], job.lease["owner"], job.lease["timeout_s"])
+        ):
             check(str(job.artifact["path"]), job.artifact.get("sha256"), "model")
             if job.eval_path:
                 check(job.eval_path, job.eval_sha256, "eval set")
@@ -74,8 +83,12 @@ def _probe(job_text: Optional[str]) -> Dict[str, Any]:
     from .probe import probe
 
     doc = json.loads(job_text) if job_text and job_text.strip() else {}
-    return {"protocol": PROTOCOL_VERSION, "agent_version": __version__, "kind": "probe",
-            "probe": probe(doc if isinstance(doc, dict) else {})}
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "agent_version": __version__,
+        "kind": "probe",
+        "probe": probe(doc if isinstance(doc, dict) else {}),
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,4 +1,5 @@
 """Accuracy passes over an eval set, separate from the timed iterations."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -39,14 +40,18 @@ def check_eval(model: Any, eval_set: Dict[str, Any]) -> None:
     if "reference" in eval_set:
         got = int(np.prod(eval_set["reference"].shape[1:], dtype=np.int64))
         if got != width:
-            raise Fault("input-invalid", "the eval set's 'reference' has %d values per "
-                        "sample but output %r has %d (shape %s)"
-                        % (got, out.name, width, list(out.shape)))
+            raise Fault(
+                "input-invalid",
+                "the eval set's 'reference' has %d values per "
+                "sample but output %r has %d (shape %s)" % (got, out.name, width, list(out.shape)),
+            )
     labels = eval_set.get("labels")
     if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= width):
-        raise Fault("input-invalid", "the eval set's labels run from %d to %d but output %r "
-                    "has %d classes (0 to %d)" % (labels.min(), labels.max(), out.name, width,
-                                                  width - 1))
+        raise Fault(
+            "input-invalid",
+            "the eval set's labels run from %d to %d but output %r "
+            "has %d classes (0 to %d)" % (labels.min(), labels.max(), out.name, width, width - 1),
+        )
 
 
 def evaluate(model: Any, spec_shape: tuple, eval_set: Dict[str, Any]) -> Dict[str, Any]:
@@ -57,7 +62,7 @@ def evaluate(model: Any, spec_shape: tuple, eval_set: Dict[str, Any]) -> Dict[st
     n = len(inputs)
     chunks = []
     for start in range(0, n, batch):
-        part = inputs[start:start + batch]
+        part = inputs[start : start + batch]
         real = len(part)
         if real < batch:  # pad the last batch; padded rows are dropped below
             pad = np.zeros((batch - real,) + part.shape[1:], dtype=part.dtype)
@@ -67,10 +72,14 @@ def evaluate(model: Any, spec_shape: tuple, eval_set: Dict[str, Any]) -> Dict[st
     outputs = np.concatenate(chunks)
     bad = int(np.sum(~np.all(np.isfinite(outputs.reshape(n, -1)), axis=1)))
     if bad:  # top-1 or fidelity over NaN would be a number that means nothing
-        raise Fault("inference-failed", "%d of the %d eval samples gave NaN or infinite "
-                    "outputs" % (bad, n))
-    result = {"n": n, "layout": layout or None,
-              "quantized_input": spec.quant is not None and spec.dtype.kind in "iu"}
+        raise Fault(
+            "inference-failed", "%d of the %d eval samples gave NaN or infinite outputs" % (bad, n)
+        )
+    result: Dict[str, Any] = {
+        "n": n,
+        "layout": layout or None,
+        "quantized_input": spec.quant is not None and spec.dtype.kind in "iu",
+    }
     if "labels" in eval_set:
         labels = np.asarray(eval_set["labels"]).reshape(-1)
         result["top1"] = topk(outputs, labels, 1)

@@ -1,11 +1,12 @@
 """One benchmark: import, load, first inference, warm-up, timed window, accuracy pass."""
+
 from __future__ import annotations
 
 import datetime
-from array import array
 import json
 import sys
 import time
+from array import array
 from typing import Any, Callable, Dict, Tuple
 
 from . import boards, fingerprint, memory, power, validity
@@ -37,12 +38,15 @@ def _backend(fmt: str) -> Any:
     try:
         if fmt == "onnx":
             from . import rt_onnx
+
             return rt_onnx
         from . import rt_tflite
+
         return rt_tflite
     except ImportError as exc:  # numpy itself is missing on the board
-        raise Fault("runtime-missing", "cannot import what the %s backend needs: %s"
-                    % (fmt, exc))
+        raise Fault(
+            "runtime-missing", "cannot import what the %s backend needs: %s" % (fmt, exc)
+        ) from None
 
 
 def _feeds(model: Any, job: Job, eval_set: Any) -> Tuple[Dict[str, Any], Tuple[int, ...]]:
@@ -54,9 +58,11 @@ def _feeds(model: Any, job: Job, eval_set: Any) -> Tuple[Dict[str, Any], Tuple[i
     names = [spec.name for spec in model.inputs]
     unknown = sorted(set(job.input_shapes) - set(names))
     if unknown:
-        raise Fault("input-shape", "input shapes were given for %s, which the model does not "
-                    "have (its inputs: %s)" % (", ".join(map(repr, unknown)),
-                                               ", ".join(map(repr, names))))
+        raise Fault(
+            "input-shape",
+            "input shapes were given for %s, which the model does not "
+            "have (its inputs: %s)" % (", ".join(map(repr, unknown)), ", ".join(map(repr, names))),
+        )
     rng = np.random.default_rng(job.settings.seed)
     feeds = {}
     shapes = {spec.name: resolve_shape(spec, job.input_shapes) for spec in model.inputs}
@@ -64,9 +70,10 @@ def _feeds(model: Any, job: Job, eval_set: Any) -> Tuple[Dict[str, Any], Tuple[i
         shape = shapes[spec.name]
         if eval_set is not None:
             data, _ = fit_layout(np.asarray(eval_set["inputs"]), shape, spec.name)
-            data = np.resize(data[:shape[0]], shape)  # repeat samples if the set is small
-            feeds[spec.name] = quantize(data.astype(np.float32) if data.dtype.kind == "f"
-                                        else data, spec)
+            data = np.resize(data[: shape[0]], shape)  # repeat samples if the set is small
+            feeds[spec.name] = quantize(
+                data.astype(np.float32) if data.dtype.kind == "f" else data, spec
+            )
         else:
             feeds[spec.name] = generated(spec, shape, rng)
     return feeds, shapes[model.inputs[0].name]
@@ -85,8 +92,9 @@ def _warmup(call: Callable[[], Any], min_n: int, min_s: float, max_s: float) -> 
     return count
 
 
-def _measure(call: Callable[[], Any], buf: "array[int]", min_n: int, min_s: float,
-             max_s: float) -> int:
+def _measure(
+    call: Callable[[], Any], buf: array[int], min_n: int, min_s: float, max_s: float
+) -> int:
     """Time ``call`` into ``buf`` until both ``min_n`` and ``min_s`` are met, or ``max_s``
     has passed or ``buf`` is full; returns the number of samples.  ``buf`` is allocated
     beforehand so the peak-RSS window does not see the sample storage grow."""
@@ -128,8 +136,10 @@ def run(job: Job) -> Record:
         progress("cooldown", max_temp_c=job.cooldown["max_temp_c"])
         cooled = validity.cooldown(job.cooldown["max_temp_c"], job.cooldown["timeout_s"])
         if cooled.get("cooled") is False:
-            log("still %.1f °C after %.0f s of cooldown; measuring anyway (flagged)"
-                % (cooled["end_temp_c"], cooled["waited_s"]))
+            log(
+                "still %.1f °C after %.0f s of cooldown; measuring anyway (flagged)"
+                % (cooled["end_temp_c"], cooled["waited_s"])
+            )
     phases = memory.Phases()
     memory.reset_peak()
     phases.mark("before_import")
@@ -139,14 +149,24 @@ def run(job: Job) -> Record:
     if cooled is not None:
         fp["cooldown"] = cooled
     fp["temps_c_before"] = fingerprint.temperatures_c()
-    base = {"device": job.device, "artifact": dict(job.artifact),
-            "settings": job.settings.to_dict(), "started_at": started}
-    runtime = {}  # type: Dict[str, Any]
+    base: Dict[str, Any] = {
+        "device": job.device,
+        "artifact": dict(job.artifact),
+        "settings": job.settings.to_dict(),
+        "started_at": started,
+    }
+    runtime: Dict[str, Any] = {}
 
     def failed(reason: str, message: str) -> Record:
         fp["validity"] = {"warnings": validity.board_warnings(fp)}
-        return error_record(reason=reason, message=message, runtime=runtime, fingerprint=fp,
-                            finished_at=now(), **base)
+        return error_record(
+            reason=reason,
+            message=message,
+            runtime=runtime,
+            fingerprint=fp,
+            finished_at=now(),
+            **base,
+        )
 
     try:
         backend = _backend(job.format)
@@ -164,13 +184,18 @@ def run(job: Job) -> Record:
         eval_set = None
         if job.eval_path:
             from .tensors import load_eval
+
             eval_set = load_eval(job.eval_path)
             if len(model.inputs) != 1:
-                raise Fault("input-invalid", "eval sets need a single-input model; this "
-                                 "one has %d inputs" % len(model.inputs))
+                raise Fault(
+                    "input-invalid",
+                    "eval sets need a single-input model; this "
+                    "one has %d inputs" % len(model.inputs),
+                )
         feeds, shape = _feeds(model, job, eval_set)
         if eval_set is not None:  # what would only fail after the timed window, now
             from .accuracy import check_eval
+
             check_eval(model, eval_set)
         call = model.prepare(feeds)
         s = job.settings
@@ -178,8 +203,9 @@ def run(job: Job) -> Record:
         overhead = timer_overhead_ns()
         window = validity.Window()
         # board samplers (threads that sleep between reads; tegrastats is a subprocess)
-        with power.BoardSampler(POWER_INTERVAL_MS) as board, \
-                power.Tegrastats(TEGRASTATS_INTERVAL_MS, boards.which("tegrastats")) as tegra:
+        with power.BoardSampler(POWER_INTERVAL_MS) as board, power.Tegrastats(
+            TEGRASTATS_INTERVAL_MS, boards.which("tegrastats")
+        ) as tegra:
             reset_ok = memory.reset_peak()
             with memory.Sampler(s.memory_interval_ms) as sampler:
                 t0 = perf_ns()
@@ -207,21 +233,46 @@ def run(job: Job) -> Record:
     except Exception as exc:  # a runtime failing mid-inference
         return failed("inference-failed", "%s: %s" % (type(exc).__name__, exc))
     accuracy = {} if eval_set is None else _accuracy(model, shape, eval_set)
-    mem = dict(phases.values)
+    mem: Dict[str, Any] = dict(phases.values)
     mem["methods"] = phases.methods
     mem["series"] = sampler.series
     batch = shape[0] if shape else 1
     stats = summarize(samples, batch, overhead)
-    timing = {"load_ms": load_ns / 1e6, "first_ms": first_ns / 1e6,
-              "warmup_iterations": warm, "warmup_s": warm_ns / 1e9,
-              "timer_overhead_ns": overhead,
-              "measure_s": measure_ns / 1e9, "input_shapes": {k: list(v.shape)
-                                                              for k, v in feeds.items()}}
-    _board_timing(timing, fp, job, runtime, stats, window, board, tegra, m0, m0 + measure_ns,
-                  n * batch, cooled)
+    timing = {
+        "load_ms": load_ns / 1e6,
+        "first_ms": first_ns / 1e6,
+        "warmup_iterations": warm,
+        "warmup_s": warm_ns / 1e9,
+        "timer_overhead_ns": overhead,
+        "measure_s": measure_ns / 1e9,
+        "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+    }
+    _board_timing(
+        timing,
+        fp,
+        job,
+        runtime,
+        stats,
+        window,
+        board,
+        tegra,
+        m0,
+        m0 + measure_ns,
+        n * batch,
+        cooled,
+    )
     return Record(
-        status="ok", runtime=runtime, fingerprint=fp, samples_ns=tuple(samples), stats=stats,
-        timing=timing, memory=mem, accuracy=accuracy, finished_at=now(), **base)
+        status="ok",
+        runtime=runtime,
+        fingerprint=fp,
+        samples_ns=tuple(samples),
+        stats=stats,
+        timing=timing,
+        memory=mem,
+        accuracy=accuracy,
+        finished_at=now(),
+        **base,
+    )
 
 
 def _accuracy(model: Any, shape: Tuple[int, ...], eval_set: Dict[str, Any]) -> Dict[str, Any]:
@@ -238,9 +289,20 @@ def _accuracy(model: Any, shape: Tuple[int, ...], eval_set: Dict[str, Any]) -> D
         return {"error": "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))}
 
 
-def _board_timing(timing: Dict[str, Any], fp: Dict[str, Any], job: Job, runtime: Any,
-                  stats: Dict[str, Any], window: Any, board: Any, tegra: Any, m0: int, m1: int,
-                  inferences: int, cooled: Any) -> None:
+def _board_timing(
+    timing: Dict[str, Any],
+    fp: Dict[str, Any],
+    job: Job,
+    runtime: Any,
+    stats: Dict[str, Any],
+    window: Any,
+    board: Any,
+    tegra: Any,
+    m0: int,
+    m1: int,
+    inferences: int,
+    cooled: Any,
+) -> None:
     """Energy, tegrastats, engine build and the validity verdict of an ok record."""
     if cooled is not None:
         timing["cooldown_s"] = cooled.get("waited_s")
@@ -254,11 +316,15 @@ def _board_timing(timing: Dict[str, Any], fp: Dict[str, Any], job: Job, runtime:
         timing["tegrastats"] = board_stats
     if runtime.get("name") == "onnxruntime":
         from .rt_onnx import engine_build_ms
+
         build = engine_build_ms(runtime, timing["first_ms"], stats["p50_ms"])
         if build is not None:
             timing["engine_build_ms"] = build
-    peaks = [board.peak_temp_c(m0, m1), power.max_temp_c(fp.get("temps_c_after") or {}),
-             power.max_temp_c((board_stats or {}).get("temps_c_max") or {})]
+    peaks = [
+        board.peak_temp_c(m0, m1),
+        power.max_temp_c(fp.get("temps_c_after") or {}),
+        power.max_temp_c((board_stats or {}).get("temps_c_max") or {}),
+    ]
     peaks = [p for p in peaks if p is not None]
     peak = max(peaks) if peaks else None
     limit = validity.throttle_limit(fp["board"].get("family", "generic"), job.throttle_temp_c)

@@ -6,6 +6,7 @@ Tools are found on the agent's ``PATH`` and board files below ``EDGEBENCH_PROBE_
 trees.  Every probe is best effort: a missing tool is simply absent from the result, a
 tool that fails is reported under ``errors``; no probe raises.
 """
+
 from __future__ import annotations
 
 import glob
@@ -42,19 +43,27 @@ def which(tool: str) -> Optional[str]:
 def run_tool(args: List[str], timeout: float = TOOL_TIMEOUT_S) -> Tuple[bool, str]:
     """(succeeded, stdout or a one-line error) of a vendor tool; never raises."""
     try:
-        proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout)
+        proc = subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return False, "%s: %s" % (args[0], exc)
     out = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip() or out.strip()
-        return False, "%s exited with %d%s" % (os.path.basename(args[0]), proc.returncode,
-                                              ": " + err.splitlines()[-1] if err else "")
+        return False, "%s exited with %d%s" % (
+            os.path.basename(args[0]),
+            proc.returncode,
+            ": " + err.splitlines()[-1] if err else "",
+        )
     return True, out
 
 
 # --- Raspberry Pi ----------------------------------------------------------------------------
+
 
 def parse_throttled(text: str) -> Optional[Dict[str, Any]]:
     """``throttled=0x50005`` -> the raw value and the named conditions, now and since boot."""
@@ -65,8 +74,9 @@ def parse_throttled(text: str) -> Optional[Dict[str, Any]]:
     return {
         "raw": match.group(1),
         "now": [name for bit, name in sorted(THROTTLE_BITS.items()) if value >> bit & 1],
-        "since_boot": [name for bit, name in sorted(THROTTLE_BITS.items())
-                       if value >> (bit + STICKY_SHIFT) & 1],
+        "since_boot": [
+            name for bit, name in sorted(THROTTLE_BITS.items()) if value >> (bit + STICKY_SHIFT) & 1
+        ],
     }
 
 
@@ -101,10 +111,12 @@ def vcgencmd_temp_c() -> Optional[float]:
 
 
 def _raspberry_pi(errors: Dict[str, str]) -> Dict[str, Any]:
-    info = {}  # type: Dict[str, Any]
-    for key, args, parse in (("throttled", ("get_throttled",), parse_throttled),
-                             ("temp_c", ("measure_temp",), parse_temp),
-                             ("arm_mhz", ("measure_clock", "arm"), parse_clock)):
+    info: Dict[str, Any] = {}
+    for key, args, parse in (
+        ("throttled", ("get_throttled",), parse_throttled),
+        ("temp_c", ("measure_temp",), parse_temp),
+        ("arm_mhz", ("measure_clock", "arm"), parse_clock),
+    ):
         ok, out = vcgencmd(*args)
         value = parse(out) if ok else None
         if value is not None:
@@ -116,13 +128,16 @@ def _raspberry_pi(errors: Dict[str, str]) -> Dict[str, Any]:
 
 # --- Jetson ------------------------------------------------------------------------------------
 
+
 def parse_nvpmodel(text: str) -> Optional[Dict[str, Any]]:
     """``nvpmodel -q``: ``NV Power Mode: MAXN`` then the mode id on the next line."""
     match = re.search(r"NV Power Mode:[ \t]*(\S+)[ \t]*(?:\r?\n\s*(\d+))?", text)
     if not match:
         return None
-    return {"mode": match.group(1),
-            "id": int(match.group(2)) if match.group(2) is not None else None}
+    return {
+        "mode": match.group(1),
+        "id": int(match.group(2)) if match.group(2) is not None else None,
+    }
 
 
 def parse_jetson_clocks(text: str) -> Optional[Dict[str, Any]]:
@@ -145,11 +160,10 @@ def parse_jetson_clocks(text: str) -> Optional[Dict[str, Any]]:
     if not pairs:
         return None
     dynamic = [p[0] for p in pairs if not p[4]]
-    result = {"locked": not dynamic, "dynamic": dynamic}  # type: Dict[str, Any]
+    result: Dict[str, Any] = {"locked": not dynamic, "dynamic": dynamic}
     for name, low, high, cur, _ in pairs:
         if name in ("GPU", "EMC"):
-            result[name.lower() + "_mhz"] = {"min": low / 1e6, "max": high / 1e6,
-                                             "cur": cur / 1e6}
+            result[name.lower() + "_mhz"] = {"min": low / 1e6, "max": high / 1e6, "cur": cur / 1e6}
     return result
 
 
@@ -161,12 +175,14 @@ def l4t_release() -> Optional[str]:
 
 
 def _jetson(errors: Dict[str, str]) -> Dict[str, Any]:
-    info = {}  # type: Dict[str, Any]
+    info: Dict[str, Any] = {}
     release = l4t_release()
     if release:
         info["l4t"] = release
-    for key, tool, args, parse in (("nvpmodel", "nvpmodel", ["-q"], parse_nvpmodel),
-                                   ("clocks", "jetson_clocks", ["--show"], parse_jetson_clocks)):
+    for key, tool, args, parse in (
+        ("nvpmodel", "nvpmodel", ["-q"], parse_nvpmodel),
+        ("clocks", "jetson_clocks", ["--show"], parse_jetson_clocks),
+    ):
         path = which(tool)
         if path is None:
             continue
@@ -175,21 +191,32 @@ def _jetson(errors: Dict[str, str]) -> Dict[str, Any]:
         if value is not None:
             info[key] = value
         else:
-            errors["%s %s" % (tool, " ".join(args))] = out.strip().splitlines()[-1] \
-                if out.strip() else "unrecognised output"
+            errors["%s %s" % (tool, " ".join(args))] = (
+                out.strip().splitlines()[-1] if out.strip() else "unrecognised output"
+            )
     return info
 
 
 # --- Coral ---------------------------------------------------------------------------------------
 
+
 def edgetpu_devices() -> List[Dict[str, str]]:
     """Edge TPUs: USB accelerators by vendor:product id, PCIe/M.2 ones by /dev/apex_*."""
     found = []
     for dev in sorted(glob.glob(_path("sys/bus/usb/devices/*"))):
-        ids = (_read_file(os.path.join(dev, "idVendor")), _read_file(os.path.join(dev, "idProduct")))
+        ids = (
+            _read_file(os.path.join(dev, "idVendor")),
+            _read_file(os.path.join(dev, "idProduct")),
+        )
         if ids in EDGETPU_USB_IDS:
-            found.append({"bus": "usb", "id": "%s:%s" % ids, "sysfs": os.path.basename(dev),
-                          "state": EDGETPU_USB_IDS[ids]})  # type: ignore[index]
+            found.append(
+                {
+                    "bus": "usb",
+                    "id": "%s:%s" % ids,
+                    "sysfs": os.path.basename(dev),
+                    "state": EDGETPU_USB_IDS[ids],
+                }
+            )  # type: ignore[index]
     for dev in sorted(glob.glob(_path("dev/apex_*"))):
         found.append({"bus": "pcie", "device": "/dev/" + os.path.basename(dev)})
     return found
@@ -252,7 +279,7 @@ def _custom_ops(buf: Any, size: int) -> Optional[List[str]]:
         length = u32(string)
         if string + 4 + length > size:
             raise ValueError("string out of range")
-        ops.append(bytes(buf[string + 4:string + 4 + length]).decode("utf-8", "replace"))
+        ops.append(bytes(buf[string + 4 : string + 4 + length]).decode("utf-8", "replace"))
     return ops
 
 
@@ -262,6 +289,7 @@ def has_edgetpu_op(path: str) -> Optional[bool]:
 
 
 # --- All of it -------------------------------------------------------------------------------
+
 
 def family(board_model: Optional[str]) -> str:
     model = (board_model or "").lower()
@@ -278,8 +306,8 @@ def probe(board_model: Optional[str]) -> Dict[str, Any]:
     """What the vendor tools and files say about this board (only what applies)."""
     from .power import find_rails
 
-    errors = {}  # type: Dict[str, str]
-    info = {"family": family(board_model)}  # type: Dict[str, Any]
+    errors: Dict[str, str] = {}
+    info: Dict[str, Any] = {"family": family(board_model)}
     if which("vcgencmd"):
         info["raspberry_pi"] = _raspberry_pi(errors)
     jetson = _jetson(errors)

@@ -1,4 +1,5 @@
 """The one exception type that becomes an error record (agent and harness alike)."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Board files are read below :data:`ROOT` (``EDGEBENCH_PROBE_ROOT``, default ``/``) so the
 same code runs against fixture trees in tests.
 """
+
 from __future__ import annotations
 
 import glob
@@ -91,7 +92,8 @@ def static() -> Dict[str, Any]:
     """Facts that do not change during a measurement."""
     try:
         import numpy
-        numpy_version = numpy.__version__  # type: Optional[str]
+
+        numpy_version: Optional[str] = numpy.__version__
     except ImportError:
         numpy_version = None
     return {

@@ -8,6 +8,7 @@ read while someone holds the lock again (and has replaced it).
 
 Standard library only, Python 3.8 compatible: this runs on the board.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,26 +34,34 @@ def _owner(harness: Optional[str]) -> Dict[str, Any]:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for this uid (containers)
         user = str(os.getuid())
-    return {"host": socket.gethostname(), "user": user, "pid": os.getpid(),
-            "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "harness": harness}
+    return {
+        "host": socket.gethostname(),
+        "user": user,
+        "pid": os.getpid(),
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "harness": harness,
+    }
 
 
 def _holder(fd: int) -> str:
     """Who holds the lease, as far as its file says."""
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
-        who = "pid %s (%s@%s) since %s" % (info["pid"], info["user"], info["host"],
-                                           info["started_at"])
+        who = "pid %s (%s@%s) since %s" % (
+            info["pid"],
+            info["user"],
+            info["host"],
+            info["started_at"],
+        )
         return who + (" for %s" % info["harness"] if info.get("harness") else "")
     except (OSError, ValueError, KeyError, TypeError):
         return "another agent"
 
 
 @contextlib.contextmanager
-def acquire(workdir: str, owner: Optional[str] = None,
-            timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[Dict[str, Any]]:
+def acquire(
+    workdir: str, owner: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Iterator[Dict[str, Any]]:
     """Hold the board's lease for the ``with`` block; yields what was written into it.
 
     ``workdir`` may start with ``~``.  ``owner`` describes the harness side (say
@@ -72,8 +81,11 @@ def acquire(workdir: str, owner: Optional[str] = None,
                 if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
                     raise
             if time.monotonic() >= deadline:
-                raise Fault("device-busy", "the board is busy: its lease is held by %s "
-                            "(waited %.0f s)" % (_holder(fd), timeout_s))
+                raise Fault(
+                    "device-busy",
+                    "the board is busy: its lease is held by %s "
+                    "(waited %.0f s)" % (_holder(fd), timeout_s),
+                )
             time.sleep(POLL_S)
         info = _owner(owner)
         os.ftruncate(fd, 0)

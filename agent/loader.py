@@ -7,6 +7,7 @@ agent imported from the same bytes in memory -- so a file swapped after the chec
 executed.  A mismatch prints :data:`REFUSED_MARK` on stderr and exits :data:`REFUSED`.
 Standard library only; Python 3.8+.
 """
+
 import sys
 
 if __name__ == "__main__":
@@ -14,10 +15,10 @@ if __name__ == "__main__":
     # hashlib.py or zipfile.py lying there must not be imported before the check.
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
 
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import io  # noqa: E402
-import zipfile  # noqa: E402
+import hashlib
+import importlib.util
+import io
+import zipfile
 
 REFUSED = 65  # EX_DATAERR
 REFUSED_MARK = "edgebench-loader: refused"
@@ -34,8 +35,9 @@ class ArchiveImporter:
         base = fullname.replace(".", "/")
         for name, package in ((base + "/__init__.py", True), (base + ".py", False)):
             if name in self.names:
-                return importlib.util.spec_from_loader(fullname, self, origin=name,
-                                                       is_package=package)
+                return importlib.util.spec_from_loader(
+                    fullname, self, origin=name, is_package=package
+                )
         return None
 
     def create_module(self, spec):  # type: ignore[no-untyped-def]
@@ -56,8 +58,10 @@ def main() -> int:
         data = fh.read()
     got = hashlib.sha256(data).hexdigest()
     if got != want:
-        sys.stderr.write("%s: %s has sha256 %s..., not the %s... that was sent; not executed\n"
-                         % (REFUSED_MARK, path, got[:16], want[:16]))
+        sys.stderr.write(
+            "%s: %s has sha256 %s..., not the %s... that was sent; not executed\n"
+            % (REFUSED_MARK, path, got[:16], want[:16])
+        )
         return REFUSED
     importer = ArchiveImporter(data)
     sys.meta_path.insert(0, importer)

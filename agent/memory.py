@@ -5,6 +5,7 @@ phases by writing 5 to /proc/self/clear_refs where the kernel allows it.  Withou
 fall back to psutil (if the board has it) for the current RSS and to getrusage for the peak
 -- a peak since process start, which the record says.
 """
+
 from __future__ import annotations
 
 import sys
@@ -43,7 +44,7 @@ def current_rss_mb() -> Tuple[Optional[float], str]:
     if kb is not None:
         return kb / 1024.0, "proc-status"
     if psutil is not None:
-        return psutil.Process().memory_info().rss / 2.0 ** 20, "psutil"
+        return psutil.Process().memory_info().rss / 2.0**20, "psutil"
     return None, "unavailable"
 
 
@@ -64,7 +65,7 @@ def peak_rss_mb(reset_ok: bool) -> Tuple[Optional[float], str]:
     if resource is not None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB elsewhere
-        return peak / scale / 2.0 ** 20, "getrusage-since-start"
+        return peak / scale / 2.0**20, "getrusage-since-start"
     return None, "unavailable"
 
 
@@ -72,8 +73,8 @@ class Phases:
     """Collects the RSS of each named phase and the method behind each figure."""
 
     def __init__(self) -> None:
-        self.values = {}  # type: Dict[str, Optional[float]]
-        self.methods = {}  # type: Dict[str, str]
+        self.values: Dict[str, Optional[float]] = {}
+        self.methods: Dict[str, str] = {}
 
     def mark(self, phase: str) -> None:
         value, method = current_rss_mb()
@@ -91,7 +92,7 @@ class Sampler(Periodic):
 
     def __init__(self, interval_ms: float) -> None:
         super().__init__(interval_ms / 1000.0, "rss-sampler")
-        self.series = []  # type: List[List[float]]
+        self.series: List[List[float]] = []
         self._start = time.monotonic()
 
     def tick(self) -> Optional[bool]:

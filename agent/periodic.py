@@ -1,4 +1,5 @@
 """A background sampler: a daemon thread that samples, sleeps, and stops with its ``with``."""
+
 from __future__ import annotations
 
 import threading

@@ -11,6 +11,7 @@ Energy is the power integrated (trapezoids) over exactly the timed window:
 ``integrate_mj(series, t0_ns, t1_ns)``, mW x s = mJ.  Timestamps are
 ``time.perf_counter_ns()``, the clock the window is timed with.
 """
+
 from __future__ import annotations
 
 import glob
@@ -32,11 +33,17 @@ TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 
 # --- INA3221 rails -------------------------------------------------------------------------
 
+
 class Rail:
     """One INA3221 channel: either a power file (mW) or a voltage (mV) and current (mA)."""
 
-    def __init__(self, name: str, power: Optional[str] = None, volt: Optional[str] = None,
-                 curr: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        power: Optional[str] = None,
+        volt: Optional[str] = None,
+        curr: Optional[str] = None,
+    ) -> None:
         self.name, self.power, self.volt, self.curr = name, power, volt, curr
 
     def read_mw(self) -> Optional[float]:
@@ -62,7 +69,7 @@ def _skip(label: str) -> bool:
 
 def find_rails() -> List[Rail]:
     """The INA3221 rails that can be read, newer hwmon layout first."""
-    rails = []  # type: List[Rail]
+    rails: List[Rail] = []
     hwmons = glob.glob(_path("sys/class/hwmon/hwmon*"))
     hwmons += glob.glob(_path("sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"))
     seen = set()
@@ -72,7 +79,7 @@ def find_rails() -> List[Rail]:
             continue
         seen.add(real)
         for label_path in sorted(glob.glob(os.path.join(hwmon, "in*_label"))):
-            channel = os.path.basename(label_path)[2:-len("_label")]
+            channel = os.path.basename(label_path)[2 : -len("_label")]
             label = _read_file(label_path) or ""
             volt = os.path.join(hwmon, "in%s_input" % channel)
             curr = os.path.join(hwmon, "curr%s_input" % channel)
@@ -81,7 +88,7 @@ def find_rails() -> List[Rail]:
             rails.append(Rail(label, volt=volt, curr=curr))
     for iio in sorted(glob.glob(_path("sys/bus/i2c/drivers/ina3221x/*/iio:device*"))):
         for power in sorted(glob.glob(os.path.join(iio, "in_power*_input"))):
-            channel = os.path.basename(power)[len("in_power"):-len("_input")]
+            channel = os.path.basename(power)[len("in_power") : -len("_input")]
             label = _read_file(os.path.join(iio, "rail_name_%s" % channel)) or "rail%s" % channel
             if not _skip(label):
                 rails.append(Rail(label, power=power))
@@ -95,8 +102,10 @@ def total_rail(names: Sequence[str]) -> Optional[str]:
     return None
 
 
-def integrate_mj(series: Sequence[Tuple[int, float]], t0_ns: int, t1_ns: int) -> Optional[float]:
-    """Energy (mJ) of a power series (ns, mW) over [t0, t1]: trapezoids between samples,
+def integrate_mj(
+    series: Sequence[Tuple[int, Optional[float]]], t0_ns: int, t1_ns: int
+) -> Optional[float]:
+    """Energy (mJ) of a power series (ns, mW; None where unread) over [t0, t1]: trapezoids,
     the series linearly interpolated at the window's edges and held flat beyond its ends."""
     points = sorted((t, p) for t, p in series if p is not None)
     if not points or t1_ns <= t0_ns:
@@ -112,8 +121,11 @@ def integrate_mj(series: Sequence[Tuple[int, float]], t0_ns: int, t1_ns: int) ->
                 return pa + (pb - pa) * (t - ta) / float(tb - ta) if tb > ta else pb
         return points[-1][1]  # pragma: no cover
 
-    inside = [(t0_ns, at(t0_ns))] + [(t, p) for t, p in points if t0_ns < t < t1_ns] + \
-        [(t1_ns, at(t1_ns))]
+    inside = (
+        [(t0_ns, at(t0_ns))]
+        + [(t, p) for t, p in points if t0_ns < t < t1_ns]
+        + [(t1_ns, at(t1_ns))]
+    )
     total = 0.0
     for (ta, pa), (tb, pb) in zip(inside, inside[1:]):
         total += (pa + pb) / 2.0 * (tb - ta) / 1e9
@@ -121,6 +133,7 @@ def integrate_mj(series: Sequence[Tuple[int, float]], t0_ns: int, t1_ns: int) ->
 
 
 # --- Thermal zones -----------------------------------------------------------------------
+
 
 def plausible_temp(name: str, value: float) -> bool:
     """Leave out sensors that do not measure heat: Jetson's fixed ``PMIC-Die`` (100 °C) and
@@ -152,8 +165,8 @@ class BoardSampler(Periodic):
         interval = interval_ms / 1000.0 if self.rails else temp_interval_ms / 1000.0
         super().__init__(interval, "board-sampler")
         self.temp_every = max(1, int(round(temp_interval_ms / 1000.0 / self.interval)))
-        self.power = []  # type: List[Tuple[int, Dict[str, Optional[float]]]]
-        self.temps = []  # type: List[Tuple[int, float]]
+        self.power: List[Tuple[int, Dict[str, Optional[float]]]] = []
+        self.temps: List[Tuple[int, float]] = []
         self._ticks = 0
 
     @property
@@ -198,21 +211,26 @@ class BoardSampler(Periodic):
         if total is not None:
             series = [(t, values.get(total)) for t, values in self.power]
         else:
-            series = [(t, sum(v for v in values.values() if v is not None))
-                      for t, values in self.power]
-        energy = integrate_mj([(t, p) for t, p in series if p is not None], t0_ns, t1_ns)
+            series = [
+                (t, sum(v for v in values.values() if v is not None)) for t, values in self.power
+            ]
+        energy = integrate_mj(series, t0_ns, t1_ns)
         if energy is None:
             return None
         seconds = (t1_ns - t0_ns) / 1e9
         rails = {}
         for name in names:
-            e = integrate_mj([(t, v[name]) for t, v in self.power if v.get(name) is not None],
-                             t0_ns, t1_ns)
+            e = integrate_mj([(t, v.get(name)) for t, v in self.power], t0_ns, t1_ns)
             if e is not None:
                 rails[name] = round(e / seconds, 1)
-        return {"source": "ina3221", "rail": total or "sum of rails", "energy_mj": energy,
-                "mean_mw": energy / seconds, "rails_mean_mw": rails,
-                "samples": sum(1 for t, _ in self.power if t0_ns <= t <= t1_ns)}
+        return {
+            "source": "ina3221",
+            "rail": total or "sum of rails",
+            "energy_mj": energy,
+            "mean_mw": energy / seconds,
+            "rails_mean_mw": rails,
+            "samples": sum(1 for t, _ in self.power if t0_ns <= t <= t1_ns),
+        }
 
 
 # --- tegrastats ----------------------------------------------------------------------------
@@ -232,7 +250,7 @@ def parse_tegrastats(line: str) -> Dict[str, Any]:
     off; ``emc``/``gpu``: load % and MHz (the GPU may list one frequency per GPC);
     ``temps_c``: sensor -> °C; ``rails_mw``: rail -> [current, average] mW.
     """
-    out = {}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {}
     match = _RAM.search(line)
     if match:
         out["ram_mb"] = [int(match.group(1)), int(match.group(2))]
@@ -241,7 +259,7 @@ def parse_tegrastats(line: str) -> Dict[str, Any]:
         out["swap_mb"] = [int(match.group(1)), int(match.group(2))]
     match = _CPU.search(line)
     if match:
-        cores = []  # type: List[Optional[List[int]]]
+        cores: List[Optional[List[int]]] = []
         shared = int(match.group(2)) if match.group(2) else None
         for item in match.group(1).split(","):
             item = item.strip()
@@ -254,14 +272,16 @@ def parse_tegrastats(line: str) -> Dict[str, Any]:
         out["cpu"] = cores
     for name, load, freqs in _ENGINE.findall(line):
         key = "emc" if name == "EMC_FREQ" else "gpu"
-        mhz = [int(f) for f in freqs.split(",") if f] if freqs else []
-        out[key] = {"load_pct": int(load), "mhz": max(mhz) if mhz else None}
-    temps = {name: float(value) for name, value in _TEMP.findall(line)
-             if not name.isdigit()}
+        engine_mhz = [int(f) for f in freqs.split(",") if f] if freqs else []
+        out[key] = {"load_pct": int(load), "mhz": max(engine_mhz) if engine_mhz else None}
+    temps = {name: float(value) for name, value in _TEMP.findall(line) if not name.isdigit()}
     if temps:
         out["temps_c"] = temps
-    rails = {name: [int(cur), int(avg)] for name, cur, avg in _RAIL.findall(line)
-             if name not in ("RAM", "SWAP", "IRAM")}
+    rails = {
+        name: [int(cur), int(avg)]
+        for name, cur, avg in _RAIL.findall(line)
+        if name not in ("RAM", "SWAP", "IRAM")
+    }
     if rails:
         out["rails_mw"] = rails
     return out
@@ -277,10 +297,10 @@ class Tegrastats:
     def __init__(self, interval_ms: int = 100, tool: Optional[str] = None) -> None:
         self.interval_ms = int(interval_ms)
         self.tool = tool
-        self.samples = []  # type: List[Tuple[int, Dict[str, Any]]]
-        self.error = None  # type: Optional[str]
-        self._proc = None  # type: Optional[subprocess.Popen]
-        self._thread = None  # type: Optional[threading.Thread]
+        self.samples: List[Tuple[int, Dict[str, Any]]] = []
+        self.error: Optional[str] = None
+        self._proc: Optional[subprocess.Popen] = None
+        self._thread: Optional[threading.Thread] = None
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -291,12 +311,15 @@ class Tegrastats:
                 if parsed:
                     self.samples.append((perf_ns(), parsed))
 
-    def __enter__(self) -> "Tegrastats":
+    def __enter__(self) -> Tegrastats:
         if self.tool:
             try:
                 self._proc = subprocess.Popen(
-                    [self.tool, "--interval", str(self.interval_ms)], stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                    [self.tool, "--interval", str(self.interval_ms)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
             except OSError as exc:
                 self.error = str(exc)
                 return self
@@ -327,7 +350,7 @@ class Tegrastats:
             inside.append(later[0])
         if not inside:
             return {"error": self.error} if self.error else None
-        out = {"samples": len(inside), "interval_ms": self.interval_ms}  # type: Dict[str, Any]
+        out: Dict[str, Any] = {"samples": len(inside), "interval_ms": self.interval_ms}
         rams = [s["ram_mb"][0] for s in inside if "ram_mb" in s]
         if rams:
             out["ram_used_mb_max"] = max(rams)
@@ -339,14 +362,14 @@ class Tegrastats:
                 out[key + "_load_pct_mean"] = round(sum(loads) / float(len(loads)), 1)
             if mhz:
                 out[key + "_mhz"] = [min(mhz), max(mhz)]
-        temps = {}  # type: Dict[str, float]
+        temps: Dict[str, float] = {}
         for s in inside:
             for name, value in s.get("temps_c", {}).items():
                 if plausible_temp(name, value):
                     temps[name] = max(value, temps.get(name, value))
         if temps:
             out["temps_c_max"] = temps
-        rails = {}  # type: Dict[str, List[int]]
+        rails: Dict[str, List[int]] = {}
         for s in inside:
             for name, (cur, _) in s.get("rails_mw", {}).items():
                 rails.setdefault(name, []).append(cur)
@@ -368,6 +391,10 @@ class Tegrastats:
         if energy is None:
             return None
         seconds = (t1_ns - t0_ns) / 1e9
-        return {"source": "tegrastats", "rail": total, "energy_mj": energy,
-                "mean_mw": energy / seconds,
-                "samples": sum(1 for t, _ in points if t0_ns <= t <= t1_ns)}
+        return {
+            "source": "tegrastats",
+            "rail": total,
+            "energy_mj": energy,
+            "mean_mw": energy / seconds,
+            "samples": sum(1 for t, _ in points if t0_ns <= t <= t1_ns),
+        }

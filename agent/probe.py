@@ -1,4 +1,5 @@
 """Capabilities of this device: what `edgebench devices --probe` shows."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,8 +14,11 @@ def _onnxruntime() -> Dict[str, Any]:
         import onnxruntime
     except ImportError as exc:
         return {"available": False, "error": str(exc)}
-    return {"available": True, "version": onnxruntime.__version__,
-            "providers": onnxruntime.get_available_providers()}
+    return {
+        "available": True,
+        "version": onnxruntime.__version__,
+        "providers": onnxruntime.get_available_providers(),
+    }
 
 
 def _tflite(delegate: Any) -> Dict[str, Any]:
@@ -30,15 +34,18 @@ def _tflite(delegate: Any) -> Dict[str, Any]:
             continue
         modules[name] = {"available": True, "version": _version(name)}
         loaded = loaded or module
-    result = {"available": loaded is not None, "modules": modules}  # type: Dict[str, Any]
+    result: Dict[str, Any] = {"available": loaded is not None, "modules": modules}
     if isinstance(delegate, Mapping) and delegate.get("library") and loaded is not None:
         options = {str(k): str(v) for k, v in (delegate.get("options") or {}).items()}
         try:
             loaded.load_delegate(delegate["library"], options)
             result["delegate"] = {"library": delegate["library"], "loads": True}
         except Exception as exc:  # any failure means "does not load here"
-            result["delegate"] = {"library": delegate["library"], "loads": False,
-                                  "error": str(exc).splitlines()[0] if str(exc) else repr(exc)}
+            result["delegate"] = {
+                "library": delegate["library"],
+                "loads": False,
+                "error": str(exc).splitlines()[0] if str(exc) else repr(exc),
+            }
     return result
 
 
@@ -49,11 +56,14 @@ def probe(job: Mapping[str, Any]) -> Dict[str, Any]:
     info["temps_c"] = fingerprint.temperatures_c()
     try:
         import psutil  # noqa: F401
+
         info["psutil"] = True
     except ImportError:
         info["psutil"] = False
-    info["runtimes"] = {"onnxruntime": _onnxruntime(),
-                        "tflite": _tflite(tflite_conf.get("delegate"))}
+    info["runtimes"] = {
+        "onnxruntime": _onnxruntime(),
+        "tflite": _tflite((tflite_conf or {}).get("delegate")),
+    }
     info["board"] = boards.probe(info.get("board_model"))
     info["warnings"] = validity.board_warnings(info)
     cache = _trt_cache(job.get("onnx"))

@@ -4,6 +4,7 @@ Protocol (version :data:`PROTOCOL_VERSION`): the harness writes one JSON job on 
 agent writes one JSON document on stdout and progress/logs on stderr.  A job benchmarks one
 artifact, so a crash or a kill costs at most that one measurement.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,43 +75,63 @@ _SETTING_TYPES = {
 }
 SETTINGS = tuple(_SETTING_TYPES)
 # the smallest value each setting takes, and whether that value itself is allowed
-_MINIMA = {"threads": (1, True), "warmup_iterations": (0, True), "warmup_seconds": (0, True),
-           "min_iterations": (1, True), "min_seconds": (0, True), "max_seconds": (0, False),
-           "max_iterations": (1, True), "memory_interval_ms": (0, False), "seed": (0, True)}
+_MINIMA = {
+    "threads": (1, True),
+    "warmup_iterations": (0, True),
+    "warmup_seconds": (0, True),
+    "min_iterations": (1, True),
+    "min_seconds": (0, True),
+    "max_seconds": (0, False),
+    "max_iterations": (1, True),
+    "memory_interval_ms": (0, False),
+    "seed": (0, True),
+}
 
 
 def _setting_label(key: str) -> str:
     return "settings." + key
 
 
-def parse_settings(raw: Mapping[str, Any],
-                   label: Callable[[str], str] = _setting_label) -> Settings:
+def parse_settings(
+    raw: Mapping[str, Any], label: Callable[[str], str] = _setting_label
+) -> Settings:
     """The one validator of measurement settings: the agent's job, the command line and a
     plan's ``settings:`` all come through here.  ``label`` names a key in messages (a job's
     ``settings.min_seconds``, the command line's ``--min-seconds``).  Finite numbers only:
     a NaN deadline never fires."""
     unknown = sorted(set(raw) - set(_SETTING_TYPES))
     if unknown:
-        raise JobError("unknown settings: %s (known: %s)"
-                       % (", ".join(map(str, unknown)), ", ".join(SETTINGS)))
+        raise JobError(
+            "unknown settings: %s (known: %s)" % (", ".join(map(str, unknown)), ", ".join(SETTINGS))
+        )
     for key, value in raw.items():
         if value is None and key == "threads":  # the runtime's own default
             continue
         integer = _SETTING_TYPES[key] is int
         if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
-            raise JobError("%s: expected %s, got %r"
-                           % (label(key), "an integer" if integer else "a number", value))
+            raise JobError(
+                "%s: expected %s, got %r"
+                % (label(key), "an integer" if integer else "a number", value)
+            )
         if isinstance(value, float) and not math.isfinite(value):
             raise JobError("%s: expected a finite number, got %r" % (label(key), value))
         low, inclusive = _MINIMA[key]
         if value < low or (value == low and not inclusive):
-            raise JobError("%s: must be %s %d, got %r" % (
-                label(key), "at least" if inclusive else "greater than", low, value))
+            raise JobError(
+                "%s: must be %s %d, got %r"
+                % (label(key), "at least" if inclusive else "greater than", low, value)
+            )
     settings = Settings(**raw)
     if settings.max_iterations < settings.min_iterations:
-        raise JobError("%s (%d) must be at least %s (%d)" % (
-            label("max_iterations"), settings.max_iterations, label("min_iterations"),
-            settings.min_iterations))
+        raise JobError(
+            "%s (%d) must be at least %s (%d)"
+            % (
+                label("max_iterations"),
+                settings.max_iterations,
+                label("min_iterations"),
+                settings.min_iterations,
+            )
+        )
     return settings
 
 
@@ -126,9 +147,11 @@ def _shapes(raw: Any) -> Dict[str, Tuple[int, ...]]:
     shapes = {}
     for name, dims in raw.items():
         if not isinstance(dims, list) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-            raise JobError("input_shapes.%s: expected a list of positive integers, got %r"
-                           % (name, dims))
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims
+        ):
+            raise JobError(
+                "input_shapes.%s: expected a list of positive integers, got %r" % (name, dims)
+            )
         shapes[str(name)] = tuple(dims)
     return shapes
 
@@ -137,18 +160,23 @@ def parse_job(doc: Any) -> Job:
     if not isinstance(doc, Mapping):
         raise JobError("the job must be a JSON object")
     if doc.get("protocol") != PROTOCOL_VERSION:
-        raise JobError("protocol %r is not supported (this agent speaks %d)"
-                       % (doc.get("protocol"), PROTOCOL_VERSION))
+        raise JobError(
+            "protocol %r is not supported (this agent speaks %d)"
+            % (doc.get("protocol"), PROTOCOL_VERSION)
+        )
     artifact = doc.get("artifact")
     if not isinstance(artifact, Mapping) or not artifact.get("path"):
         raise JobError("the job names no artifact path")
     artifact = dict(artifact)
     artifact.setdefault("name", str(artifact["path"]).replace("\\", "/").rsplit("/", 1)[-1])
     if not artifact.get("format"):
-        suffix = "." + artifact["name"].rsplit(".", 1)[-1].lower() if "." in artifact["name"] else ""
+        suffix = (
+            "." + artifact["name"].rsplit(".", 1)[-1].lower() if "." in artifact["name"] else ""
+        )
         if suffix not in FORMATS:
-            raise JobError("cannot tell the format of %r (expected .onnx or .tflite)"
-                           % artifact["name"])
+            raise JobError(
+                "cannot tell the format of %r (expected .onnx or .tflite)" % artifact["name"]
+            )
         artifact["format"] = FORMATS[suffix]
     _sha256(artifact.get("sha256"), "artifact.sha256")
     if artifact["format"] not in FORMATS.values():
@@ -191,12 +219,13 @@ def _lease(raw: Any) -> Optional[Dict[str, Any]]:
 
 def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
     """The job's require_accelerator, cooldown and throttle_temp_c, checked."""
+
     def positive(value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise JobError("%s: expected a positive number, got %r" % (where, value))
         return float(value)
 
-    out = {}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {}
     if doc.get("require_accelerator") is not None:
         if not isinstance(doc["require_accelerator"], bool):
             raise JobError("require_accelerator must be true or false")
@@ -205,9 +234,10 @@ def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
     if cooldown is not None:
         if not isinstance(cooldown, Mapping) or "max_temp_c" not in cooldown:
             raise JobError("cooldown must be an object with max_temp_c (and timeout_s)")
-        out["cooldown"] = {"max_temp_c": positive(cooldown["max_temp_c"], "cooldown.max_temp_c"),
-                           "timeout_s": positive(cooldown.get("timeout_s", 300),
-                                                 "cooldown.timeout_s")}
+        out["cooldown"] = {
+            "max_temp_c": positive(cooldown["max_temp_c"], "cooldown.max_temp_c"),
+            "timeout_s": positive(cooldown.get("timeout_s", 300), "cooldown.timeout_s"),
+        }
     if doc.get("throttle_temp_c") is not None:
         out["throttle_temp_c"] = positive(doc["throttle_temp_c"], "throttle_temp_c")
     return out
@@ -224,4 +254,3 @@ def artifact_stub(doc: Any) -> Dict[str, Any]:
 
 def job_device(doc: Any) -> str:
     return str(doc.get("device") or "local") if isinstance(doc, Mapping) else "local"
-

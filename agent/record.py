@@ -4,6 +4,7 @@ The agent produces it and the harness stores, summarises and gates on it, so bot
 share this one definition.  A record is either ``ok`` (with raw samples and statistics) or
 ``error`` (with a reason code from :data:`REASONS` and a message) -- never a zero latency.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,16 +75,26 @@ class Record:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("artifact", "runtime", "settings", "timing", "stats", "memory",
-                     "accuracy", "fingerprint"):
+        for name in (
+            "artifact",
+            "runtime",
+            "settings",
+            "timing",
+            "stats",
+            "memory",
+            "accuracy",
+            "fingerprint",
+        ):
             object.__setattr__(self, name, _frozen_copy(getattr(self, name)))
         object.__setattr__(self, "samples_ns", tuple(self.samples_ns))
         self._validate()
 
     def _validate(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
-            raise RecordError("unsupported schema_version %r (this code reads %d)"
-                              % (self.schema_version, SCHEMA_VERSION))
+            raise RecordError(
+                "unsupported schema_version %r (this code reads %d)"
+                % (self.schema_version, SCHEMA_VERSION)
+            )
         if self.status not in STATUSES:
             raise RecordError("status must be one of %s, not %r" % (STATUSES, self.status))
         if not self.device:
@@ -95,16 +106,21 @@ class Record:
                 raise RecordError("an ok record cannot carry reason %r" % self.reason)
             if not self.samples_ns:
                 raise RecordError("an ok record needs at least one latency sample")
-            if any(not isinstance(s, int) or isinstance(s, bool) or s <= 0
-                   for s in self.samples_ns):
+            if any(
+                not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in self.samples_ns
+            ):
                 raise RecordError("latency samples must be positive integer nanoseconds")
             if self.stats.get("n") != len(self.samples_ns):
-                raise RecordError("stats.n (%r) does not match the %d samples"
-                                  % (self.stats.get("n"), len(self.samples_ns)))
+                raise RecordError(
+                    "stats.n (%r) does not match the %d samples"
+                    % (self.stats.get("n"), len(self.samples_ns))
+                )
         else:
             if self.reason not in REASONS:
-                raise RecordError("an error record needs a reason code from %s, not %r"
-                                  % (sorted(REASONS), self.reason))
+                raise RecordError(
+                    "an error record needs a reason code from %s, not %r"
+                    % (sorted(REASONS), self.reason)
+                )
             if not self.message:
                 raise RecordError("an error record needs a message")
             if self.samples_ns or self.stats:
@@ -140,7 +156,7 @@ class Record:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Record":
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
         if not isinstance(data, Mapping):
             raise RecordError("a record must be a JSON object, not %s" % type(data).__name__)
         known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
@@ -150,17 +166,19 @@ class Record:
         try:
             return cls(**dict(data))
         except TypeError as exc:
-            raise RecordError(str(exc))
+            raise RecordError(str(exc)) from None
 
-    def replace(self, **changes: Any) -> "Record":
+    def replace(self, **changes: Any) -> Record:
         data = self.to_dict()
         data.update(changes)
         return Record.from_dict(data)
 
 
-def error_record(device: str, artifact: Mapping[str, Any], reason: str, message: str,
-                 **extra: Any) -> Record:
+def error_record(
+    device: str, artifact: Mapping[str, Any], reason: str, message: str, **extra: Any
+) -> Record:
     """Build a failure record; ``message`` is kept to one line."""
     one_line = " ".join(str(message).split()) or reason
-    return Record(status="error", device=device, artifact=artifact, reason=reason,
-                  message=one_line, **extra)
+    return Record(
+        status="error", device=device, artifact=artifact, reason=reason, message=one_line, **extra
+    )

@@ -1,4 +1,5 @@
 """ONNX Runtime backend."""
+
 from __future__ import annotations
 
 import os
@@ -11,14 +12,22 @@ from .protocol import Job
 from .tensors import TensorSpec
 
 ONNX_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
 }
 TRT = "TensorrtExecutionProvider"
 OPT_LEVELS = {
-    "disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL",
+    "disabled": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
 }
 
 
@@ -26,15 +35,15 @@ def import_runtime(job: Job) -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise Fault("runtime-missing", "onnxruntime is not installed on this device (%s)"
-                         % exc)
+        raise Fault(
+            "runtime-missing", "onnxruntime is not installed on this device (%s)" % exc
+        ) from None
     return onnxruntime
 
 
 def _spec(arg: Any) -> TensorSpec:
     if arg.type not in ONNX_TYPES:
-        raise Fault("input-invalid", "tensor %r has unsupported type %s"
-                         % (arg.name, arg.type))
+        raise Fault("input-invalid", "tensor %r has unsupported type %s" % (arg.name, arg.type))
     shape = tuple(d if isinstance(d, int) else (d or None) for d in (arg.shape or ()))
     return TensorSpec(arg.name, shape, np.dtype(ONNX_TYPES[arg.type]))
 
@@ -49,8 +58,10 @@ class OnnxModel:
             opts.inter_op_num_threads = int(job.onnx["inter_op_threads"])
         level = job.onnx.get("graph_optimization_level", "all")
         if level not in OPT_LEVELS:
-            raise Fault("job-invalid", "onnx.graph_optimization_level must be one of %s"
-                             % ", ".join(OPT_LEVELS))
+            raise Fault(
+                "job-invalid",
+                "onnx.graph_optimization_level must be one of %s" % ", ".join(OPT_LEVELS),
+            )
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
         opts.log_severity_level = 3
         requested = list(job.onnx.get("providers") or ["CPUExecutionProvider"])
@@ -60,28 +71,37 @@ class OnnxModel:
             raise Fault("accelerator-not-used", accelerator_missing(accelerator, available))
         usable = [p for p in requested if p in available]
         if not usable:
-            raise Fault("runtime-missing", "none of the providers %s is available here "
-                             "(available: %s)" % (requested, ", ".join(available)))
+            raise Fault(
+                "runtime-missing",
+                "none of the providers %s is available here "
+                "(available: %s)" % (requested, ", ".join(available)),
+            )
         options = provider_options(job.onnx.get("provider_options") or {}, usable)
         cache = engine_cache(options)
         try:
             self.session = ort.InferenceSession(
-                str(job.artifact["path"]), sess_options=opts,
-                providers=[(p, options[p]) if p in options else p for p in usable])
+                str(job.artifact["path"]),
+                sess_options=opts,
+                providers=[(p, options[p]) if p in options else p for p in usable],
+            )
         except MemoryError:
             raise
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
             text = str(exc)
             if "bad_alloc" in text or "Failed to allocate" in text:
-                raise Fault("out-of-memory", "loading the model ran out of memory: %s"
-                                 % text)
+                raise Fault(
+                    "out-of-memory", "loading the model ran out of memory: %s" % text
+                ) from None
             if "NO_SUCHFILE" in text or "No such file" in text:
-                raise Fault("model-invalid", "cannot read %s" % job.artifact["path"])
-            raise Fault("model-invalid", "onnxruntime cannot load the model: %s" % text)
+                raise Fault("model-invalid", "cannot read %s" % job.artifact["path"]) from None
+            raise Fault("model-invalid", "onnxruntime cannot load the model: %s" % text) from None
         active = self.session.get_providers()
         used = None if accelerator is None else accelerator in active
-        message = "" if used is not False else (
-            "%s was requested but the session runs on %s" % (accelerator, ", ".join(active)))
+        message = (
+            ""
+            if used is not False
+            else ("%s was requested but the session runs on %s" % (accelerator, ", ".join(active)))
+        )
         if used is False and job.require_accelerator:
             raise Fault("accelerator-not-used", message)
         if cache is not None:
@@ -120,10 +140,14 @@ class OnnxModel:
 
 def accelerator_missing(accelerator: Optional[str], available: List[str]) -> str:
     if accelerator is None:
-        return ("require_accelerator is set but onnx.providers names no accelerator (only "
-                "CPUExecutionProvider)")
-    return ("%s was requested but this onnxruntime does not have it (available: %s)"
-            % (accelerator, ", ".join(available)))
+        return (
+            "require_accelerator is set but onnx.providers names no accelerator (only "
+            "CPUExecutionProvider)"
+        )
+    return "%s was requested but this onnxruntime does not have it (available: %s)" % (
+        accelerator,
+        ", ".join(available),
+    )
 
 
 def provider_options(raw: Mapping[str, Any], usable: List[str]) -> Dict[str, Dict[str, str]]:

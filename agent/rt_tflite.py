@@ -1,4 +1,5 @@
 """TFLite / LiteRT backend: ai_edge_litert, else tflite_runtime, else tensorflow.lite."""
+
 from __future__ import annotations
 
 import importlib
@@ -20,9 +21,11 @@ def _version(module_name: str) -> str:
         from importlib import metadata
     except ImportError:  # pragma: no cover - Python < 3.8
         return "unknown"
-    for dist in {"ai_edge_litert": ("ai-edge-litert",),
-                 "tflite_runtime": ("tflite-runtime", "tflite_runtime"),
-                 "tensorflow": ("tensorflow", "tensorflow-cpu")}.get(top, (top,)):
+    for dist in {
+        "ai_edge_litert": ("ai-edge-litert",),
+        "tflite_runtime": ("tflite-runtime", "tflite_runtime"),
+        "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    }.get(top, (top,)):
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -40,8 +43,7 @@ def import_runtime(job: Job) -> Tuple[str, Any]:
             return name, importlib.import_module(name)
         except ImportError as exc:
             errors.append("%s: %s" % (name, exc))
-    raise Fault("runtime-missing", "no TFLite interpreter importable (%s)"
-                     % "; ".join(errors))
+    raise Fault("runtime-missing", "no TFLite interpreter importable (%s)" % "; ".join(errors))
 
 
 def _spec(detail: Dict[str, Any]) -> TensorSpec:
@@ -59,7 +61,7 @@ class TfliteModel:
         module_name, module = loaded
         interpreter_cls = module.Interpreter
         load_delegate = getattr(module, "load_delegate", None)
-        delegate_conf = job.tflite.get("delegate")  # type: Optional[Dict[str, Any]]
+        delegate_conf: Optional[Dict[str, Any]] = job.tflite.get("delegate")
         delegates = []
         accelerator = accelerator_check(job)
         if delegate_conf:
@@ -73,8 +75,10 @@ class TfliteModel:
                 delegates.append(load_delegate(library, options))
             except (ValueError, OSError, RuntimeError) as exc:
                 also = ("; and " + accelerator["message"]) if accelerator["used"] is False else ""
-                raise Fault(missing, "delegate %s did not load: %s%s" % (library, exc, also))
-        kwargs = {"model_path": str(job.artifact["path"])}  # type: Dict[str, Any]
+                raise Fault(
+                    missing, "delegate %s did not load: %s%s" % (library, exc, also)
+                ) from None
+        kwargs: Dict[str, Any] = {"model_path": str(job.artifact["path"])}
         if job.settings.threads:
             kwargs["num_threads"] = job.settings.threads
         if delegates:
@@ -87,10 +91,13 @@ class TfliteModel:
         except (ValueError, RuntimeError) as exc:
             hint = ""
             if not delegate_conf and boards.has_edgetpu_op(str(job.artifact["path"])):
-                hint = (" (the model is compiled for the Edge TPU: set tflite.delegate to "
-                        "libedgetpu)")
-            raise Fault("model-invalid", "%s cannot load the model: %s%s"
-                             % (module_name, " ".join(str(exc).split()), hint))
+                hint = (
+                    " (the model is compiled for the Edge TPU: set tflite.delegate to libedgetpu)"
+                )
+            raise Fault(
+                "model-invalid",
+                "%s cannot load the model: %s%s" % (module_name, " ".join(str(exc).split()), hint),
+            ) from None
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
         self.inputs = [_spec(d) for d in self._in]
@@ -103,9 +110,15 @@ class TfliteModel:
             "threads": job.settings.threads,
             "providers_requested": None,
             "providers_active": None,
-            "delegate": ({"library": delegate_conf.get("library"),
-                          "options": delegate_conf.get("options") or {}, "loaded": True}
-                         if delegate_conf else None),
+            "delegate": (
+                {
+                    "library": delegate_conf.get("library"),
+                    "options": delegate_conf.get("options") or {},
+                    "loaded": True,
+                }
+                if delegate_conf
+                else None
+            ),
             "accelerator": accelerator,
         }
 
@@ -142,21 +155,29 @@ def accelerator_check(job: Job) -> Dict[str, Any]:
     library = conf.get("library")
     if not library:
         if job.require_accelerator:
-            raise Fault("accelerator-not-used", "require_accelerator is set but no "
-                        "tflite.delegate is configured: the model would run on the CPU")
+            raise Fault(
+                "accelerator-not-used",
+                "require_accelerator is set but no "
+                "tflite.delegate is configured: the model would run on the CPU",
+            )
         return {"requested": None, "used": None, "message": ""}
     if boards.is_edgetpu_delegate(library):
         compiled = boards.has_edgetpu_op(str(job.artifact["path"]))
         if compiled is False:
-            message = ("%s is not compiled for the Edge TPU (no %s operator): the %s delegate "
-                       "leaves it all on the CPU; compile it with edgetpu_compiler"
-                       % (job.artifact.get("name"), boards.EDGETPU_CUSTOM_OP, library))
+            message = (
+                "%s is not compiled for the Edge TPU (no %s operator): the %s delegate "
+                "leaves it all on the CPU; compile it with edgetpu_compiler"
+                % (job.artifact.get("name"), boards.EDGETPU_CUSTOM_OP, library)
+            )
             if job.require_accelerator:
                 raise Fault("accelerator-not-used", message)
-            return {"requested": library, "used": False, "message": message,
-                    "edgetpu_op": False}
-        return {"requested": library, "used": True if compiled else None, "message": "",
-                "edgetpu_op": compiled}
+            return {"requested": library, "used": False, "message": message, "edgetpu_op": False}
+        return {
+            "requested": library,
+            "used": True if compiled else None,
+            "message": "",
+            "edgetpu_op": compiled,
+        }
     return {"requested": library, "used": True, "message": ""}
 
 

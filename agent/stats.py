@@ -2,6 +2,7 @@
 
 Pure Python so the figures do not depend on the board's numpy version.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,9 @@ def _cv(values: Sequence[float]) -> float:
     return std / mean if mean > 0 else 0.0
 
 
-def stability(ordered_ms: Sequence[float], timer_overhead_ns: Optional[float] = None
-              ) -> Tuple[List[str], float]:
+def stability(
+    ordered_ms: Sequence[float], timer_overhead_ns: Optional[float] = None
+) -> Tuple[List[str], float]:
     """Reasons the (sorted) series is not stable -- empty means stable -- and the CV of
     its central 98%."""
     reasons = []
@@ -53,12 +55,15 @@ def stability(ordered_ms: Sequence[float], timer_overhead_ns: Optional[float] = 
     central = [v for v in ordered_ms if p1 <= v <= p99]
     cv = _cv(central)
     if cv >= MAX_CV:
-        reasons.append("coefficient of variation %.1f%% >= %.0f%% (central 98%% of samples)"
-                       % (cv * 100, MAX_CV * 100))
+        reasons.append(
+            "coefficient of variation %.1f%% >= %.0f%% (central 98%% of samples)"
+            % (cv * 100, MAX_CV * 100)
+        )
     if timer_overhead_ns and p50 * 1e6 < MIN_TIMER_MULTIPLE * timer_overhead_ns:
-        reasons.append("median %.1f us is under %d timer overheads (%.0f ns): too short to "
-                       "time one call at a time" % (p50 * 1e3, MIN_TIMER_MULTIPLE,
-                                                    timer_overhead_ns))
+        reasons.append(
+            "median %.1f us is under %d timer overheads (%.0f ns): too short to "
+            "time one call at a time" % (p50 * 1e3, MIN_TIMER_MULTIPLE, timer_overhead_ns)
+        )
     if p50 > 0 and (p99 - p50) / p50 >= MAX_TAIL_FROM_MEDIAN:
         reasons.append("p99 is %.0f%% above the median" % ((p99 - p50) / p50 * 100))
     if p50 > 0 and (p50 - p1) / p50 >= MAX_TAIL_FROM_MEDIAN:
@@ -66,8 +71,9 @@ def stability(ordered_ms: Sequence[float], timer_overhead_ns: Optional[float] = 
     return reasons, cv
 
 
-def summarize(samples_ns: Sequence[int], batch_size: int = 1,
-              timer_overhead_ns: Optional[float] = None) -> Dict[str, Any]:
+def summarize(
+    samples_ns: Sequence[int], batch_size: int = 1, timer_overhead_ns: Optional[float] = None
+) -> Dict[str, Any]:
     """Latency statistics in milliseconds, throughput in inferences per second.
 
     ``cv`` is the plain std/mean of all samples; the verdict uses ``cv_central``."""

@@ -1,4 +1,5 @@
 """Model inputs: shape resolution, generated and eval inputs, (de)quantization."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,25 +27,38 @@ def resolve_shape(spec: TensorSpec, overrides: Mapping[str, Sequence[int]]) -> T
     if spec.name in overrides:
         shape = tuple(overrides[spec.name])
         if len(shape) != len(spec.shape):
-            raise Fault("input-shape", "input %r has rank %d but the given shape %s has rank %d"
-                             % (spec.name, len(spec.shape), list(shape), len(shape)))
+            raise Fault(
+                "input-shape",
+                "input %r has rank %d but the given shape %s has rank %d"
+                % (spec.name, len(spec.shape), list(shape), len(shape)),
+            )
         for i, (want, got) in enumerate(zip(spec.shape, shape)):
             if i not in spec.dynamic and want != got:
-                raise Fault("input-shape", "input %r dimension %d is fixed at %d, not %d"
-                                 % (spec.name, i, want, got))
+                raise Fault(
+                    "input-shape",
+                    "input %r dimension %d is fixed at %d, not %d" % (spec.name, i, want, got),
+                )
         return shape
     if spec.dynamic:
         i = spec.dynamic[0]
         label = spec.shape[i] if isinstance(spec.shape[i], str) else "?"
-        raise Fault("input-shape", "input %r has a dynamic dimension %d (%s) in shape %s; "
-                         "give it with --input-shape %s:%s"
-                         % (spec.name, i, label, list(spec.shape), spec.name,
-                            ",".join(str(d) if isinstance(d, int) and d > 0 else "N"
-                                     for d in spec.shape)))
+        raise Fault(
+            "input-shape",
+            "input %r has a dynamic dimension %d (%s) in shape %s; "
+            "give it with --input-shape %s:%s"
+            % (
+                spec.name,
+                i,
+                label,
+                list(spec.shape),
+                spec.name,
+                ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in spec.shape),
+            ),
+        )
     return tuple(spec.shape)
 
 
-def generated(spec: TensorSpec, shape: Tuple[int, ...], rng: "np.random.Generator") -> Any:
+def generated(spec: TensorSpec, shape: Tuple[int, ...], rng: np.random.Generator) -> Any:
     """Seeded stand-in data of the right shape and dtype (uniform [0,1) for floats)."""
     dtype = np.dtype(spec.dtype)
     if dtype.kind == "f":
@@ -55,8 +69,9 @@ def generated(spec: TensorSpec, shape: Tuple[int, ...], rng: "np.random.Generato
         return rng.integers(low, high + 1, size=shape).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, size=shape).astype(bool)
-    raise Fault("input-invalid", "cannot generate data for input %r of type %s"
-                     % (spec.name, dtype))
+    raise Fault(
+        "input-invalid", "cannot generate data for input %r of type %s" % (spec.name, dtype)
+    )
 
 
 def quantize(x: Any, spec: TensorSpec) -> Any:
@@ -87,8 +102,10 @@ def fit_layout(x: Any, shape: Tuple[int, ...], name: str) -> Tuple[Any, str]:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), "nchw->nhwc"
     if x.ndim == 4 and (sample[2], sample[0], sample[1]) == want:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "nhwc->nchw"
-    raise Fault("input-invalid", "eval samples have shape %s but input %r takes %s"
-                     % (list(sample), name, list(want)))
+    raise Fault(
+        "input-invalid",
+        "eval samples have shape %s but input %r takes %s" % (list(sample), name, list(want)),
+    )
 
 
 def load_eval(path: str) -> Dict[str, Any]:
@@ -97,28 +114,38 @@ def load_eval(path: str) -> Dict[str, Any]:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
-        raise Fault("input-invalid", "cannot read eval set %s: %s" % (path, exc))
+        raise Fault("input-invalid", "cannot read eval set %s: %s" % (path, exc)) from None
     if "inputs" not in arrays:
-        raise Fault("input-invalid", "eval set %s has no 'inputs' array (found: %s)"
-                         % (path, ", ".join(sorted(arrays)) or "nothing"))
+        raise Fault(
+            "input-invalid",
+            "eval set %s has no 'inputs' array (found: %s)"
+            % (path, ", ".join(sorted(arrays)) or "nothing"),
+        )
     for key in ("inputs", "reference"):
         if key in arrays and (arrays[key].ndim < 1 or arrays[key].dtype.kind not in "biuf"):
-            raise Fault("input-invalid", "eval set %s: %r must be a numeric array with one "
-                        "row per sample, not %s of shape %s"
-                        % (path, key, arrays[key].dtype, list(arrays[key].shape)))
+            raise Fault(
+                "input-invalid",
+                "eval set %s: %r must be a numeric array with one "
+                "row per sample, not %s of shape %s"
+                % (path, key, arrays[key].dtype, list(arrays[key].shape)),
+            )
     if "reference" in arrays and not np.all(np.isfinite(arrays["reference"])):
-        raise Fault("input-invalid", "eval set %s: 'reference' holds NaN or infinite values"
-                    % path)
+        raise Fault("input-invalid", "eval set %s: 'reference' holds NaN or infinite values" % path)
     n = len(arrays["inputs"])
     if n == 0:
         raise Fault("input-invalid", "eval set %s has no samples ('inputs' is empty)" % path)
     labels = arrays.get("labels")
     if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
-        raise Fault("input-invalid", "eval set %s: 'labels' must hold one integer class index "
-                    "per sample (shape [%d]), not %s of shape %s"
-                    % (path, n, labels.dtype, list(labels.shape)))
+        raise Fault(
+            "input-invalid",
+            "eval set %s: 'labels' must hold one integer class index "
+            "per sample (shape [%d]), not %s of shape %s"
+            % (path, n, labels.dtype, list(labels.shape)),
+        )
     for key in ("labels", "reference"):
         if key in arrays and len(arrays[key]) != n:
-            raise Fault("input-invalid", "eval set %s: %d inputs but %d %s"
-                             % (path, n, len(arrays[key]), key))
+            raise Fault(
+                "input-invalid",
+                "eval set %s: %d inputs but %d %s" % (path, n, len(arrays[key]), key),
+            )
     return arrays

@@ -13,6 +13,7 @@ numbers vary (governor, Jetson power mode and clocks, past under-voltage), each 
 command that fixes it.  A requested accelerator that did not run the model under
 ``require_accelerator`` is not a flag but an ``accelerator-not-used`` error record.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,7 +41,7 @@ def current_temp_c() -> Optional[float]:
 def cooldown(max_temp: float, timeout_s: float, poll_s: float = COOLDOWN_POLL_S) -> Dict[str, Any]:
     """Wait until the board is below ``max_temp`` °C, at most ``timeout_s``; then go on
     either way and say how long it waited and whether it got there."""
-    info = {"max_temp_c": max_temp, "timeout_s": timeout_s}  # type: Dict[str, Any]
+    info: Dict[str, Any] = {"max_temp_c": max_temp, "timeout_s": timeout_s}
     start = time.monotonic()
     temp = first = current_temp_c()
     if temp is None:
@@ -53,8 +54,12 @@ def cooldown(max_temp: float, timeout_s: float, poll_s: float = COOLDOWN_POLL_S)
         time.sleep(min(poll_s, remaining))
         latest = current_temp_c()
         temp = latest if latest is not None else temp
-    info.update(waited_s=round(time.monotonic() - start, 3), start_temp_c=first,
-                end_temp_c=temp, cooled=temp < max_temp)
+    info.update(
+        waited_s=round(time.monotonic() - start, 3),
+        start_temp_c=first,
+        end_temp_c=temp,
+        cooled=temp < max_temp,
+    )
     return info
 
 
@@ -67,8 +72,8 @@ class Window:
 
     def __init__(self) -> None:
         self.available = boards.which("vcgencmd") is not None
-        self.before = None  # type: Optional[Dict[str, Any]]
-        self.after = None  # type: Optional[Dict[str, Any]]
+        self.before: Optional[Dict[str, Any]] = None
+        self.after: Optional[Dict[str, Any]] = None
 
     def begin(self) -> None:
         if self.available:
@@ -86,8 +91,11 @@ class Window:
         for name in THROTTLE_NAMES:
             if name in before.get("now", []):
                 when = "at the start of the timed window"
-            elif self.before is not None and name in after.get("since_boot", []) \
-                    and name not in before.get("since_boot", []):
+            elif (
+                self.before is not None
+                and name in after.get("since_boot", [])
+                and name not in before.get("since_boot", [])
+            ):
                 when = "occurred during the timed window"
                 if name in after.get("now", []):
                     when += " and was still on at its end"
@@ -95,8 +103,14 @@ class Window:
                 when = "at the end of the timed window"
             else:
                 continue
-            out.append("%s %s (vcgencmd get_throttled %s)" % (name, when, " -> ".join(
-                d["raw"] for d in (self.before, self.after) if d is not None)))
+            out.append(
+                "%s %s (vcgencmd get_throttled %s)"
+                % (
+                    name,
+                    when,
+                    " -> ".join(d["raw"] for d in (self.before, self.after) if d is not None),
+                )
+            )
         return out
 
     def to_dict(self) -> Dict[str, Any]:
@@ -106,8 +120,9 @@ class Window:
 def temperature_reasons(peak_c: Optional[float], limit_c: Optional[float]) -> List[str]:
     if peak_c is None or limit_c is None or peak_c < limit_c:
         return []
-    return ["temperature reached %.1f °C during the timed window (limit %.1f °C)"
-            % (peak_c, limit_c)]
+    return [
+        "temperature reached %.1f °C during the timed window (limit %.1f °C)" % (peak_c, limit_c)
+    ]
 
 
 def board_warnings(fp: Mapping[str, Any]) -> List[str]:
@@ -120,29 +135,41 @@ def board_warnings(fp: Mapping[str, Any]) -> List[str]:
     governors = [g for g in str(fp.get("governor") or "").split(",") if g]
     # after `jetson_clocks` min = max frequency, whatever the governor is called
     if governors and any(g != "performance" for g in governors) and not clocks.get("locked"):
-        out.append("cpufreq governor is %s, not performance: CPU frequency varies during the "
-                   "run; fix: `%s`" % (", ".join(governors),
-                                       JETSON_FIX if is_jetson else GOVERNOR_FIX))
+        out.append(
+            "cpufreq governor is %s, not performance: CPU frequency varies during the "
+            "run; fix: `%s`" % (", ".join(governors), JETSON_FIX if is_jetson else GOVERNOR_FIX)
+        )
     mode = jetson.get("nvpmodel") or {}
     if mode.get("mode") and not str(mode["mode"]).upper().startswith("MAXN"):
-        out.append("Jetson power mode is %s (nvpmodel %s), not MAXN: numbers hold for this "
-                   "mode only; `sudo nvpmodel -q --verbose` lists the modes, `sudo nvpmodel "
-                   "-m ID` selects one" % (mode["mode"], mode.get("id")))
+        out.append(
+            "Jetson power mode is %s (nvpmodel %s), not MAXN: numbers hold for this "
+            "mode only; `sudo nvpmodel -q --verbose` lists the modes, `sudo nvpmodel "
+            "-m ID` selects one" % (mode["mode"], mode.get("id"))
+        )
     if clocks and not clocks.get("locked"):
-        out.append("Jetson clocks are dynamic (%s): latency depends on DVFS; fix: `%s`"
-                   % (", ".join(clocks.get("dynamic") or []), JETSON_FIX))
+        out.append(
+            "Jetson clocks are dynamic (%s): latency depends on DVFS; fix: `%s`"
+            % (", ".join(clocks.get("dynamic") or []), JETSON_FIX)
+        )
     pi = (board.get("raspberry_pi") or {}).get("throttled") or {}
     if pi.get("since_boot"):
-        out.append("vcgencmd get_throttled %s: %s since boot -- check the power supply and "
-                   "cooling" % (pi.get("raw"), ", ".join(pi["since_boot"])))
+        out.append(
+            "vcgencmd get_throttled %s: %s since boot -- check the power supply and "
+            "cooling" % (pi.get("raw"), ", ".join(pi["since_boot"]))
+        )
     return out
 
 
-def assess(fp: Mapping[str, Any], runtime: Mapping[str, Any], throttle_reasons: List[str],
-           limit_c: Optional[float], cooled: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def assess(
+    fp: Mapping[str, Any],
+    runtime: Mapping[str, Any],
+    throttle_reasons: List[str],
+    limit_c: Optional[float],
+    cooled: Optional[Mapping[str, Any]],
+) -> Dict[str, Any]:
     """The ``validity`` mapping of an ok record."""
-    flags = []  # type: List[str]
-    reasons = []  # type: List[str]
+    flags: List[str] = []
+    reasons: List[str] = []
     if throttle_reasons:
         flags.append("throttled")
         reasons.extend(throttle_reasons)
@@ -152,7 +179,14 @@ def assess(fp: Mapping[str, Any], runtime: Mapping[str, Any], throttle_reasons: 
         reasons.append(accelerator.get("message") or "the requested accelerator was not used")
     if cooled and cooled.get("cooled") is False:
         flags.append("hot-start")
-        reasons.append("cooldown gave up after %.0f s at %.1f °C (wanted below %.1f °C)"
-                       % (cooled["waited_s"], cooled["end_temp_c"], cooled["max_temp_c"]))
-    return {"throttled": bool(throttle_reasons), "flags": flags, "reasons": reasons,
-            "warnings": board_warnings(fp), "throttle_temp_c": limit_c}
+        reasons.append(
+            "cooldown gave up after %.0f s at %.1f °C (wanted below %.1f °C)"
+            % (cooled["waited_s"], cooled["end_temp_c"], cooled["max_temp_c"])
+        )
+    return {
+        "throttled": bool(throttle_reasons),
+        "flags": flags,
+        "reasons": reasons,
+        "warnings": board_warnings(fp),
+        "throttle_temp_c": limit_c,
+    }

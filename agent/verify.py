@@ -1,5 +1,6 @@
 """Inputs are checked by sha256 right before use: a file on the board that changed after it
 was sent (same size or not) is never measured."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,7 @@ from typing import Optional, Union
 from .faults import Fault
 
 
-def sha256_file(path: Union[str, "os.PathLike[str]"]) -> str:
+def sha256_file(path: Union[str, os.PathLike[str]]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -24,8 +25,12 @@ def check(path: str, want: Optional[str], what: str) -> None:
     try:
         got = sha256_file(path)
     except OSError as exc:
-        raise Fault("transfer-failed", "cannot read %s %s: %s"
-                    % (what, path, exc.strerror or exc)) from None
+        raise Fault(
+            "transfer-failed", "cannot read %s %s: %s" % (what, path, exc.strerror or exc)
+        ) from None
     if got != want:
-        raise Fault("transfer-failed", "the %s %s has sha256 %s..., not the %s... that was "
-                    "sent; not measured" % (what, path, got[:16], want[:16]))
+        raise Fault(
+            "transfer-failed",
+            "the %s %s has sha256 %s..., not the %s... that was "
+            "sent; not measured" % (what, path, got[:16], want[:16]),
+        )

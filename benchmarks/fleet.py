@@ -11,6 +11,7 @@ fill a window.  Goal: wall(N=4) / wall(N=1) <= 1.3.
 
     python benchmarks/fleet.py [--boards 4] [--iterations 4000] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,19 +47,50 @@ def confine(server: Sshd, name: str, share: float) -> Path:
 
 def run(boards: List[Sshd], workdir: Path, iterations: int) -> float:
     inventory = workdir / ("devices-%d.yaml" % len(boards))
-    inventory.write_text("devices:\n" + "".join(
-        s.device_yaml("board%d" % i, python=sys.executable, tags=["fleet"],
-                      workdir=str(workdir / ("board%d" % i)))
-        for i, s in enumerate(boards)))
+    inventory.write_text(
+        "devices:\n"
+        + "".join(
+            s.device_yaml(
+                "board%d" % i,
+                python=sys.executable,
+                tags=["fleet"],
+                workdir=str(workdir / ("board%d" % i)),
+            )
+            for i, s in enumerate(boards)
+        )
+    )
     examples = ROOT / "examples"
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
-         "--devices", "fleet", "--model", str(examples / "digits.onnx"),
-         "--model", str(examples / "digits.tflite"), "--eval", str(examples / "digits_eval.npz"),
-         "--min-seconds", "0", "--min-iterations", str(iterations), "--warmup-seconds", "0",
-         "--out", str(workdir / "results"), "--json"],
-        cwd=str(ROOT), capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "fleet",
+            "--model",
+            str(examples / "digits.onnx"),
+            "--model",
+            str(examples / "digits.tflite"),
+            "--eval",
+            str(examples / "digits_eval.npz"),
+            "--min-seconds",
+            "0",
+            "--min-iterations",
+            str(iterations),
+            "--warmup-seconds",
+            "0",
+            "--out",
+            str(workdir / "results"),
+            "--json",
+        ],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit("edgebench run failed: %s" % out.stderr.strip()[-500:])
@@ -71,8 +103,12 @@ def main() -> int:
     ap.add_argument("--boards", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=4000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--board-cpu", type=float, default=0.25,
-                    help="CPU share of one core per board (0: no cgroup)")
+    ap.add_argument(
+        "--board-cpu",
+        type=float,
+        default=0.25,
+        help="CPU share of one core per board (0: no cgroup)",
+    )
     args = ap.parse_args()
     if skip_reason():
         raise SystemExit(skip_reason())
@@ -84,8 +120,9 @@ def main() -> int:
         for i in range(args.boards):
             servers.append(start_sshd(tmp / ("sshd%d" % i)))
             if args.board_cpu:
-                groups.append(confine(servers[-1], "edgebench-fleet-%d-%d" % (os.getpid(), i),
-                                      args.board_cpu))
+                groups.append(
+                    confine(servers[-1], "edgebench-fleet-%d-%d" % (os.getpid(), i), args.board_cpu)
+                )
         run(servers[:1], tmp, args.iterations)  # deploy once: later rounds send nothing
         run(servers, tmp, args.iterations)
         ratios = []
@@ -93,11 +130,21 @@ def main() -> int:
             one = run(servers[:1], tmp, args.iterations)
             many = run(servers, tmp, args.iterations)
             ratios.append(many / one)
-            print("round %d: 1 board %.2f s, %d boards %.2f s, ratio %.3f"
-                  % (r + 1, one, args.boards, many, many / one), flush=True)
-        print("median wall-time ratio %d boards / 1 board = %.3f (board cpu %s, %d iterations "
-              "x 2 artifacts per board)" % (args.boards, statistics.median(ratios),
-                                            args.board_cpu or "unlimited", args.iterations))
+            print(
+                "round %d: 1 board %.2f s, %d boards %.2f s, ratio %.3f"
+                % (r + 1, one, args.boards, many, many / one),
+                flush=True,
+            )
+        print(
+            "median wall-time ratio %d boards / 1 board = %.3f (board cpu %s, %d iterations "
+            "x 2 artifacts per board)"
+            % (
+                args.boards,
+                statistics.median(ratios),
+                args.board_cpu or "unlimited",
+                args.iterations,
+            )
+        )
     finally:
         for server in servers:
             server.stop()

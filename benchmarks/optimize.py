@@ -11,6 +11,7 @@ Calibration uses other seeded random images.  Goals on 1 thread: fp32 ~14.0 MB, 
     python benchmarks/models/make_mobilenetv2.py
     python benchmarks/optimize.py [--threads 1] [--seconds 5] [--activations uint8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,8 @@ def write_plan(variants: list, activations: str, calib_method: str) -> Path:
     plan.write_text(
         "models: [%s]\nvariants: [%s]\neval: eval.npz\ncalibration: calib.npz\n"
         "optimize: {activations: %s, calib_method: %s}\nvariants_dir: variants\n"
-        "devices: local\n" % (MODEL, ", ".join(variants), activations, calib_method))
+        "devices: local\n" % (MODEL, ", ".join(variants), activations, calib_method)
+    )
     return plan
 
 
@@ -68,9 +70,23 @@ def main() -> int:
     write_data(args.calib_samples, args.eval_samples)
     plan = write_plan(args.variants.split(","), args.activations, args.calib_method)
     code = subprocess.call(  # prints the build lines, the tables and the trade-offs
-        [sys.executable, "-m", "harness", "run", str(plan), "--threads", str(args.threads),
-         "--min-seconds", str(args.seconds), "--max-seconds", str(args.seconds * 3),
-         "--out", args.out], cwd=str(ROOT))
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(plan),
+            "--threads",
+            str(args.threads),
+            "--min-seconds",
+            str(args.seconds),
+            "--max-seconds",
+            str(args.seconds * 3),
+            "--out",
+            args.out,
+        ],
+        cwd=str(ROOT),
+    )
     if code not in (0, 1):
         return code
     sys.path.insert(0, str(ROOT))
@@ -81,10 +97,17 @@ def main() -> int:
     p50 = {r.artifact.get("variant"): r.stats.get("p50_ms") for r in records if r.ok}
     size = {r.artifact.get("variant"): r.artifact["size_bytes"] / 1e6 for r in records}
     if "fp32" in p50 and "int8-static" in p50:
-        print("\nfp32 %.1f MB; int8-static %.2f MB (goal <= 4.0); int8-static p50 / fp32 p50 = "
-              "%.2f (goal <= 0.6); threads %d; run %s"
-              % (size["fp32"], size["int8-static"], p50["int8-static"] / p50["fp32"],
-                 args.threads, store.path))
+        print(
+            "\nfp32 %.1f MB; int8-static %.2f MB (goal <= 4.0); int8-static p50 / fp32 p50 = "
+            "%.2f (goal <= 0.6); threads %d; run %s"
+            % (
+                size["fp32"],
+                size["int8-static"],
+                p50["int8-static"] / p50["fp32"],
+                args.threads,
+                store.path,
+            )
+        )
     return code
 
 

@@ -10,6 +10,7 @@ over rounds. Goal: <= 1.02 on a model of at least 1 ms.
     python benchmarks/models/make_mobilenetv2.py
     python benchmarks/overhead.py [--rounds 3] [--seconds 10] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "benchmarks" / "models" / "out"
 
 # The bare loop: the runtime's own API, nothing else, timed the way a user would.
-BARE = r'''
+BARE = r"""
 import json, sys, time
 import numpy as np
 fmt, path, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -52,21 +53,44 @@ while time.perf_counter() < end:
     t0 = time.perf_counter_ns(); call(); samples.append(time.perf_counter_ns() - t0)
 samples.sort()
 print(json.dumps({"p50_ms": samples[len(samples) // 2] / 1e6, "n": len(samples)}))
-'''
+"""
 
 
 def bare(fmt: str, model: Path, threads: int, seconds: float) -> float:
-    out = subprocess.run([sys.executable, "-c", BARE, fmt, str(model), str(threads),
-                          str(seconds)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, fmt, str(model), str(threads), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["p50_ms"]
 
 
 def agent(model: Path, threads: int, seconds: float, out_dir: str) -> float:
-    out = subprocess.run([sys.executable, "-m", "harness", "run", "--model", str(model),
-                          "--threads", str(threads), "--min-seconds", str(seconds),
-                          "--warmup-seconds", "0.5", "--max-seconds", str(seconds * 3),
-                          "--json", "--out", out_dir], capture_output=True, text=True,
-                         cwd=str(ROOT))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--model",
+            str(model),
+            "--threads",
+            str(threads),
+            "--min-seconds",
+            str(seconds),
+            "--warmup-seconds",
+            "0.5",
+            "--max-seconds",
+            str(seconds * 3),
+            "--json",
+            "--out",
+            out_dir,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+    )
     if out.returncode != 0:
         raise SystemExit("edgebench run failed: %s" % out.stderr.strip().splitlines()[-1])
     return json.loads(out.stdout)[0]["p50_ms"]
@@ -77,8 +101,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--models", nargs="*", default=[str(MODELS / "mobilenetv2.onnx"),
-                                                    str(MODELS / "mobilenetv2.tflite")])
+    ap.add_argument(
+        "--models",
+        nargs="*",
+        default=[str(MODELS / "mobilenetv2.onnx"), str(MODELS / "mobilenetv2.tflite")],
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as out_dir:
         for name in args.models:
@@ -91,11 +118,16 @@ def main() -> int:
                 b = bare(fmt, model, args.threads, args.seconds)
                 a = agent(model, args.threads, args.seconds, out_dir)
                 ratios.append(a / b)
-                print("%s round %d: bare p50 %.3f ms, edgebench p50 %.3f ms, ratio %.4f"
-                      % (model.name, i + 1, b, a, a / b), flush=True)
-            print("%s: median ratio edgebench/bare = %.4f (threads=%d, %d rounds of %.0f s)"
-                  % (model.name, statistics.median(ratios), args.threads, args.rounds,
-                     args.seconds), flush=True)
+                print(
+                    "%s round %d: bare p50 %.3f ms, edgebench p50 %.3f ms, ratio %.4f"
+                    % (model.name, i + 1, b, a, a / b),
+                    flush=True,
+                )
+            print(
+                "%s: median ratio edgebench/bare = %.4f (threads=%d, %d rounds of %.0f s)"
+                % (model.name, statistics.median(ratios), args.threads, args.rounds, args.seconds),
+                flush=True,
+            )
     return 0
 
 

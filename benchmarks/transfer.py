@@ -12,6 +12,7 @@ Goal: ratio (edgebench / scp throughput) >= 1.0.  Needs sshd, ssh-keygen and scp
 
     python benchmarks/transfer.py [--mb 200] [--rounds 5] [--dest DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,15 +42,32 @@ def timed(action: Callable[[], None]) -> float:
 
 
 def scp(server: Sshd, path: Path, dest: Path) -> None:
-    subprocess.run(["scp", "-q"] + ssh_base(server) + ["-P", str(server.port), str(path),
-                    "%s@%s:%s" % (server.user, server.host, dest / "scp.bin")], check=True)
+    subprocess.run(
+        ["scp", "-q"]
+        + ssh_base(server)
+        + [
+            "-P",
+            str(server.port),
+            str(path),
+            "%s@%s:%s" % (server.user, server.host, dest / "scp.bin"),
+        ],
+        check=True,
+    )
 
 
 def edgebench(server: Sshd, path: Path, sha256: str, workdir: Path) -> str:
     """Stage ``path`` on a fresh connection; returns the cipher that was negotiated."""
-    device = Device(name="bench", kind="ssh", python=sys.executable, host=server.host,
-                    port=server.port, user=server.user, key=str(server.client_key),
-                    known_hosts=str(server.known_hosts), workdir=str(workdir))
+    device = Device(
+        name="bench",
+        kind="ssh",
+        python=sys.executable,
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        key=str(server.client_key),
+        known_hosts=str(server.known_hosts),
+        workdir=str(workdir),
+    )
     transport = SSHTransport(device)
     try:
         transport.stage(path, sha256)
@@ -63,8 +81,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="file size in MB")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dest", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                        help="where the uploads land (default: /dev/shm if present)")
+    parser.add_argument(
+        "--dest",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where the uploads land (default: /dev/shm if present)",
+    )
     args = parser.parse_args()
     if skip_reason() or not shutil.which("scp"):
         print("cannot run: %s" % (skip_reason() or "scp not found"), file=sys.stderr)
@@ -83,16 +104,19 @@ def main() -> int:
             for _ in range(args.rounds):
                 t_scp.append(timed(lambda: scp(server, data, dest)))
                 shutil.rmtree(dest / "workdir", ignore_errors=True)  # the board lacks it
-                t_edge.append(timed(lambda: ciphers.append(
-                    edgebench(server, data, sha256, dest / "workdir"))))
+                t_edge.append(
+                    timed(lambda: ciphers.append(edgebench(server, data, sha256, dest / "workdir")))
+                )
         finally:
             server.stop()
             shutil.rmtree(dest, ignore_errors=True)
     scp_s, edge_s = statistics.median(t_scp), statistics.median(t_edge)
     print("file:       %d MB, median of %d alternating rounds, loopback" % (args.mb, args.rounds))
     print("scp:        %7.1f MB/s  (%.2f s)" % (args.mb / scp_s, scp_s))
-    print("edgebench:  %7.1f MB/s  (%.2f s, %s, incl. sha256 check on the board)"
-          % (args.mb / edge_s, edge_s, ciphers[0]))
+    print(
+        "edgebench:  %7.1f MB/s  (%.2f s, %s, incl. sha256 check on the board)"
+        % (args.mb / edge_s, edge_s, ciphers[0])
+    )
     print("ratio:      %.2f  (edgebench / scp throughput; goal >= 1.0)" % (scp_s / edge_s))
     return 0
 

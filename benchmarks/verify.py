@@ -15,6 +15,7 @@ agent once; an eval set is hashed once per device and once per artifact.
 
     python benchmarks/verify.py [--mb 200] [--rounds 5] [--dest DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,17 @@ def timed(action: Callable[[], object]) -> float:
 
 def stage(server: Sshd, path: Path, sha256: str, workdir: Path) -> int:
     """Stage ``path`` on a fresh connection; returns the bytes that had to be sent."""
-    device = Device(name="bench", kind="ssh", python=sys.executable, host=server.host,
-                    port=server.port, user=server.user, key=str(server.client_key),
-                    known_hosts=str(server.known_hosts), workdir=str(workdir))
+    device = Device(
+        name="bench",
+        kind="ssh",
+        python=sys.executable,
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        key=str(server.client_key),
+        known_hosts=str(server.known_hosts),
+        workdir=str(workdir),
+    )
     transport = SSHTransport(device)
     try:
         transport.stage(path, sha256)
@@ -70,14 +79,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200, help="file size in MB")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dest", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                        help="the board's workdir goes here (default: /dev/shm if present)")
+    parser.add_argument(
+        "--dest",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="the board's workdir goes here (default: /dev/shm if present)",
+    )
     args = parser.parse_args()
     if skip_reason():
         print("cannot run: %s" % skip_reason(), file=sys.stderr)
         return 2
-    times = {k: [] for k in ("have_big", "have_small", "agent_check", "loader",
-                             "direct")}  # type: Dict[str, List[float]]
+    times: Dict[str, List[float]] = {
+        k: [] for k in ("have_big", "have_small", "agent_check", "loader", "direct")
+    }
     with tempfile.TemporaryDirectory(prefix="edgebench-verify-") as tmp:
         root = Path(tmp)
         server = start_sshd(root / "sshd")
@@ -94,25 +107,42 @@ def main() -> int:
             direct = [sys.executable, str(agent), "version"]
             for _ in range(args.rounds):
                 for key, path in (("have_big", big), ("have_small", small)):
-                    sent = []  # type: List[int]
-                    times[key].append(timed(lambda: sent.append(
-                        stage(server, path, sums[path], dest / "workdir"))))
+                    sent: List[int] = []
+                    times[key].append(
+                        timed(
+                            lambda sent=sent, path=path: sent.append(
+                                stage(server, path, sums[path], dest / "workdir")
+                            )
+                        )
+                    )
                     assert sent == [0], "the board should have had %s" % path
                 times["agent_check"].append(timed(lambda: check(str(big), sums[big], "model")))
                 for key, argv in (("loader", loader), ("direct", direct)):
-                    times[key].append(timed(lambda: subprocess.run(
-                        argv, check=True, stdout=subprocess.DEVNULL)))
+                    times[key].append(
+                        timed(
+                            lambda argv=argv: subprocess.run(
+                                argv, check=True, stdout=subprocess.DEVNULL
+                            )
+                        )
+                    )
         finally:
             server.stop()
             shutil.rmtree(dest, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("medians of %d alternating rounds, loopback sshd, board workdir on %s"
-          % (args.rounds, args.dest or "disk"))
+    print(
+        "medians of %d alternating rounds, loopback sshd, board workdir on %s"
+        % (args.rounds, args.dest or "disk")
+    )
     print("upload check, %d MB already there:  %6.3f s" % (args.mb, med["have_big"]))
     print("upload check, 1 KB already there:    %6.3f s" % med["have_small"])
-    print("  -> hashing %d MB on the board:      %6.3f s (%.0f MB/s)"
-          % (args.mb, med["have_big"] - med["have_small"],
-             args.mb / max(1e-9, med["have_big"] - med["have_small"])))
+    print(
+        "  -> hashing %d MB on the board:      %6.3f s (%.0f MB/s)"
+        % (
+            args.mb,
+            med["have_big"] - med["have_small"],
+            args.mb / max(1e-9, med["have_big"] - med["have_small"]),
+        )
+    )
     print("agent's input check, %d MB:          %6.3f s" % (args.mb, med["agent_check"]))
     print("agent start via verifying loader:    %6.3f s" % med["loader"])
     print("agent start, python3 AGENT.pyz:      %6.3f s" % med["direct"])

@@ -48,8 +48,7 @@ def load_data():
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]  # [N,1,8,8] in [0,1]
     y = d.target.astype(np.int64)
-    x_tr, x_ev, y_tr, y_ev = train_test_split(
-        x, y, test_size=N_EVAL, stratify=y, random_state=SEED)
+    x_tr, x_ev, y_tr, y_ev = train_test_split(x, y, test_size=N_EVAL, stratify=y, random_state=SEED)
     return (np.ascontiguousarray(x_tr), y_tr), (np.ascontiguousarray(x_ev), y_ev)
 
 
@@ -63,10 +62,13 @@ def build_and_train(x_tr, y_tr):
     torch.set_num_threads(1)
 
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.ReLU(),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, stride=2),
+        nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64), nn.ReLU(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
         nn.Linear(64, 10),
     )
     opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=1e-4)
@@ -79,7 +81,7 @@ def build_and_train(x_tr, y_tr):
         perm = torch.randperm(len(xt), generator=gen)
         total = 0.0
         for i in range(0, len(xt), BATCH):
-            idx = perm[i:i + BATCH]
+            idx = perm[i : i + BATCH]
             opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
@@ -94,16 +96,20 @@ def build_and_train(x_tr, y_tr):
 
 def torch_logits(model, x):
     import torch
+
     with torch.no_grad():
         return model(torch.from_numpy(x)).numpy()
 
 
 def export_onnx(model, path: Path):
     import torch
+
     dummy = torch.zeros(1, 1, 8, 8)
-    kwargs = dict(input_names=["input"], output_names=["logits"],
-                  opset_version=17, do_constant_folding=True)
+    kwargs = dict(
+        input_names=["input"], output_names=["logits"], opset_version=17, do_constant_folding=True
+    )
     import warnings
+
     warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
     try:
         # The TorchScript exporter gives a plain, small graph; torch>=2.9 defaults to dynamo.
@@ -112,16 +118,20 @@ def export_onnx(model, path: Path):
         torch.onnx.export(model, (dummy,), str(path), **kwargs)
 
 
-# ---------------------------------------------------------------------------- numpy reference (NHWC)
+# ------------------------------------------------------------------------ numpy reference (NHWC)
 def params_nhwc(model):
     """Torch weights rearranged for TFLite: conv OHWI, FC [out,in] with NHWC flatten order."""
     sd = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     fc1 = sd["5.weight"].reshape(64, 32, 4, 4).transpose(0, 2, 3, 1).reshape(64, 512)
     return {
-        "conv1_w": np.ascontiguousarray(sd["0.weight"].transpose(0, 2, 3, 1)), "conv1_b": sd["0.bias"],
-        "conv2_w": np.ascontiguousarray(sd["2.weight"].transpose(0, 2, 3, 1)), "conv2_b": sd["2.bias"],
-        "fc1_w": np.ascontiguousarray(fc1), "fc1_b": sd["5.bias"],
-        "fc2_w": sd["7.weight"], "fc2_b": sd["7.bias"],
+        "conv1_w": np.ascontiguousarray(sd["0.weight"].transpose(0, 2, 3, 1)),
+        "conv1_b": sd["0.bias"],
+        "conv2_w": np.ascontiguousarray(sd["2.weight"].transpose(0, 2, 3, 1)),
+        "conv2_b": sd["2.bias"],
+        "fc1_w": np.ascontiguousarray(fc1),
+        "fc1_b": sd["5.bias"],
+        "fc2_w": sd["7.weight"],
+        "fc2_b": sd["7.bias"],
     }
 
 
@@ -135,7 +145,9 @@ def conv2d_nhwc(x, w_ohwi, b, stride=1, pad=(0, 0, 0, 0)):
     cols = np.empty((n, oh, ow, kh, kw, c), dtype=np.float32)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j, :] = x[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
+            cols[:, :, :, i, j, :] = x[
+                :, i : i + stride * oh : stride, j : j + stride * ow : stride, :
+            ]
     return cols.reshape(n, oh, ow, -1) @ w_ohwi.reshape(o, -1).T + b
 
 
@@ -174,9 +186,9 @@ def quantize_weights(w, per_channel):
 
 
 def quantize_bias(b, in_scale, w_scale):
-    scale = (np.float64(in_scale) * w_scale.astype(np.float64))
+    scale = np.float64(in_scale) * w_scale.astype(np.float64)
     q = np.round(b.astype(np.float64) / scale)
-    return np.clip(q, -2**31, 2**31 - 1).astype(np.int32), scale
+    return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32), scale
 
 
 # ---------------------------------------------------------------------------- TFLite graphs
@@ -188,26 +200,58 @@ def build_tflite_fp32(p, path: Path) -> int:
     f32 = np.float32
     x = w.add_tensor("input", [1, 8, 8, 1], f32)
     c1 = w.add_tensor("conv1/relu", [1, 8, 8, 16], f32)
-    w.add_operator("CONV_2D", [x, w.add_tensor("conv1/weights", data=p["conv1_w"]),
-                               w.add_tensor("conv1/bias", data=p["conv1_b"])], [c1],
-                   tw.conv2d_options("SAME", 1, "RELU"))
+    w.add_operator(
+        "CONV_2D",
+        [
+            x,
+            w.add_tensor("conv1/weights", data=p["conv1_w"]),
+            w.add_tensor("conv1/bias", data=p["conv1_b"]),
+        ],
+        [c1],
+        tw.conv2d_options("SAME", 1, "RELU"),
+    )
     pd = w.add_tensor("conv2/pad", [1, 10, 10, 16], f32)
     w.add_operator("PAD", [c1, w.add_tensor("conv2/paddings", data=PADDINGS)], [pd])
     c2 = w.add_tensor("conv2/relu", [1, 4, 4, 32], f32)
-    w.add_operator("CONV_2D", [pd, w.add_tensor("conv2/weights", data=p["conv2_w"]),
-                               w.add_tensor("conv2/bias", data=p["conv2_b"])], [c2],
-                   tw.conv2d_options("VALID", 2, "RELU"))
+    w.add_operator(
+        "CONV_2D",
+        [
+            pd,
+            w.add_tensor("conv2/weights", data=p["conv2_w"]),
+            w.add_tensor("conv2/bias", data=p["conv2_b"]),
+        ],
+        [c2],
+        tw.conv2d_options("VALID", 2, "RELU"),
+    )
     fl = w.add_tensor("flatten", [1, 512], f32)
-    w.add_operator("RESHAPE", [c2, w.add_tensor("flatten/shape", data=np.array([1, 512], np.int32))],
-                   [fl], tw.reshape_options([1, 512]))
+    w.add_operator(
+        "RESHAPE",
+        [c2, w.add_tensor("flatten/shape", data=np.array([1, 512], np.int32))],
+        [fl],
+        tw.reshape_options([1, 512]),
+    )
     f1 = w.add_tensor("fc1/relu", [1, 64], f32)
-    w.add_operator("FULLY_CONNECTED", [fl, w.add_tensor("fc1/weights", data=p["fc1_w"]),
-                                       w.add_tensor("fc1/bias", data=p["fc1_b"])], [f1],
-                   tw.fully_connected_options("RELU"))
+    w.add_operator(
+        "FULLY_CONNECTED",
+        [
+            fl,
+            w.add_tensor("fc1/weights", data=p["fc1_w"]),
+            w.add_tensor("fc1/bias", data=p["fc1_b"]),
+        ],
+        [f1],
+        tw.fully_connected_options("RELU"),
+    )
     out = w.add_tensor("logits", [1, 10], f32)
-    w.add_operator("FULLY_CONNECTED", [f1, w.add_tensor("fc2/weights", data=p["fc2_w"]),
-                                       w.add_tensor("fc2/bias", data=p["fc2_b"])], [out],
-                   tw.fully_connected_options())
+    w.add_operator(
+        "FULLY_CONNECTED",
+        [
+            f1,
+            w.add_tensor("fc2/weights", data=p["fc2_w"]),
+            w.add_tensor("fc2/bias", data=p["fc2_b"]),
+        ],
+        [out],
+        tw.fully_connected_options(),
+    )
     w.set_io([x], [out])
     return w.save(path)
 
@@ -225,30 +269,64 @@ def build_tflite_int8(p, calib, path: Path) -> int:
     def layer(prefix, in_key, wname, per_channel):
         wq, ws = quantize_weights(p[wname + "_w"], per_channel)
         bq, bs = quantize_bias(p[wname + "_b"], q[in_key][0], ws)
-        wt = w.add_tensor(f"{prefix}/weights", data=wq, scale=ws, zero_point=np.zeros(len(ws), np.int64),
-                          quantized_dimension=0)
-        bt = w.add_tensor(f"{prefix}/bias", data=bq, scale=bs, zero_point=np.zeros(len(bs), np.int64),
-                          quantized_dimension=0)
+        wt = w.add_tensor(
+            f"{prefix}/weights",
+            data=wq,
+            scale=ws,
+            zero_point=np.zeros(len(ws), np.int64),
+            quantized_dimension=0,
+        )
+        bt = w.add_tensor(
+            f"{prefix}/bias",
+            data=bq,
+            scale=bs,
+            zero_point=np.zeros(len(bs), np.int64),
+            quantized_dimension=0,
+        )
         return wt, bt
 
     x = act("input", "input", [1, 8, 8, 1])
     c1 = act("conv1/relu", "conv1", [1, 8, 8, 16])
-    w.add_operator("CONV_2D", [x, *layer("conv1", "input", "conv1", True)], [c1],
-                   tw.conv2d_options("SAME", 1, "RELU"), version=3)
+    w.add_operator(
+        "CONV_2D",
+        [x, *layer("conv1", "input", "conv1", True)],
+        [c1],
+        tw.conv2d_options("SAME", 1, "RELU"),
+        version=3,
+    )
     pd = act("conv2/pad", "conv1", [1, 10, 10, 16])  # PAD keeps its input's scale/zero point
     w.add_operator("PAD", [c1, w.add_tensor("conv2/paddings", data=PADDINGS)], [pd], version=2)
     c2 = act("conv2/relu", "conv2", [1, 4, 4, 32])
-    w.add_operator("CONV_2D", [pd, *layer("conv2", "conv1", "conv2", True)], [c2],
-                   tw.conv2d_options("VALID", 2, "RELU"), version=3)
+    w.add_operator(
+        "CONV_2D",
+        [pd, *layer("conv2", "conv1", "conv2", True)],
+        [c2],
+        tw.conv2d_options("VALID", 2, "RELU"),
+        version=3,
+    )
     fl = act("flatten", "conv2", [1, 512])  # RESHAPE keeps its input's scale/zero point
-    w.add_operator("RESHAPE", [c2, w.add_tensor("flatten/shape", data=np.array([1, 512], np.int32))],
-                   [fl], tw.reshape_options([1, 512]))
+    w.add_operator(
+        "RESHAPE",
+        [c2, w.add_tensor("flatten/shape", data=np.array([1, 512], np.int32))],
+        [fl],
+        tw.reshape_options([1, 512]),
+    )
     f1 = act("fc1/relu", "fc1", [1, 64])
-    w.add_operator("FULLY_CONNECTED", [fl, *layer("fc1", "conv2", "fc1", False)], [f1],
-                   tw.fully_connected_options("RELU"), version=4)
+    w.add_operator(
+        "FULLY_CONNECTED",
+        [fl, *layer("fc1", "conv2", "fc1", False)],
+        [f1],
+        tw.fully_connected_options("RELU"),
+        version=4,
+    )
     out = act("logits", "logits", [1, 10])
-    w.add_operator("FULLY_CONNECTED", [f1, *layer("fc2", "fc1", "fc2", False)], [out],
-                   tw.fully_connected_options(), version=4)
+    w.add_operator(
+        "FULLY_CONNECTED",
+        [f1, *layer("fc2", "fc1", "fc2", False)],
+        [out],
+        tw.fully_connected_options(),
+        version=4,
+    )
     w.set_io([x], [out])
     return w.save(path)
 
@@ -256,6 +334,7 @@ def build_tflite_int8(p, calib, path: Path) -> int:
 # ---------------------------------------------------------------------------- runtimes
 def run_onnx(path: Path, x_nchw):
     import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -265,6 +344,7 @@ def run_onnx(path: Path, x_nchw):
 def run_tflite(path: Path, x_nchw):
     """Runs one sample at a time (batch 1 model); int8 inputs quantized, outputs dequantized."""
     from ai_edge_litert.interpreter import Interpreter
+
     it = Interpreter(model_path=str(path), num_threads=1)
     it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
@@ -312,12 +392,15 @@ def main(argv=None):
     onnx_path = out / "digits.onnx"
     export_onnx(model, onnx_path)
     import onnx
+
     onnx.checker.check_model(onnx.load(str(onnx_path)))
     lo = run_onnx(onnx_path, x_ev)
     err = float(np.abs(lo - ref).max())
     ok &= err < TOL
-    print(f"onnx        top-1 {top1(lo, y_ev):.4f}  max|onnx-torch| {err:.2e}  "
-          f"{onnx_path.stat().st_size} B")
+    print(
+        f"onnx        top-1 {top1(lo, y_ev):.4f}  max|onnx-torch| {err:.2e}  "
+        f"{onnx_path.stat().st_size} B"
+    )
 
     p = params_nhwc(model)
     acts = forward_nhwc(p, x_ev.transpose(0, 2, 3, 1))
@@ -344,8 +427,10 @@ def main(argv=None):
 
     eval_path = out / "digits_eval.npz"
     np.savez_compressed(eval_path, inputs=x_ev.astype(np.float32), labels=y_ev.astype(np.int64))
-    print(f"eval set    {eval_path.name}: inputs {x_ev.shape} float32 NCHW, labels {y_ev.shape} "
-          f"int64  {eval_path.stat().st_size} B")
+    print(
+        f"eval set    {eval_path.name}: inputs {x_ev.shape} float32 NCHW, labels {y_ev.shape} "
+        f"int64  {eval_path.stat().st_size} B"
+    )
 
     if not ok:
         print("FAILED: an artifact does not match the torch model", file=sys.stderr)

@@ -89,8 +89,9 @@ def conv2d_options(padding="SAME", stride=1, activation=None, dilation=1):
     return o
 
 
-def depthwise_conv2d_options(padding="SAME", stride=1, depth_multiplier=1, activation=None,
-                             dilation=1):
+def depthwise_conv2d_options(
+    padding="SAME", stride=1, depth_multiplier=1, activation=None, dilation=1
+):
     o = schema.DepthwiseConv2DOptionsT()
     o.padding = _padding(padding)
     o.strideH, o.strideW = _pair(stride)
@@ -149,7 +150,7 @@ class _AlignedBufferT(schema.BufferT):
             raw = np.ascontiguousarray(self.data).view(np.uint8).reshape(-1).tobytes()
             builder.StartVector(1, len(raw), self.ALIGNMENT)
             builder.head = builder.head - len(raw)
-            builder.Bytes[builder.head:builder.head + len(raw)] = raw
+            builder.Bytes[builder.head : builder.head + len(raw)] = raw
             data = builder.EndVector()
         schema.BufferStart(builder)
         if data is not None:
@@ -190,12 +191,18 @@ class TFLiteWriter:
         self.model.buffers.append(buf)
         return len(self.model.buffers) - 1
 
-    def add_tensor(self, name: str, shape: Sequence[int] | None = None, dtype=None, *,
-                   data: np.ndarray | None = None,
-                   scale: float | Sequence[float] | None = None,
-                   zero_point: int | Sequence[int] | None = None,
-                   quantized_dimension: int = 0,
-                   shape_signature: Sequence[int] | None = None) -> int:
+    def add_tensor(
+        self,
+        name: str,
+        shape: Sequence[int] | None = None,
+        dtype=None,
+        *,
+        data: np.ndarray | None = None,
+        scale: float | Sequence[float] | None = None,
+        zero_point: int | Sequence[int] | None = None,
+        quantized_dimension: int = 0,
+        shape_signature: Sequence[int] | None = None,
+    ) -> int:
         """Adds a tensor and returns its index.
 
         With ``data`` the tensor is a constant (shape and dtype default to the array's).
@@ -253,8 +260,14 @@ class TFLiteWriter:
             self._opcode_index[key] = len(self.model.operatorCodes) - 1
         return self._opcode_index[key]
 
-    def add_operator(self, op: str | int, inputs: Iterable[int], outputs: Iterable[int],
-                     options=None, version: int = 1) -> int:
+    def add_operator(
+        self,
+        op: str | int,
+        inputs: Iterable[int],
+        outputs: Iterable[int],
+        options=None,
+        version: int = 1,
+    ) -> int:
         """Adds a builtin operator (name as in ``BuiltinOperator``, e.g. "CONV_2D").
 
         ``options`` is a ``schema.*OptionsT`` object (see the ``*_options`` helpers); its
@@ -274,8 +287,12 @@ class TFLiteWriter:
         self.subgraph.operators.append(o)
         return len(self.subgraph.operators) - 1
 
-    def set_io(self, inputs: Sequence[int], outputs: Sequence[int],
-               signature_key: str | None = "serving_default") -> None:
+    def set_io(
+        self,
+        inputs: Sequence[int],
+        outputs: Sequence[int],
+        signature_key: str | None = "serving_default",
+    ) -> None:
         """Declares graph inputs/outputs (and a signature def named after the tensors)."""
         self.subgraph.inputs = [int(i) for i in inputs]
         self.subgraph.outputs = [int(i) for i in outputs]

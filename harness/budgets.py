@@ -13,12 +13,12 @@ A budgets file (or the ``budgets:`` section of a plan; other top-level keys are 
 Every entry that matches a record applies.  A limit that cannot be judged -- the figure
 was not measured, the parent is missing -- fails: a budget is never passed by default.
 """
+
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
-
 
 from agent.record import Record
 from harness import summary
@@ -70,8 +70,9 @@ class Budget:
     regression: Optional[float] = None
 
     def matches(self, device: str, tags: Sequence[str], artifact: str) -> bool:
-        return (any(fnmatch.fnmatchcase(d, self.device) for d in (device,) + tuple(tags))
-                and fnmatch.fnmatchcase(artifact, self.artifact))
+        return any(
+            fnmatch.fnmatchcase(d, self.device) for d in (device,) + tuple(tags)
+        ) and fnmatch.fnmatchcase(artifact, self.artifact)
 
     def to_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"device": self.device, "artifact": self.artifact}
@@ -91,8 +92,9 @@ class Budgets:
 
     def regression(self, device: str, tags: Sequence[str], artifact: str) -> float:
         """The strictest regression threshold of the matching entries, else 5%."""
-        given = [b.regression for b in self.matching(device, tags, artifact)
-                 if b.regression is not None]
+        given = [
+            b.regression for b in self.matching(device, tags, artifact) if b.regression is not None
+        ]
         return min(given) if given else DEFAULT_REGRESSION
 
 
@@ -119,8 +121,9 @@ def budgets_from(entries: Any, source: str) -> Budgets:
     check = _Check(source)
     if not isinstance(entries, list) or not entries:
         raise check.error("budgets", "expected a non-empty list of entries")
-    return Budgets(tuple(_entry(check, raw, "budgets[%d]" % i)
-                         for i, raw in enumerate(entries)), source)
+    return Budgets(
+        tuple(_entry(check, raw, "budgets[%d]" % i) for i, raw in enumerate(entries)), source
+    )
 
 
 def _fraction(check: _Check, value: Any, path: str, hint: str) -> float:
@@ -136,22 +139,32 @@ def _entry(check: _Check, raw: Any, where: str) -> Budget:
     for key in LIMITS:
         if key in raw:
             path = "%s.%s" % (where, key)
-            value = (check.number(raw[key], path) if key in MAXIMA
-                     else _fraction(check, raw[key], path, "0.98 means 98%"))
+            value = (
+                check.number(raw[key], path)
+                if key in MAXIMA
+                else _fraction(check, raw[key], path, "0.98 means 98%")
+            )
             limits.append((key, value))
     regression = None
     if "regression" in raw:
-        regression = _fraction(check, raw["regression"], where + ".regression",
-                               "0.05 means 5% slower")
+        regression = _fraction(
+            check, raw["regression"], where + ".regression", "0.05 means 5% slower"
+        )
     if not limits and regression is None:
-        raise check.error(where, "no limits (expected some of %s, or regression)"
-                          % ", ".join(LIMITS))
-    return Budget(where, check.string(raw.get("device", "*"), where + ".device"),
-                  check.string(raw.get("artifact", "*"), where + ".artifact"),
-                  tuple(limits), regression)
+        raise check.error(
+            where, "no limits (expected some of %s, or regression)" % ", ".join(LIMITS)
+        )
+    return Budget(
+        where,
+        check.string(raw.get("device", "*"), where + ".device"),
+        check.string(raw.get("artifact", "*"), where + ".artifact"),
+        tuple(limits),
+        regression,
+    )
 
 
 # --- Judging records -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -173,8 +186,9 @@ class Verdict:
     @property
     def label(self) -> str:
         """``p50_ms budgets[0]``: the check and the entry it came from."""
-        return self.check if self.source in ("", self.check) else "%s %s" % (
-            self.check, self.source)
+        return (
+            self.check if self.source in ("", self.check) else "%s %s" % (self.check, self.source)
+        )
 
 
 def model_stem(name: str) -> str:
@@ -187,8 +201,9 @@ def is_variant(record: Record) -> bool:
     with itself as parent."""
     art = record.artifact
     parent = art.get("parent_sha256")
-    return (art.get("variant") not in (None, PARENT_VARIANT)
-            or bool(parent and parent != art.get("sha256")))
+    return art.get("variant") not in (None, PARENT_VARIANT) or bool(
+        parent and parent != art.get("sha256")
+    )
 
 
 def find_parent(record: Record, same_device: Sequence[Record]) -> Optional[Record]:
@@ -200,15 +215,26 @@ def find_parent(record: Record, same_device: Sequence[Record]) -> Optional[Recor
     if by_sha:
         return by_sha[0]
     stem = model_stem(str(record.artifact["name"]))
-    fp32 = [r for r in others if r.artifact.get("variant") == PARENT_VARIANT
-            and model_stem(str(r.artifact["name"])) == stem]
+    fp32 = [
+        r
+        for r in others
+        if r.artifact.get("variant") == PARENT_VARIANT
+        and model_stem(str(r.artifact["name"])) == stem
+    ]
     return fp32[0] if fp32 else None
 
 
-def _relative(record: Record, budget: Budget, floor: float,
-              same_device: Sequence[Record]) -> Verdict:
-    verdict = Verdict(record.device, str(record.artifact["name"]), RELATIVE, FAIL,
-                      limit="≥ %s" % fmt_value(RELATIVE, floor), source=budget.where)
+def _relative(
+    record: Record, budget: Budget, floor: float, same_device: Sequence[Record]
+) -> Verdict:
+    verdict = Verdict(
+        record.device,
+        str(record.artifact["name"]),
+        RELATIVE,
+        FAIL,
+        limit="≥ %s" % fmt_value(RELATIVE, floor),
+        source=budget.where,
+    )
     if not is_variant(record):
         return replace(verdict, verdict=SKIP, detail="not a variant: it is the reference")
     parent = find_parent(record, same_device)
@@ -216,28 +242,33 @@ def _relative(record: Record, budget: Budget, floor: float,
     if parent is None:
         return replace(verdict, detail="parent not measured in this run")
     if not parent.ok:
-        return replace(verdict, detail="parent %s failed: %s"
-                       % (parent.artifact["name"], parent.reason))
+        return replace(
+            verdict, detail="parent %s failed: %s" % (parent.artifact["name"], parent.reason)
+        )
     parent_top1 = parent.accuracy.get("top1")
     if top1 is None or not parent_top1:
         return replace(verdict, detail="no top-1 for it or its parent (run with --eval)")
     ratio = top1 / parent_top1
-    return replace(verdict, verdict=PASS if ratio >= floor else FAIL,
-                   measured=fmt_value(RELATIVE, ratio),
-                   detail="%s vs %s of %s" % (fmt_pct(top1), fmt_pct(parent_top1),
-                                              parent.artifact["name"]))
+    return replace(
+        verdict,
+        verdict=PASS if ratio >= floor else FAIL,
+        measured=fmt_value(RELATIVE, ratio),
+        detail="%s vs %s of %s" % (fmt_pct(top1), fmt_pct(parent_top1), parent.artifact["name"]),
+    )
 
 
-def judge(record: Record, budgets: Sequence[Budget],
-          same_device: Sequence[Record]) -> List[Verdict]:
+def judge(
+    record: Record, budgets: Sequence[Budget], same_device: Sequence[Record]
+) -> List[Verdict]:
     """Whether ``record`` was measured, then every limit of ``budgets`` against it;
     ``same_device`` holds the records of its device (to find the parent)."""
     name = str(record.artifact["name"])
     if not record.ok:  # a failed measurement fails the gate, whatever the budgets
         return [Verdict(record.device, name, "measured", FAIL, detail=error_text(record))]
     row = summary.row(record)
-    out = [Verdict(record.device, name, "measured", PASS,
-                   "p50 " + fmt_value("p50_ms", row["p50_ms"]))]
+    out = [
+        Verdict(record.device, name, "measured", PASS, "p50 " + fmt_value("p50_ms", row["p50_ms"]))
+    ]
     for budget in budgets:
         for column, limit in budget.limits:
             if column == RELATIVE:
@@ -247,10 +278,23 @@ def judge(record: Record, budgets: Sequence[Budget],
             maximum = column in MAXIMA
             shown = "%s %s" % ("≤" if maximum else "≥", fmt_value(column, limit))
             if value is None:
-                out.append(Verdict(record.device, name, column, FAIL, "", shown,
-                                   "not measured", budget.where))
+                out.append(
+                    Verdict(
+                        record.device, name, column, FAIL, "", shown, "not measured", budget.where
+                    )
+                )
                 continue
             ok = value <= limit if maximum else value >= limit
-            out.append(Verdict(record.device, name, column, PASS if ok else FAIL,
-                               fmt_value(column, value), shown, "", budget.where))
+            out.append(
+                Verdict(
+                    record.device,
+                    name,
+                    column,
+                    PASS if ok else FAIL,
+                    fmt_value(column, value),
+                    shown,
+                    "",
+                    budget.where,
+                )
+            )
     return out

@@ -4,6 +4,7 @@ Exit codes: 0 everything measured, 1 a measurement (or later a gate) failed or c
 saved, 2 unusable input (bad devices.yaml, missing model, bad option), 130 interrupted (Ctrl-C
 or SIGTERM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ def _example() -> List[Path]:
     return models
 
 
-def _execute(args: argparse.Namespace, store: Any, request: Any, devices: List[Any],
-             todo: Optional[Dict[str, List[str]]] = None) -> Tuple[List[Any], Any]:
+def _execute(
+    args: argparse.Namespace,
+    store: Any,
+    request: Any,
+    devices: List[Any],
+    todo: Optional[Dict[str, List[str]]] = None,
+) -> Tuple[List[Any], Any]:
     """Measure with live progress, then write report.md; returns (records, runner)."""
     from .pack import build, default_cache
     from .progress import Display
@@ -57,8 +63,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .store import open_run
 
     store = open_run(args.resume)
-    request = Request.from_description(store.meta().get("request") or {},
-                                       store.path / "run.json")
+    request = Request.from_description(store.meta().get("request") or {}, store.path / "run.json")
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
@@ -71,55 +76,85 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return cmd_resume(args)
+    from . import tradeoff
     from .config import load_inventory, parse_input_shapes
+    from .hostinfo import host_info
+    from .plan import build as build_plan
+    from .plan import load_plan
     from .runner import Artifact, Request, utc_now
     from .store import RunStore
-    from .hostinfo import host_info
-    from .plan import build as build_plan, load_plan
-    from . import tradeoff
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
         raise UsageError("%s names the models; drop --model" % args.plan)
     inventory = load_inventory(args.devices_file)
-    devices = (inventory.select(args.devices) if plan is None or args.devices
-               else plan.select_devices(inventory))
+    devices = (
+        inventory.select(args.devices)
+        if plan is None or args.devices
+        else plan.select_devices(inventory)
+    )
     paths = [Path(m) for m in args.model] if args.model else [] if plan else _example()
-    eval_path = Path(args.eval) if args.eval else plan.eval_path if plan else (
-        EXAMPLES / EXAMPLE_EVAL if not args.model else None)
+    eval_path = (
+        Path(args.eval)
+        if args.eval
+        else plan.eval_path
+        if plan
+        else (EXAMPLES / EXAMPLE_EVAL if not args.model else None)
+    )
     if eval_path is not None:
         _check_eval(eval_path)
-    settings = {k: getattr(args, k) for k in
-                ("threads", "min_seconds", "min_iterations", "warmup_seconds",
-                 "warmup_iterations", "max_seconds", "max_iterations")
-                if getattr(args, k) is not None}
+    settings = {
+        k: getattr(args, k)
+        for k in (
+            "threads",
+            "min_seconds",
+            "min_iterations",
+            "warmup_seconds",
+            "warmup_iterations",
+            "max_seconds",
+            "max_iterations",
+        )
+        if getattr(args, k) is not None
+    }
     settings = dict(plan.settings if plan else {}, **settings)
     _check_settings(settings)
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
-        raise UsageError("two --model files share the name %r; results are keyed by file name"
-                         % next(n for n in names if names.count(n) > 1))
+        raise UsageError(
+            "two --model files share the name %r; results are keyed by file name"
+            % next(n for n in names if names.count(n) > 1)
+        )
     artifacts = [Artifact.from_path(p) for p in paths]
-    builds = []  # type: list
+    builds: List[Dict[str, Any]] = []
     if plan is not None:  # the fp32 originals and the variants built from them
-        artifacts, builds = build_plan(plan, plan.variants_dir or Path(args.out) / "variants",
-                                       lambda line: _echo(args, line))
-    request = Request(artifacts=tuple(artifacts), eval_path=eval_path,
-                      input_shapes=dict(plan.input_shapes if plan else {},
-                                        **parse_input_shapes(args.input_shape)),
-                      settings=settings,
-                      require_accelerator=bool(plan and plan.require_accelerator))
+        artifacts, builds = build_plan(
+            plan, plan.variants_dir or Path(args.out) / "variants", lambda line: _echo(args, line)
+        )
+    request = Request(
+        artifacts=tuple(artifacts),
+        eval_path=eval_path,
+        input_shapes=dict(
+            plan.input_shapes if plan else {}, **parse_input_shapes(args.input_shape)
+        ),
+        settings=settings,
+        require_accelerator=bool(plan and plan.require_accelerator),
+    )
     store = RunStore.create(args.out)
-    store.write_meta({
-        "run_id": store.path.name, "created_at": utc_now(), "argv": sys.argv[1:],
-        "tool": host_info(),
-        "inventory": inventory.source, "request": request.describe(),
-        "devices": {d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)}
-                    for d in devices},
-        "status": {d.name: {a.name: "pending" for a in request.artifacts}
-                   for d in devices},
-        **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
-    })
+    store.write_meta(
+        {
+            "run_id": store.path.name,
+            "created_at": utc_now(),
+            "argv": sys.argv[1:],
+            "tool": host_info(),
+            "inventory": inventory.source,
+            "request": request.describe(),
+            "devices": {
+                d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)} for d in devices
+            },
+            "status": {d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
+            **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
+        }
+    )
     store.mark_latest()
     records, runner = _execute(args, store, request, devices)
     code = _finish(args, store, records, runner)
@@ -159,17 +194,30 @@ def _echo(args: argparse.Namespace, line: str) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import (VARIANT_HELP, BuildError, Options, build_variants, parse_variant,
-                           report, variant_name)
+    from .optimize import (
+        VARIANT_HELP,
+        BuildError,
+        Options,
+        build_variants,
+        parse_variant,
+        report,
+        variant_name,
+    )
 
     try:
-        variants = args.variants and [variant_name(parse_variant(v))
-                                      for v in args.variants.split(",") if v.strip()]
+        variants = args.variants and [
+            variant_name(parse_variant(v)) for v in args.variants.split(",") if v.strip()
+        ]
         if variants == []:
-            raise ValueError("--variants %r names no variant (expected %s)"
-                             % (args.variants, VARIANT_HELP))
-        options = Options(Path(args.calib) if args.calib else None, args.calib_method,
-                          args.prune_scope, args.activations)
+            raise ValueError(
+                "--variants %r names no variant (expected %s)" % (args.variants, VARIANT_HELP)
+            )
+        options = Options(
+            Path(args.calib) if args.calib else None,
+            args.calib_method,
+            args.prune_scope,
+            args.activations,
+        )
         parent, outcomes = build_variants(Path(args.model), variants, Path(args.out), options)
     except (ValueError, BuildError) as exc:
         raise UsageError(str(exc)) from None
@@ -190,12 +238,17 @@ def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) ->
         terminal_table(records)
     failed = [r for r in records if not r.ok]
     for r in failed:
-        print("failed: %s / %s: %s: %s" % (r.device, r.artifact.get("name"), r.reason,
-                                            r.message), file=sys.stderr)
+        print(
+            "failed: %s / %s: %s: %s" % (r.device, r.artifact.get("name"), r.reason, r.message),
+            file=sys.stderr,
+        )
     inaccurate = [r for r in records if r.ok and r.accuracy.get("error")]
     for r in inaccurate:  # timed, but its accuracy pass failed
-        print("failed: %s / %s: accuracy: %s" % (r.device, r.artifact.get("name"),
-                                                 r.accuracy["error"]), file=sys.stderr)
+        print(
+            "failed: %s / %s: accuracy: %s"
+            % (r.device, r.artifact.get("name"), r.accuracy["error"]),
+            file=sys.stderr,
+        )
     print("results: %s" % store.path, file=sys.stderr)
     for line in dict.fromkeys(runner.unsaved):
         print("edgebench: error: %s" % line, file=sys.stderr)
@@ -260,8 +313,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     budgets = load_budgets(args.budgets, store.meta())
     choices = decide(store, budgets, args.profile)
     show(choices, args.profile)
-    sig = write_manifest(path, manifest(store, choices, budgets, args.profile, utc_now()),
-                         args.sign_key)
+    sig = write_manifest(
+        path, manifest(store, choices, budgets, args.profile, utc_now()), args.sign_key
+    )
     print("manifest: %s" % path)
     if sig is not None:
         print("signature: %s" % sig)
@@ -285,9 +339,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     entries = load_index(Path(args.root))
     found = series(entries, args.device, args.artifact)
     if not found:
-        raise UsageError("no measurement in %s matches%s%s" % (
-            args.root, " --device %s" % args.device if args.device else "",
-            " --artifact %s" % args.artifact if args.artifact else ""))
+        raise UsageError(
+            "no measurement in %s matches%s%s"
+            % (
+                args.root,
+                " --device %s" % args.device if args.device else "",
+                " --artifact %s" % args.artifact if args.artifact else "",
+            )
+        )
     show(entries, found, args.threshold)
     return 0
 
@@ -299,63 +358,105 @@ def _fraction(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError("expected a fraction of 0 or more such as 0.05, "
-                                         "not %r" % text)
+        raise argparse.ArgumentTypeError(
+            "expected a fraction of 0 or more such as 0.05, not %r" % text
+        )
     return value
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgebench",
-                                description="Benchmark ML models on edge devices.")
-    p.add_argument("--devices-file", metavar="FILE",
-                   help="device inventory (default ./devices.yaml, else only 'local')")
+    p = argparse.ArgumentParser(
+        prog="edgebench", description="Benchmark ML models on edge devices."
+    )
+    p.add_argument(
+        "--devices-file",
+        metavar="FILE",
+        help="device inventory (default ./devices.yaml, else only 'local')",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="benchmark models on devices")
-    run.add_argument("plan", nargs="?", metavar="PLAN.yaml",
-                     help="a plan: models, variants to build, data, devices, settings, budgets "
-                          "(options given here override it)")
-    run.add_argument("--model", action="append", metavar="PATH",
-                     help="an .onnx or .tflite file (repeatable; default: the bundled example)")
+    run.add_argument(
+        "plan",
+        nargs="?",
+        metavar="PLAN.yaml",
+        help="a plan: models, variants to build, data, devices, settings, budgets "
+        "(options given here override it)",
+    )
+    run.add_argument(
+        "--model",
+        action="append",
+        metavar="PATH",
+        help="an .onnx or .tflite file (repeatable; default: the bundled example)",
+    )
     run.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
     run.add_argument("--eval", metavar="FILE.npz", help="eval set with 'inputs' and 'labels'")
     run.add_argument("--threads", type=int, metavar="N", help="runtime threads")
     run.add_argument("--min-seconds", type=float, metavar="S")
     run.add_argument("--min-iterations", type=int, metavar="N")
-    run.add_argument("--max-seconds", type=float, metavar="S",
-                     help="cap on each timed window")
-    run.add_argument("--max-iterations", type=int, metavar="N",
-                     help="cap on the samples kept per artifact (default 100000)")
+    run.add_argument("--max-seconds", type=float, metavar="S", help="cap on each timed window")
+    run.add_argument(
+        "--max-iterations",
+        type=int,
+        metavar="N",
+        help="cap on the samples kept per artifact (default 100000)",
+    )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")
-    run.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS",
-                     help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224")
+    run.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224",
+    )
     run.add_argument("--out", default="results", metavar="DIR", help="results root")
-    run.add_argument("--resume", metavar="RUN_DIR",
-                     help="measure only what this stored run is missing (other options "
-                          "come from the run)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="measure only what this stored run is missing (other options come from the run)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress and no table")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
 
     opt = sub.add_parser("optimize", help="build fp16, int8 and pruned variants of a model")
     opt.add_argument("model", metavar="MODEL", help="an .onnx or .tflite file")
-    opt.add_argument("--variants", metavar="LIST",
-                     help="comma-separated: fp16, int8-dynamic, int8-static[-minmax|-entropy|"
-                          "-percentile], prune-N, or steps joined with '+' such as "
-                          "prune-50+int8-static (default: every recipe for the format)")
-    opt.add_argument("--calib", metavar="FILE.npz",
-                     help="calibration set (an 'inputs' array) for int8-static")
-    opt.add_argument("--calib-method", default="minmax", metavar="M",
-                     help="minmax (default), entropy or percentile")
-    opt.add_argument("--prune-scope", default="global", metavar="S",
-                     help="global (default: one magnitude threshold over all weights) or "
-                          "layer (N%% of each weight tensor)")
-    opt.add_argument("--activations", default="uint8", metavar="T",
-                     help="ONNX int8-static activations: uint8 (default, fastest on x86) "
-                          "or int8")
-    opt.add_argument("--out", default="variants", metavar="DIR",
-                     help="where variants and their manifests go (default ./variants)")
+    opt.add_argument(
+        "--variants",
+        metavar="LIST",
+        help="comma-separated: fp16, int8-dynamic, int8-static[-minmax|-entropy|"
+        "-percentile], prune-N, or steps joined with '+' such as "
+        "prune-50+int8-static (default: every recipe for the format)",
+    )
+    opt.add_argument(
+        "--calib", metavar="FILE.npz", help="calibration set (an 'inputs' array) for int8-static"
+    )
+    opt.add_argument(
+        "--calib-method",
+        default="minmax",
+        metavar="M",
+        help="minmax (default), entropy or percentile",
+    )
+    opt.add_argument(
+        "--prune-scope",
+        default="global",
+        metavar="S",
+        help="global (default: one magnitude threshold over all weights) or "
+        "layer (N%% of each weight tensor)",
+    )
+    opt.add_argument(
+        "--activations",
+        default="uint8",
+        metavar="T",
+        help="ONNX int8-static activations: uint8 (default, fastest on x86) or int8",
+    )
+    opt.add_argument(
+        "--out",
+        default="variants",
+        metavar="DIR",
+        help="where variants and their manifests go (default ./variants)",
+    )
     opt.set_defaults(func=cmd_optimize)
 
     dev = sub.add_parser("devices", help="list the inventory, or probe the devices")
@@ -366,15 +467,22 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="re-render a stored run")
     rep.add_argument("run_dir", metavar="RUN_DIR")
-    rep.add_argument("--format", choices=("md", "csv", "json", "html"), default="md",
-                     help="html: write RUN_DIR/report.html and print its path")
+    rep.add_argument(
+        "--format",
+        choices=("md", "csv", "json", "html"),
+        default="md",
+        help="html: write RUN_DIR/report.html and print its path",
+    )
     rep.set_defaults(func=cmd_report)
 
     chk = sub.add_parser("check", help="gate a run on budgets and a baseline (exit 1 if not)")
     chk.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
-    chk.add_argument("--budgets", metavar="FILE",
-                     help="budgets YAML, or a plan with a 'budgets:' section (default: the "
-                          "budgets of the plan the run came from)")
+    chk.add_argument(
+        "--budgets",
+        metavar="FILE",
+        help="budgets YAML, or a plan with a 'budgets:' section (default: the "
+        "budgets of the plan the run came from)",
+    )
     chk.add_argument("--baseline", metavar="RUN", help="run to check for regressions against")
     chk.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML")
     chk.set_defaults(func=cmd_check)
@@ -382,28 +490,50 @@ def parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
     dec.add_argument("run", metavar="RUN")
     dec.add_argument("--budgets", metavar="FILE", help="as for check")
-    dec.add_argument("--profile", choices=("most-accurate", "fastest", "smallest"),
-                     default="most-accurate", help="how to choose among variants that fit")
-    dec.add_argument("--manifest", metavar="FILE",
-                     help="deployment manifest to write (default RUN/manifest.json)")
-    dec.add_argument("--sign-key", metavar="KEY",
-                     help="SSH private key: also write FILE.sig (ssh-keygen -Y sign)")
+    dec.add_argument(
+        "--profile",
+        choices=("most-accurate", "fastest", "smallest"),
+        default="most-accurate",
+        help="how to choose among variants that fit",
+    )
+    dec.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="deployment manifest to write (default RUN/manifest.json)",
+    )
+    dec.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="SSH private key: also write FILE.sig (ssh-keygen -Y sign)",
+    )
     dec.set_defaults(func=cmd_decide)
 
     cmp = sub.add_parser("compare", help="devices (or runs) side by side")
     cmp.add_argument("runs", nargs="+", metavar="RUN")
-    cmp.add_argument("--by", choices=("device", "run"), default="device",
-                     help="columns: a device per column, or a run per column")
-    cmp.add_argument("--reference", metavar="DEVICE",
-                     help="the column speed-ups are against (default: the first)")
+    cmp.add_argument(
+        "--by",
+        choices=("device", "run"),
+        default="device",
+        help="columns: a device per column, or a run per column",
+    )
+    cmp.add_argument(
+        "--reference",
+        metavar="DEVICE",
+        help="the column speed-ups are against (default: the first)",
+    )
     cmp.set_defaults(func=cmd_compare)
 
     his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
     his.add_argument("--device", metavar="D", help="device name, tag or identity prefix")
     his.add_argument("--artifact", metavar="A", help="artifact name glob or sha256 prefix")
     his.add_argument("--root", default="results", metavar="DIR", help="results root")
-    his.add_argument("--threshold", type=_fraction, default=0.05, metavar="F",
-                     help="mark steps larger than this fraction (default 0.05 = 5%%)")
+    his.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=0.05,
+        metavar="F",
+        help="mark steps larger than this fraction (default 0.05 = 5%%)",
+    )
     his.set_defaults(func=cmd_history)
     return p
 

@@ -4,6 +4,7 @@ reference column.  A failed measurement shows its reason where the numbers would
 Also the terminal table printer shared by ``check``, ``decide``, ``compare`` and
 ``history``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,10 @@ from harness.config import ConfigError
 from harness.report import error_text, fmt_ms
 from harness.store import RunStore
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-                styles: Mapping[str, str] = {}) -> None:
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Mapping[str, str] = {}
+) -> None:
     """A table on stdout (rich when installed); a cell whose whole text is a key of
     ``styles`` gets that style (``{"fail": "red"}``)."""
     try:
@@ -48,8 +51,13 @@ class SideBySide:
     def speedup(self, cells: Sequence[Optional[Record]], column: int) -> Optional[float]:
         """Reference p50 / this p50, for the same artifact (sha256) measured in both."""
         ref, rec = cells[self.reference], cells[column]
-        if (ref is None or rec is None or not ref.ok or not rec.ok
-                or ref.artifact.get("sha256") != rec.artifact.get("sha256")):
+        if (
+            ref is None
+            or rec is None
+            or not ref.ok
+            or not rec.ok
+            or ref.artifact.get("sha256") != rec.artifact.get("sha256")
+        ):
             return None
         return ref.stats["p50_ms"] / rec.stats["p50_ms"]
 
@@ -79,13 +87,17 @@ class SideBySide:
         return headers, out
 
     def failures(self) -> List[str]:
-        return ["%s / %s: %s" % (self.columns[i], label, error_text(rec))
-                for label, cells in self.rows for i, rec in enumerate(cells)
-                if rec is not None and not rec.ok]
+        return [
+            "%s / %s: %s" % (self.columns[i], label, error_text(rec))
+            for label, cells in self.rows
+            for i, rec in enumerate(cells)
+            if rec is not None and not rec.ok
+        ]
 
 
-def side_by_side(stores: Sequence[RunStore], by: str = "device",
-                 reference: Optional[str] = None) -> SideBySide:
+def side_by_side(
+    stores: Sequence[RunStore], by: str = "device", reference: Optional[str] = None
+) -> SideBySide:
     """Compare the devices of ``stores`` (``by="device"``; a device in several runs gets a
     column per run, labelled ``device@run``) or the runs (``by="run"``)."""
     entries = [(store.run_id, rec) for store in stores for rec in store.records()]
@@ -96,8 +108,12 @@ def side_by_side(stores: Sequence[RunStore], by: str = "device",
     keys = list(dict.fromkeys(column(run_id, rec) for run_id, rec in entries))
     devices = [device for _, device in keys]
     short = _short_ids([s.run_id for s in stores])
-    columns = [(device if devices.count(device) == 1 else "%s@%s" % (device, short[run_id]))
-               if by == "device" else short[run_id] for run_id, device in keys]
+    columns = [
+        (device if devices.count(device) == 1 else "%s@%s" % (device, short[run_id]))
+        if by == "device"
+        else short[run_id]
+        for run_id, device in keys
+    ]
     rows: Dict[str, List[Optional[Record]]] = {}
     for run_id, rec in entries:
         name = str(rec.artifact["name"])
@@ -121,5 +137,4 @@ def _reference(columns: List[str], name: Optional[str]) -> int:
     for i, label in enumerate(columns):
         if name == label or label.startswith(name + "@") or name.endswith("-" + label):
             return i
-    raise ConfigError("--reference %r is not one of the columns: %s"
-                       % (name, ", ".join(columns)))
+    raise ConfigError("--reference %r is not one of the columns: %s" % (name, ", ".join(columns)))

@@ -6,6 +6,7 @@ samples on a side, where the U test has little power -- bootstrap 95% intervals 
 medians that do not overlap.  The reported ratio is candidate median / baseline median with
 a bootstrap 95% interval.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ MIN_SAMPLES_FOR_U = 20
 LEVEL = 0.95
 N_BOOT = 2000
 SLOWER, FASTER, NOT_SIGNIFICANT, NOT_COMPARABLE = (
-    "slower", "faster", "not significant", "not comparable")
+    "slower",
+    "faster",
+    "not significant",
+    "not comparable",
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,7 @@ class Change:
         return self.marker == SLOWER
 
 
-def bootstrap_medians(values: Sequence[float], n_boot: int,
-                      rng: np.random.Generator) -> np.ndarray:
+def bootstrap_medians(values: Sequence[float], n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """``n_boot`` medians of resamples of ``values``, drawn exactly without resampling.
 
     A resample's k-th smallest value is ``sorted[ceil(n * U_(k)) - 1]`` for the k-th order
@@ -64,8 +68,9 @@ def _interval(draws: np.ndarray, level: float = LEVEL) -> Tuple[float, float]:
     return float(low), float(high)
 
 
-def compare(baseline: Sequence[float], candidate: Sequence[float],
-            threshold: float = 0.05, seed: int = 0) -> Change:
+def compare(
+    baseline: Sequence[float], candidate: Sequence[float], threshold: float = 0.05, seed: int = 0
+) -> Change:
     """How ``candidate`` differs from ``baseline``; ``threshold`` 0.05 means a slowdown
     must exceed 5% (and a speed-up 1.05x) to count."""
     if len(baseline) == 0 or len(candidate) == 0:
@@ -79,14 +84,14 @@ def compare(baseline: Sequence[float], candidate: Sequence[float],
     if min(len(baseline), len(candidate)) >= MIN_SAMPLES_FOR_U:
         from scipy.stats import mannwhitneyu
 
-        p_value = float(mannwhitneyu(candidate, baseline,
-                                     alternative="greater" if slower else "less").pvalue)
+        p_value = float(
+            mannwhitneyu(candidate, baseline, alternative="greater" if slower else "less").pvalue
+        )
         significant, method = p_value < ALPHA, "mann-whitney"
     else:
         (b_low, b_high), (c_low, c_high) = _interval(base_boot), _interval(cand_boot)
         significant = c_low > b_high if slower else c_high < b_low
         p_value, method = None, "bootstrap"
     large = ratio > 1 + threshold if slower else ratio < 1 / (1 + threshold)
-    marker = (NOT_SIGNIFICANT if not (significant and large) else SLOWER if slower
-              else FASTER)
+    marker = NOT_SIGNIFICANT if not (significant and large) else SLOWER if slower else FASTER
     return Change(ratio, low, high, significant, method, p_value, marker)

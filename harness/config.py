@@ -4,6 +4,7 @@ Every problem is reported as a one-line :class:`ConfigError` naming the file, th
 path and, where one exists, a likely fix -- the inventory is hand-written, so typos are
 the common case.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,8 +13,19 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import (Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple,
-                    Type, Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 
 import yaml
 
@@ -68,13 +80,15 @@ class TfliteOptions:
         """The job's ``tflite`` section."""
         if self.delegate is None:
             return {}
-        return {"delegate": {"library": self.delegate.library,
-                             "options": dict(self.delegate.options)}}
+        return {
+            "delegate": {"library": self.delegate.library, "options": dict(self.delegate.options)}
+        }
 
 
 @dataclass(frozen=True)
 class Cooldown:
     """Wait until the board is below ``max_temp_c`` (at most ``timeout_s``) per artifact."""
+
     max_temp_c: float
     timeout_s: float = 300.0
 
@@ -134,8 +148,9 @@ class Inventory:
                 known = "known: " + ", ".join(by_name)
                 if tags:
                     known += "; tags: " + ", ".join(tags)
-                raise ConfigError("unknown device or tag %r (%s%s)"
-                                  % (item, hint + "; " if hint else "", known))
+                raise ConfigError(
+                    "unknown device or tag %r (%s%s)" % (item, hint + "; " if hint else "", known)
+                )
             chosen.extend(d for d in matches if d not in chosen)
         if not chosen:
             raise ConfigError("no devices selected by %r" % spec)
@@ -144,8 +159,9 @@ class Inventory:
 
 def builtin_inventory() -> Inventory:
     """The inventory used when there is no ``devices.yaml``: this machine only."""
-    return Inventory((Device(name="local", kind="local", python=sys.executable,
-                             tags=("host",)),), BUILTIN)
+    return Inventory(
+        (Device(name="local", kind="local", python=sys.executable, tags=("host",)),), BUILTIN
+    )
 
 
 def load_inventory(path: Optional[str] = None) -> Inventory:
@@ -166,8 +182,10 @@ def read_text(path: str, what: str, error: Type[ConfigError] = ConfigError) -> s
         raise error("%s: cannot read the %s (%s)" % (path, what, exc.strerror or exc)) from None
     except UnicodeDecodeError as exc:
         line = exc.object.count(b"\n", 0, exc.start) + 1
-        raise error("%s: line %d: cannot read the %s: byte 0x%02x is not UTF-8 (save the "
-                    "file as UTF-8)" % (path, line, what, exc.object[exc.start])) from None
+        raise error(
+            "%s: line %d: cannot read the %s: byte 0x%02x is not UTF-8 (save the "
+            "file as UTF-8)" % (path, line, what, exc.object[exc.start])
+        ) from None
 
 
 def load_yaml(text: str, source: str, error: Type[ConfigError] = ConfigError) -> Any:
@@ -190,11 +208,13 @@ def parse_inventory(text: str, source: str) -> Inventory:
     check.keys(doc, "", ("devices",), required=("devices",))
     devices = doc["devices"]
     if not isinstance(devices, Mapping) or not devices:
-        raise check.error("devices", "expected a mapping of device names to settings, got %s"
-                          % _show(devices))
+        raise check.error(
+            "devices", "expected a mapping of device names to settings, got %s" % _show(devices)
+        )
     base = os.path.dirname(os.path.abspath(source))
-    return Inventory(tuple(_device(check, name, settings, base)
-                           for name, settings in devices.items()), source)
+    return Inventory(
+        tuple(_device(check, name, settings, base) for name, settings in devices.items()), source
+    )
 
 
 def parse_input_shapes(values: Sequence[str]) -> Dict[str, List[int]]:
@@ -207,8 +227,10 @@ def parse_input_shapes(values: Sequence[str]) -> Dict[str, List[int]]:
         name, sep, dims = value.rpartition(":")
         parts = dims.split(",")
         if not sep or not name or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise ConfigError("--input-shape %r: expected NAME:DIM,DIM,... with positive "
-                              "integers, e.g. input:1,3,224,224" % value)
+            raise ConfigError(
+                "--input-shape %r: expected NAME:DIM,DIM,... with positive "
+                "integers, e.g. input:1,3,224,224" % value
+            )
         if name in shapes:
             raise ConfigError("--input-shape %r: input %r is given twice" % (value, name))
         shapes[name] = [int(p) for p in parts]
@@ -227,7 +249,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 break
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, "duplicate key %r" % (key,), key_node.start_mark)
+                    None, None, "duplicate key %r" % (key,), key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -254,15 +277,18 @@ class Checker:
     def error(self, path: str, problem: str) -> ConfigError:
         return ConfigError("%s: %s%s" % (self.source, path + ": " if path else "", problem))
 
-    def keys(self, value: Any, path: str, allowed: Sequence[str],
-             required: Sequence[str] = ()) -> None:
+    def keys(
+        self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()
+    ) -> None:
         if not isinstance(value, Mapping):
             raise self.error(path, "expected a mapping, got %s" % _show(value))
         for key in value:
             if key not in allowed:
                 hint = _did_you_mean(str(key), allowed)
-                raise self.error(_join(path, key), "unknown key %r (%s)" % (
-                    key, hint or "expected one of " + ", ".join(allowed)))
+                raise self.error(
+                    _join(path, key),
+                    "unknown key %r (%s)" % (key, hint or "expected one of " + ", ".join(allowed)),
+                )
         for key in required:
             if key not in value:
                 raise self.error(path, "missing required key %r" % key)
@@ -276,14 +302,20 @@ class Checker:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(path, "expected an integer, got %s" % _show(value))
         if value < low or (high is not None and value > high):
-            raise self.error(path, "expected an integer from %d%s, got %d" % (
-                low, " to %d" % high if high is not None else " up", value))
+            raise self.error(
+                path,
+                "expected an integer from %d%s, got %d"
+                % (low, " to %d" % high if high is not None else " up", value),
+            )
         return value
 
     def number(self, value: Any, path: str) -> float:
         try:  # NaN and infinity are refused: no limit or timeout can be either
-            ok = (not isinstance(value, bool) and isinstance(value, (int, float))
-                  and 0 < float(value) < math.inf)
+            ok = (
+                not isinstance(value, bool)
+                and isinstance(value, (int, float))
+                and 0 < float(value) < math.inf
+            )
         except OverflowError:  # an integer too large for a float
             ok = False
         if not ok:
@@ -298,25 +330,31 @@ class Checker:
     def choice(self, value: Any, path: str, choices: Sequence[str]) -> str:
         if value not in choices:
             hint = _did_you_mean(str(value), choices)
-            raise self.error(path, "expected one of %s; got %s%s" % (
-                ", ".join(choices), _show(value), " (%s)" % hint if hint else ""))
+            raise self.error(
+                path,
+                "expected one of %s; got %s%s"
+                % (", ".join(choices), _show(value), " (%s)" % hint if hint else ""),
+            )
         return value
 
     def name(self, value: Any, path: str, what: str) -> str:
         if not isinstance(value, str) or not _NAME.match(value):
-            raise self.error(path, "%s %s must be letters, digits, '.', '_' or '-'"
-                             % (what, _show(value)))
+            raise self.error(
+                path, "%s %s must be letters, digits, '.', '_' or '-'" % (what, _show(value))
+            )
         return value
 
-    def string_list(self, value: Any, path: str,
-                    item: Optional[Callable[[Any, str], str]] = None) -> Tuple[str, ...]:
+    def string_list(
+        self, value: Any, path: str, item: Optional[Callable[[Any, str], str]] = None
+    ) -> Tuple[str, ...]:
         if not isinstance(value, list):
             raise self.error(path, "expected a list of strings, got %s" % _show(value))
         item = item or self.string
         return tuple(item(v, "%s[%d]" % (path, i)) for i, v in enumerate(value))
 
-    def scalar_map(self, value: Any, path: str,
-                   types: Tuple[type, ...]) -> Tuple[Tuple[str, Any], ...]:
+    def scalar_map(
+        self, value: Any, path: str, types: Tuple[type, ...]
+    ) -> Tuple[Tuple[str, Any], ...]:
         if not isinstance(value, Mapping):
             raise self.error(path, "expected a mapping, got %s" % _show(value))
         out = []
@@ -324,8 +362,11 @@ class Checker:
             if not isinstance(key, str):
                 raise self.error(path, "keys must be strings, got %r" % (key,))
             if isinstance(item, bool) or not isinstance(item, types):
-                raise self.error(_join(path, key), "expected a string or %s, got %s" % (
-                    "a number" if float in types else "an integer", _show(item)))
+                raise self.error(
+                    _join(path, key),
+                    "expected a string or %s, got %s"
+                    % ("a number" if float in types else "an integer", _show(item)),
+                )
             out.append((key, item))
         return tuple(out)
 
@@ -334,9 +375,25 @@ def _join(path: str, key: Any) -> str:
     return "%s.%s" % (path, key) if path else str(key)
 
 
-_DEVICE_KEYS = ("kind", "python", "host", "port", "user", "key", "known_hosts",
-                "trust_on_first_use", "workdir", "tags", "timeout_s", "onnx", "tflite", "env",
-                "require_accelerator", "cooldown", "throttle_temp_c")
+_DEVICE_KEYS = (
+    "kind",
+    "python",
+    "host",
+    "port",
+    "user",
+    "key",
+    "known_hosts",
+    "trust_on_first_use",
+    "workdir",
+    "tags",
+    "timeout_s",
+    "onnx",
+    "tflite",
+    "env",
+    "require_accelerator",
+    "cooldown",
+    "throttle_temp_c",
+)
 
 
 def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
@@ -349,15 +406,19 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
     else:
         kind = "ssh" if "host" in raw else ""
     if not kind:
-        raise check.error(path, "missing required key 'host' (or add 'kind: local' to "
-                                "benchmark this machine)")
+        raise check.error(
+            path, "missing required key 'host' (or add 'kind: local' to benchmark this machine)"
+        )
     if kind == "ssh" and "host" not in raw:
         raise check.error(path, "missing required key 'host' (ssh devices need one)")
     if kind == "local":
         for key in SSH_ONLY:
             if key in raw:
-                raise check.error(_join(path, key), "only ssh devices take %r (this device "
-                                  "is kind local; remove it or set 'kind: ssh')" % key)
+                raise check.error(
+                    _join(path, key),
+                    "only ssh devices take %r (this device "
+                    "is kind local; remove it or set 'kind: ssh')" % key,
+                )
 
     def opt(key: str, parse: Callable[[Any, str], Any], default: Any) -> Any:
         return parse(raw[key], _join(path, key)) if key in raw else default
@@ -377,8 +438,9 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
         known_hosts=opt("known_hosts", local_path, None),
         trust_on_first_use=opt("trust_on_first_use", check.boolean, False),
         workdir=opt("workdir", check.string, "~/.cache/edgebench"),
-        tags=opt("tags", lambda v, p: check.string_list(
-            v, p, lambda t, tp: check.name(t, tp, "tag")), ()),
+        tags=opt(
+            "tags", lambda v, p: check.string_list(v, p, lambda t, tp: check.name(t, tp, "tag")), ()
+        ),
         timeout_s=opt("timeout_s", check.number, 600.0),
         onnx=opt("onnx", lambda v, p: _onnx(check, v, p), OnnxOptions()),
         tflite=opt("tflite", lambda v, p: _tflite(check, v, p), TfliteOptions()),
@@ -388,14 +450,21 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
         throttle_temp_c=opt("throttle_temp_c", check.number, None),
     )
     if device.require_accelerator and not (
-            set(device.onnx.providers) - {"CPUExecutionProvider"} or device.tflite.delegate):
-        raise check.error(_join(path, "require_accelerator"), "no accelerator to require: set "
-                          "onnx.providers (e.g. [TensorrtExecutionProvider, "
-                          "CUDAExecutionProvider]) or tflite.delegate")
+        set(device.onnx.providers) - {"CPUExecutionProvider"} or device.tflite.delegate
+    ):
+        raise check.error(
+            _join(path, "require_accelerator"),
+            "no accelerator to require: set "
+            "onnx.providers (e.g. [TensorrtExecutionProvider, "
+            "CUDAExecutionProvider]) or tflite.delegate",
+        )
     if device.cooldown is not None and device.cooldown.timeout_s >= device.timeout_s:
-        raise check.error(_join(path, "cooldown.timeout_s"), "%g s is not less than timeout_s "
-                          "(%g s): the agent would be killed while cooling down"
-                          % (device.cooldown.timeout_s, device.timeout_s))
+        raise check.error(
+            _join(path, "cooldown.timeout_s"),
+            "%g s is not less than timeout_s "
+            "(%g s): the agent would be killed while cooling down"
+            % (device.cooldown.timeout_s, device.timeout_s),
+        )
     return device
 
 
@@ -407,8 +476,11 @@ def _env(check: Checker, raw: Any, path: str) -> Tuple[Tuple[str, str], ...]:
     env = []
     for key, value in check.scalar_map(raw, path, (str, int, float)):
         if not _ENV_NAME.match(key):
-            raise check.error(_join(path, key), "%r is not a valid environment variable name "
-                              "(letters, digits and '_', not starting with a digit)" % key)
+            raise check.error(
+                _join(path, key),
+                "%r is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)" % key,
+            )
         text = str(value)
         if "\0" in text:
             raise check.error(_join(path, key), "the value contains a NUL character")
@@ -418,34 +490,52 @@ def _env(check: Checker, raw: Any, path: str) -> Tuple[Tuple[str, str], ...]:
 
 def _cooldown(check: Checker, raw: Any, path: str) -> Cooldown:
     check.keys(raw, path, ("max_temp_c", "timeout_s"), required=("max_temp_c",))
-    return Cooldown(max_temp_c=check.number(raw["max_temp_c"], path + ".max_temp_c"),
-                    timeout_s=(check.number(raw["timeout_s"], path + ".timeout_s")
-                               if "timeout_s" in raw else 300.0))
+    return Cooldown(
+        max_temp_c=check.number(raw["max_temp_c"], path + ".max_temp_c"),
+        timeout_s=(
+            check.number(raw["timeout_s"], path + ".timeout_s") if "timeout_s" in raw else 300.0
+        ),
+    )
 
 
 def _onnx(check: Checker, raw: Any, path: str) -> OnnxOptions:
-    check.keys(raw, path, ("providers", "graph_optimization_level", "inter_op_threads",
-                           "provider_options"))
-    providers = (check.string_list(raw["providers"], path + ".providers")
-                 if "providers" in raw else ())
+    check.keys(
+        raw, path, ("providers", "graph_optimization_level", "inter_op_threads", "provider_options")
+    )
+    providers = (
+        check.string_list(raw["providers"], path + ".providers") if "providers" in raw else ()
+    )
     options: List[Tuple[str, Tuple[Tuple[str, Any], ...]]] = []
     if "provider_options" in raw:
         opath = path + ".provider_options"
         if not isinstance(raw["provider_options"], Mapping):
-            raise check.error(opath, "expected a mapping of provider names to options, got %s"
-                              % _show(raw["provider_options"]))
+            raise check.error(
+                opath,
+                "expected a mapping of provider names to options, got %s"
+                % _show(raw["provider_options"]),
+            )
         for provider, values in raw["provider_options"].items():
             if provider not in providers:  # (a did-you-mean would match the common suffix)
-                raise check.error(_join(opath, provider), "%r is not in onnx.providers "
-                                  "(providers: %s)" % (provider, ", ".join(providers) or "none"))
+                raise check.error(
+                    _join(opath, provider),
+                    "%r is not in onnx.providers "
+                    "(providers: %s)" % (provider, ", ".join(providers) or "none"),
+                )
             options.append((provider, _option_values(check, values, _join(opath, provider))))
     return OnnxOptions(
         providers=providers,
         graph_optimization_level=(
-            check.choice(raw["graph_optimization_level"], path + ".graph_optimization_level",
-                         GRAPH_LEVELS) if "graph_optimization_level" in raw else None),
-        inter_op_threads=(check.integer(raw["inter_op_threads"], path + ".inter_op_threads", 1)
-                          if "inter_op_threads" in raw else None),
+            check.choice(
+                raw["graph_optimization_level"], path + ".graph_optimization_level", GRAPH_LEVELS
+            )
+            if "graph_optimization_level" in raw
+            else None
+        ),
+        inter_op_threads=(
+            check.integer(raw["inter_op_threads"], path + ".inter_op_threads", 1)
+            if "inter_op_threads" in raw
+            else None
+        ),
         provider_options=tuple(options),
     )
 
@@ -459,8 +549,9 @@ def _option_values(check: Checker, raw: Any, path: str) -> Tuple[Tuple[str, Any]
         if not isinstance(key, str):
             raise check.error(path, "keys must be strings, got %r" % (key,))
         if not isinstance(value, (str, int, float, bool)):
-            raise check.error(_join(path, key), "expected a string, number or true/false, "
-                              "got %s" % _show(value))
+            raise check.error(
+                _join(path, key), "expected a string, number or true/false, got %s" % _show(value)
+            )
         out.append((key, value))
     return tuple(out)
 
@@ -472,8 +563,13 @@ def _tflite(check: Checker, raw: Any, path: str) -> TfliteOptions:
     dpath = path + ".delegate"
     delegate = raw["delegate"]
     check.keys(delegate, dpath, ("library", "options"), required=("library",))
-    return TfliteOptions(Delegate(
-        library=check.string(delegate["library"], dpath + ".library"),
-        options=(check.scalar_map(delegate["options"], dpath + ".options", (str, int))
-                 if "options" in delegate else ()),
-    ))
+    return TfliteOptions(
+        Delegate(
+            library=check.string(delegate["library"], dpath + ".library"),
+            options=(
+                check.scalar_map(delegate["options"], dpath + ".options", (str, int))
+                if "options" in delegate
+                else ()
+            ),
+        )
+    )

@@ -5,6 +5,7 @@ whose ``parent_sha256`` is its sha256; an artifact without variants is its own g
 group's variants that pass every budget on that device, the profile picks one: the most
 accurate, the fastest or the smallest (ties go to the faster, then the smaller).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,9 @@ def _groups(records: Sequence[Record]) -> Dict[str, List[Record]]:
     groups: Dict[str, List[Record]] = {}
     for record in records:
         art = record.artifact
-        groups.setdefault(art.get("parent_sha256") or art.get("sha256") or art["name"],
-                          []).append(record)
+        groups.setdefault(art.get("parent_sha256") or art.get("sha256") or art["name"], []).append(
+            record
+        )
     return groups
 
 
@@ -85,21 +87,24 @@ def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Ch
         for key, members in _groups(on_device).items():
             variants = []
             for r in members:
-                matching = budgets.matching(device, tags.get(device, []),
-                                            str(r.artifact["name"]))
-                variants.append(Variant(r, matching, [v for v in judge(r, matching, on_device)
-                                                      if v.failed]))
+                matching = budgets.matching(device, tags.get(device, []), str(r.artifact["name"]))
+                variants.append(
+                    Variant(r, matching, [v for v in judge(r, matching, on_device) if v.failed])
+                )
             fits = [v for v in variants if not v.broken]
-            chosen = (min(fits, key=lambda v: _ORDER[profile](_criteria(v.record))) if fits
-                      else None)
+            chosen = min(fits, key=lambda v: _ORDER[profile](_criteria(v.record))) if fits else None
             front = pareto([r for r in members if r.ok], key=_criteria)
             out.append(Choice(device, _model_name(key, members), variants, front, chosen))
     return out
 
 
 def _why(broken: Sequence[Verdict]) -> str:
-    return "; ".join("%s %s, limit %s (%s)" % (v.check, v.measured, v.limit, v.source)
-                     if v.measured else "%s: %s" % (v.label, v.detail) for v in broken)
+    return "; ".join(
+        "%s %s, limit %s (%s)" % (v.check, v.measured, v.limit, v.source)
+        if v.measured
+        else "%s: %s" % (v.label, v.detail)
+        for v in broken
+    )
 
 
 def show(choices: Sequence[Choice], profile: str) -> None:
@@ -109,21 +114,44 @@ def show(choices: Sequence[Choice], profile: str) -> None:
         for v in c.variants:
             row = summary.row(v.record)
             decision = "chosen" if v is c.chosen else "rejected" if v.broken else "fits"
-            why = (_why(v.broken) if v.broken else "" if v is not c.chosen
-                   else "%s within %d budget(s)" % (profile, len(v.budgets)) if v.budgets
-                   else "%s; no budget applies" % profile)
-            rows.append([c.device, c.model, str(row["artifact"]), fmt_ms(row["p50_ms"]),
-                         fmt_pct(row["top1"]), fmt_mb(row["size_mb"]),
-                         "yes" if any(v.record is r for r in c.front) else "", decision, why])
+            why = (
+                _why(v.broken)
+                if v.broken
+                else ""
+                if v is not c.chosen
+                else "%s within %d budget(s)" % (profile, len(v.budgets))
+                if v.budgets
+                else "%s; no budget applies" % profile
+            )
+            rows.append(
+                [
+                    c.device,
+                    c.model,
+                    str(row["artifact"]),
+                    fmt_ms(row["p50_ms"]),
+                    fmt_pct(row["top1"]),
+                    fmt_mb(row["size_mb"]),
+                    "yes" if any(v.record is r for r in c.front) else "",
+                    decision,
+                    why,
+                ]
+            )
         if c.chosen is None:
             rows.append([c.device, c.model, "", "", "", "", "", "no variant fits", ""])
-    print_table(["Device", "Model", "Artifact", "p50 ms", "Top-1", "Size MB", "Pareto",
-                 "Decision", "Why"], rows,
-                {"chosen": "green", "rejected": "red", "no variant fits": "bold red"})
+    print_table(
+        ["Device", "Model", "Artifact", "p50 ms", "Top-1", "Size MB", "Pareto", "Decision", "Why"],
+        rows,
+        {"chosen": "green", "rejected": "red", "no variant fits": "bold red"},
+    )
 
 
-def manifest(store: RunStore, choices: Sequence[Choice], budgets: Optional[Budgets],
-             profile: str, created_at: str) -> str:
+def manifest(
+    store: RunStore,
+    choices: Sequence[Choice],
+    budgets: Optional[Budgets],
+    profile: str,
+    created_at: str,
+) -> str:
     """The deployment manifest (JSON text): per device and model, the chosen artifact,
     its measured figures and the budgets it met; ``null`` where nothing fits."""
     deployments = []
@@ -131,22 +159,36 @@ def manifest(store: RunStore, choices: Sequence[Choice], budgets: Optional[Budge
         seen = next((v.record for v in c.variants if v.record.fingerprint), None)
         entry: Dict[str, Any] = {
             "device": c.device,
-            "device_identity": (dict(id=device_identity(seen), **identity_fields(seen))
-                                if seen else None),
+            "device_identity": (
+                dict(id=device_identity(seen), **identity_fields(seen)) if seen else None
+            ),
             "model": c.model,
             "artifact": None,
         }
         if c.chosen is not None:
             art, row = c.chosen.record.artifact, summary.row(c.chosen.record)
-            entry.update(artifact=art["name"], sha256=art.get("sha256"),
-                         variant=art.get("variant"), measured={k: row[k] for k in FIGURES},
-                         budgets=[b.to_dict() for b in c.chosen.budgets])
-        entry["rejected"] = {str(v.record.artifact["name"]): _why(v.broken)
-                             for v in c.variants if v.broken}
+            entry.update(
+                artifact=art["name"],
+                sha256=art.get("sha256"),
+                variant=art.get("variant"),
+                measured={k: row[k] for k in FIGURES},
+                budgets=[b.to_dict() for b in c.chosen.budgets],
+            )
+        entry["rejected"] = {
+            str(v.record.artifact["name"]): _why(v.broken) for v in c.variants if v.broken
+        }
         deployments.append(entry)
-    return json.dumps({
-        "manifest_version": MANIFEST_VERSION, "run_id": store.run_id,
-        "created_at": created_at, "profile": profile,
-        "budgets_source": budgets.source if budgets else None,
-        "deployments": deployments,
-    }, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "manifest_version": MANIFEST_VERSION,
+                "run_id": store.run_id,
+                "created_at": created_at,
+                "profile": profile,
+                "budgets_source": budgets.source if budgets else None,
+                "deployments": deployments,
+            },
+            indent=2,
+        )
+        + "\n"
+    )

@@ -1,4 +1,5 @@
 """`edgebench devices`: the inventory, and what each device's agent reports about itself."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,16 @@ PROBE_TIMEOUT_S = 120.0
 
 
 def list_devices(inventory: Inventory, devices: Sequence[Device], as_json: bool) -> None:
-    rows = [{"name": d.name, "kind": d.kind, "host": d.host or "", "python": d.python,
-             "tags": ",".join(d.tags)} for d in devices]
+    rows = [
+        {
+            "name": d.name,
+            "kind": d.kind,
+            "host": d.host or "",
+            "python": d.python,
+            "tags": ",".join(d.tags),
+        }
+        for d in devices
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -39,8 +48,11 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
     transport = make_transport(device)
     try:
         transport.deploy(agent_zip)
-        job = {"protocol": PROTOCOL_VERSION, "tflite": device.tflite.to_dict(),
-               "onnx": device.onnx.to_dict()}
+        job = {
+            "protocol": PROTOCOL_VERSION,
+            "tflite": device.tflite.to_dict(),
+            "onnx": device.onnx.to_dict(),
+        }
         outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
     except Fault as fault:
         return {"error": fault.reason, "message": fault.message}
@@ -54,8 +66,13 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
         return dict(parse_document(outcome.stdout)["probe"])
     except (ValueError, KeyError, TypeError):
         last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
-        reason = ("runtime-missing" if outcome.returncode == 127  # the Python did not start
-                  else "crash" if outcome.returncode else "protocol")
+        reason = (
+            "runtime-missing"
+            if outcome.returncode == 127  # the Python did not start
+            else "crash"
+            if outcome.returncode
+            else "protocol"
+        )
         return {"error": reason, "message": last[0]}
 
 
@@ -65,8 +82,11 @@ def _describe(info: Dict[str, Any]) -> Dict[str, Any]:
     rts = info.get("runtimes", {})
     ort = rts.get("onnxruntime", {})
     tfl = rts.get("tflite", {})
-    tfl_mods = [m.split(".")[0] + " " + v.get("version", "")
-                for m, v in tfl.get("modules", {}).items() if v.get("available")]
+    tfl_mods = [
+        m.split(".")[0] + " " + v.get("version", "")
+        for m, v in tfl.get("modules", {}).items()
+        if v.get("available")
+    ]
     delegate = tfl.get("delegate")
     temps = info.get("temps_c") or {}
     return {
@@ -75,12 +95,21 @@ def _describe(info: Dict[str, Any]) -> Dict[str, Any]:
         "board": info.get("board_model") or "",
         "python": info.get("python"),
         "numpy": info.get("numpy"),
-        "onnxruntime": ("%s [%s]" % (ort.get("version"), ",".join(ort.get("providers", [])))
-                        if ort.get("available") else "missing"),
+        "onnxruntime": (
+            "%s [%s]" % (ort.get("version"), ",".join(ort.get("providers", [])))
+            if ort.get("available")
+            else "missing"
+        ),
         "tflite": ", ".join(tfl_mods) or "missing",
-        "delegate": ("" if not delegate else "%s %s" % (
-            delegate["library"], "loads" if delegate["loads"] else "FAILS: %s"
-            % delegate.get("error", ""))),
+        "delegate": (
+            ""
+            if not delegate
+            else "%s %s"
+            % (
+                delegate["library"],
+                "loads" if delegate["loads"] else "FAILS: %s" % delegate.get("error", ""),
+            )
+        ),
         "cpus": info.get("cpu_count"),
         "governor": info.get("governor") or "",
         "max_temp_c": max_temp_c(temps) or "",  # without Jetson's fixed PMIC-Die 100 °C
@@ -99,22 +128,44 @@ def _board(board: Dict[str, Any], trt_cache: Any) -> Dict[str, Any]:
     tpus = board.get("edgetpu") or []
     return {
         "family": board.get("family", ""),
-        "throttled": ("%s (now: %s; since boot: %s)" % (
-            throttled["raw"], ", ".join(throttled["now"]) or "none",
-            ", ".join(throttled["since_boot"]) or "none") if throttled else ""),
+        "throttled": (
+            "%s (now: %s; since boot: %s)"
+            % (
+                throttled["raw"],
+                ", ".join(throttled["now"]) or "none",
+                ", ".join(throttled["since_boot"]) or "none",
+            )
+            if throttled
+            else ""
+        ),
         "soc_temp_c": pi.get("temp_c", ""),
         "arm_mhz": "%.0f" % pi["arm_mhz"] if pi.get("arm_mhz") else "",
         "l4t": jetson.get("l4t", ""),
         "nvpmodel": "%s (id %s)" % (mode["mode"], mode.get("id")) if mode else "",
-        "clocks": ("" if clocks is None else "locked (jetson_clocks)" if clocks["locked"]
-                   else "dynamic: " + ", ".join(clocks.get("dynamic") or [])),
-        "edgetpu": ", ".join("%s %s%s" % (t["bus"], t.get("id") or t.get("device"),
-                                          " (%s)" % t["state"] if t.get("state") else "")
-                             for t in tpus),
+        "clocks": (
+            ""
+            if clocks is None
+            else "locked (jetson_clocks)"
+            if clocks["locked"]
+            else "dynamic: " + ", ".join(clocks.get("dynamic") or [])
+        ),
+        "edgetpu": ", ".join(
+            "%s %s%s"
+            % (
+                t["bus"],
+                t.get("id") or t.get("device"),
+                " (%s)" % t["state"] if t.get("state") else "",
+            )
+            for t in tpus
+        ),
         "power_rails": ", ".join(board.get("power_rails") or []),
         "tegrastats": "yes" if board.get("tegrastats") else "",
-        "trt_cache": ("" if not trt_cache else "%s (%s)" % (
-            trt_cache["path"], trt_cache.get("error") or "%d engines" % trt_cache["engines"])),
+        "trt_cache": (
+            ""
+            if not trt_cache
+            else "%s (%s)"
+            % (trt_cache["path"], trt_cache.get("error") or "%d engines" % trt_cache["engines"])
+        ),
         "probe_errors": "; ".join("%s: %s" % kv for kv in (board.get("errors") or {}).items()),
     }
 
@@ -122,8 +173,9 @@ def _board(board: Dict[str, Any], trt_cache: Any) -> Dict[str, Any]:
 def probe_devices(devices: Sequence[Device], as_json: bool) -> int:
     with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
         agent_zip = build(default_cache())  # once, not per device
-        results = dict(zip([d.name for d in devices],
-                           pool.map(lambda d: probe_one(d, agent_zip), devices)))
+        results = dict(
+            zip([d.name for d in devices], pool.map(lambda d: probe_one(d, agent_zip), devices))
+        )
     if as_json:
         print(json.dumps(results, indent=2))
     else:

@@ -5,6 +5,7 @@ with its reason; budgets add limits; a baseline adds a regression check per arti
 matched by device identity and artifact sha256 (a changed artifact is "not comparable",
 never compared blindly).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,12 +49,18 @@ def device_identities(records: Sequence[Record]) -> Dict[str, Optional[str]]:
 
 def device_tags(meta: Mapping[str, Any]) -> Dict[str, List[str]]:
     """Device name -> tags, from run.json."""
-    return {name: list((info or {}).get("tags") or [])
-            for name, info in (meta.get("devices") or {}).items()}
+    return {
+        name: list((info or {}).get("tags") or [])
+        for name, info in (meta.get("devices") or {}).items()
+    }
 
 
-def find_baseline(record: Record, identity: Optional[str], baseline: Sequence[Record],
-                  base_ids: Mapping[str, Optional[str]]) -> Tuple[Optional[Record], str]:
+def find_baseline(
+    record: Record,
+    identity: Optional[str],
+    baseline: Sequence[Record],
+    base_ids: Mapping[str, Optional[str]],
+) -> Tuple[Optional[Record], str]:
     """The baseline record measuring the same artifact (sha256) on the same machine, or
     None and why they are not comparable."""
     if identity is None:
@@ -71,7 +78,9 @@ def find_baseline(record: Record, identity: Optional[str], baseline: Sequence[Re
     renamed = [b for b in machine if b.artifact["name"] == name]
     if renamed:
         return None, "artifact changed (sha256 %.8s → %.8s)" % (
-            renamed[0].artifact.get("sha256") or "?", sha or "?")
+            renamed[0].artifact.get("sha256") or "?",
+            sha or "?",
+        )
     return None, "artifact not in the baseline"
 
 
@@ -81,9 +90,12 @@ def _p(p_value: float) -> str:
 
 def describe(change: Change, threshold: float) -> str:
     """``slower: +11.2% > 5%, Mann–Whitney p<0.0001`` -- the marker and why."""
-    test = ("Mann–Whitney %s" % _p(change.p_value) if change.p_value is not None
-            else "bootstrap 95%% intervals of the medians %s"
-            % ("apart" if change.significant else "overlap"))
+    test = (
+        "Mann–Whitney %s" % _p(change.p_value)
+        if change.p_value is not None
+        else "bootstrap 95%% intervals of the medians %s"
+        % ("apart" if change.significant else "overlap")
+    )
     shift = "%+.1f%%" % ((change.ratio - 1) * 100)
     if change.marker != NOT_SIGNIFICANT:
         return "%s: %s beyond %g%%, %s" % (change.marker, shift, threshold * 100, test)
@@ -94,22 +106,31 @@ def describe(change: Change, threshold: float) -> str:
 
 def regression(record: Record, base: Record, threshold: float) -> Verdict:
     change = compare(base.samples_ns, record.samples_ns, threshold)
-    return Verdict(record.device, str(record.artifact["name"]), "regression",
-                   FAIL if change.regression else PASS,
-                   "%.3f× [%.3f–%.3f]" % (change.ratio, change.low, change.high),
-                   "≤ +%g%%" % (threshold * 100), describe(change, threshold))
+    return Verdict(
+        record.device,
+        str(record.artifact["name"]),
+        "regression",
+        FAIL if change.regression else PASS,
+        "%.3f× [%.3f–%.3f]" % (change.ratio, change.low, change.high),
+        "≤ +%g%%" % (threshold * 100),
+        describe(change, threshold),
+    )
 
 
-def gate(store: RunStore, budgets: Optional[Budgets] = None,
-         baseline: Optional[RunStore] = None) -> List[Verdict]:
+def gate(
+    store: RunStore, budgets: Optional[Budgets] = None, baseline: Optional[RunStore] = None
+) -> List[Verdict]:
     """Every verdict for the run, by device and artifact."""
     budgets = budgets or Budgets((), "")
     meta, records = store.meta(), store.records()
     tags = device_tags(meta)
     done = {(r.device, str(r.artifact["name"])) for r in records}
-    out = [Verdict(device, artifact, "measured", FAIL, detail="not measured (%s)" % status)
-           for device, jobs in (meta.get("status") or {}).items()
-           for artifact, status in jobs.items() if (device, artifact) not in done]
+    out = [
+        Verdict(device, artifact, "measured", FAIL, detail="not measured (%s)" % status)
+        for device, jobs in (meta.get("status") or {}).items()
+        for artifact, status in jobs.items()
+        if (device, artifact) not in done
+    ]
     by_device: Dict[str, List[Record]] = defaultdict(list)
     for record in records:
         by_device[record.device].append(record)
@@ -127,13 +148,22 @@ def gate(store: RunStore, budgets: Optional[Budgets] = None,
             continue
         base, why = find_baseline(record, ids[record.device], base_records, base_ids)
         if base is None:
-            out.append(Verdict(record.device, name, "regression", SKIP,
-                               detail="%s: %s" % (NOT_COMPARABLE, why)))
+            out.append(
+                Verdict(
+                    record.device, name, "regression", SKIP, detail="%s: %s" % (NOT_COMPARABLE, why)
+                )
+            )
         else:
-            out.append(regression(record, base,
-                                  budgets.regression(record.device, device_tags_, name)))
-    out += [Verdict(b.device, b.artifact, b.where, SKIP, detail="matched no measurement",
-                    source=b.where) for b in budgets.entries if b.where not in used]
+            out.append(
+                regression(record, base, budgets.regression(record.device, device_tags_, name))
+            )
+    out += [
+        Verdict(
+            b.device, b.artifact, b.where, SKIP, detail="matched no measurement", source=b.where
+        )
+        for b in budgets.entries
+        if b.where not in used
+    ]
     return sorted(out, key=lambda v: (v.device, v.artifact))
 
 
@@ -142,8 +172,14 @@ STYLES = {PASS: "green", FAIL: "red", SKIP: "yellow"}
 
 
 def show(verdicts: Sequence[Verdict]) -> None:
-    print_table(HEADERS, [[v.device, v.artifact, v.label, v.measured, v.limit, v.verdict,
-                           v.detail] for v in verdicts], STYLES)
+    print_table(
+        HEADERS,
+        [
+            [v.device, v.artifact, v.label, v.measured, v.limit, v.verdict, v.detail]
+            for v in verdicts
+        ],
+        STYLES,
+    )
     counts = {k: sum(v.verdict == k for v in verdicts) for k in (PASS, FAIL, SKIP)}
     print("%d passed, %d failed, %d skipped" % (counts[PASS], counts[FAIL], counts[SKIP]))
 
@@ -151,15 +187,24 @@ def show(verdicts: Sequence[Verdict]) -> None:
 def junit(verdicts: Sequence[Verdict], run_id: str) -> str:
     """JUnit XML: a test case per verdict, named ``artifact: check``, in a class per
     device; failures carry the detail, skips say why."""
-    suite = ET.Element("testsuite", name="edgebench check %s" % run_id,
-                       tests=str(len(verdicts)),
-                       failures=str(sum(v.verdict == FAIL for v in verdicts)),
-                       skipped=str(sum(v.verdict == SKIP for v in verdicts)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name="edgebench check %s" % run_id,
+        tests=str(len(verdicts)),
+        failures=str(sum(v.verdict == FAIL for v in verdicts)),
+        skipped=str(sum(v.verdict == SKIP for v in verdicts)),
+        errors="0",
+    )
     for v in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=v.device,
-                             name="%s: %s" % (v.artifact, v.label))
-        text = "; ".join(filter(None, (v.measured and "measured " + v.measured,
-                                       v.limit and "limit " + v.limit, v.detail)))
+        case = ET.SubElement(
+            suite, "testcase", classname=v.device, name="%s: %s" % (v.artifact, v.label)
+        )
+        text = "; ".join(
+            filter(
+                None,
+                (v.measured and "measured " + v.measured, v.limit and "limit " + v.limit, v.detail),
+            )
+        )
         if v.verdict == FAIL:
             ET.SubElement(case, "failure", message=v.detail or "over the limit").text = text
         elif v.verdict == SKIP:

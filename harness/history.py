@@ -6,6 +6,7 @@ changed).  Scanning rather than appending from ``edgebench run`` keeps the histo
 for runs that were killed, copied in from CI, made by older versions or deleted, and needs
 nothing from the run command; the cache keeps it to one read of each new run.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -19,20 +20,40 @@ from harness.budgets import DEFAULT_REGRESSION
 from harness.compare import print_table
 from harness.gate import device_identities, device_tags, identity_fields
 from harness.report import fmt_ms
-from harness.store import (META_FILE, POSITIVE, SUMMARY_FILE, ListOf, StoreError, atomic_write,
-                           open_run, shape_error)
+from harness.store import (
+    META_FILE,
+    POSITIVE,
+    SUMMARY_FILE,
+    ListOf,
+    StoreError,
+    atomic_write,
+    open_run,
+    shape_error,
+)
 
 INDEX_FILE = "index.jsonl"
-_RECORD = {"device": str, "identity": str, "tags": ListOf(str), "machine": dict,
-           "artifact": str, "sha256": str, "status": str, "reason": str, "p50_ms": POSITIVE,
-           "n": int}
+_RECORD = {
+    "device": str,
+    "identity": str,
+    "tags": ListOf(str),
+    "machine": dict,
+    "artifact": str,
+    "sha256": str,
+    "status": str,
+    "reason": str,
+    "p50_ms": POSITIVE,
+    "n": int,
+}
 _ENTRY = {"run_id": str, "stamp": ListOf(int), "created_at": str, "records": ListOf(_RECORD)}
 
 
 def _usable(entry: Any) -> bool:
     """A cache line exactly as :func:`_entry` writes it; any other is rebuilt from its run."""
-    return (shape_error(entry, _ENTRY) is None and set(entry) == set(_ENTRY)
-            and all(set(r) == set(_RECORD) for r in entry["records"]))
+    return (
+        shape_error(entry, _ENTRY) is None
+        and set(entry) == set(_ENTRY)
+        and all(set(r) == set(_RECORD) for r in entry["records"])
+    )
 
 
 def _stamp(run_dir: Path) -> List[int]:
@@ -54,14 +75,24 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
     ids, tags = device_identities(records), device_tags(meta)
     machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
     return {
-        "run_id": store.run_id, "stamp": _stamp(run_dir),
+        "run_id": store.run_id,
+        "stamp": _stamp(run_dir),
         "created_at": meta.get("created_at") or "",
-        "records": [{
-            "device": r.device, "identity": ids[r.device], "tags": tags.get(r.device, []),
-            "machine": machines.get(r.device, {}), "artifact": r.artifact["name"],
-            "sha256": r.artifact.get("sha256"), "status": r.status, "reason": r.reason,
-            "p50_ms": r.stats.get("p50_ms"), "n": r.stats.get("n"),
-        } for r in records],
+        "records": [
+            {
+                "device": r.device,
+                "identity": ids[r.device],
+                "tags": tags.get(r.device, []),
+                "machine": machines.get(r.device, {}),
+                "artifact": r.artifact["name"],
+                "sha256": r.artifact.get("sha256"),
+                "status": r.status,
+                "reason": r.reason,
+                "p50_ms": r.stats.get("p50_ms"),
+                "n": r.stats.get("n"),
+            }
+            for r in records
+        ],
     }
 
 
@@ -83,8 +114,9 @@ def load_index(root: Path) -> List[Dict[str, Any]]:
         if _usable(entry):  # a damaged line is rebuilt from its run
             cached[entry["run_id"]] = entry
     entries = []
-    for run_dir in sorted(p for p in root.iterdir()
-                          if not p.is_symlink() and (p / META_FILE).is_file()):
+    for run_dir in sorted(
+        p for p in root.iterdir() if not p.is_symlink() and (p / META_FILE).is_file()
+    ):
         entry = cached.get(run_dir.name)
         if entry is None or entry.get("stamp") != _stamp(run_dir):
             try:
@@ -113,8 +145,9 @@ class Point:
     step: Optional[float]  # p50 / the previous measured p50
 
 
-def series(entries: Sequence[Dict[str, Any]], device: Optional[str] = None,
-           artifact: Optional[str] = None) -> Dict[Tuple[Any, ...], List[Point]]:
+def series(
+    entries: Sequence[Dict[str, Any]], device: Optional[str] = None, artifact: Optional[str] = None
+) -> Dict[Tuple[Any, ...], List[Point]]:
     """(identity, artifact name, sha256) -> its points over runs, oldest first.
 
     ``device`` (a name, tag or identity prefix) selects machines: every record of a
@@ -128,24 +161,33 @@ def series(entries: Sequence[Dict[str, Any]], device: Optional[str] = None,
             if rec["identity"]:
                 known[rec["device"]] = rec["identity"]
             resolved.append((entry, rec, rec["identity"] or known.get(rec["device"])))
-    wanted = None if device is None else {
-        ident for _, rec, ident in resolved if ident and (
-            device in [rec["device"]] + rec["tags"] or ident.startswith(device))}
+    wanted = (
+        None
+        if device is None
+        else {
+            ident
+            for _, rec, ident in resolved
+            if ident and (device in [rec["device"]] + rec["tags"] or ident.startswith(device))
+        }
+    )
     out: Dict[Tuple[Any, ...], List[Point]] = {}
     last: Dict[Tuple[Any, ...], float] = {}
     for entry, rec, ident in resolved:
         if wanted is not None and ident not in wanted:
             continue
-        if artifact is not None and not (fnmatch.fnmatchcase(rec["artifact"], artifact) or (
-                rec["sha256"] or "").startswith(artifact)):
+        if artifact is not None and not (
+            fnmatch.fnmatchcase(rec["artifact"], artifact)
+            or (rec["sha256"] or "").startswith(artifact)
+        ):
             continue
         key = (ident, rec["artifact"], rec["sha256"])
         p50 = rec["p50_ms"] if rec["status"] == "ok" else None
         step = p50 / last[key] if p50 is not None and key in last else None
         if p50 is not None:
             last[key] = p50
-        out.setdefault(key, []).append(Point(entry["run_id"], entry["created_at"],
-                                             rec["device"], p50, rec["reason"], step))
+        out.setdefault(key, []).append(
+            Point(entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step)
+        )
     return out
 
 
@@ -156,10 +198,17 @@ def marker(step: Optional[float], threshold: float = DEFAULT_REGRESSION) -> str:
 
 
 def rows(points: Sequence[Point], threshold: float) -> List[List[str]]:
-    return [[p.run_id, p.created_at, p.device,
-             fmt_ms(p.p50_ms) if p.p50_ms is not None else "error: %s" % p.reason,
-             "" if p.step is None else "%+.1f%%" % ((p.step - 1) * 100),
-             marker(p.step, threshold)] for p in points]
+    return [
+        [
+            p.run_id,
+            p.created_at,
+            p.device,
+            fmt_ms(p.p50_ms) if p.p50_ms is not None else "error: %s" % p.reason,
+            "" if p.step is None else "%+.1f%%" % ((p.step - 1) * 100),
+            marker(p.step, threshold),
+        ]
+        for p in points
+    ]
 
 
 def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) -> str:
@@ -172,10 +221,16 @@ def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) ->
     return "unknown machine"
 
 
-def show(entries: Sequence[Dict[str, Any]], found: Mapping[Tuple[Any, ...], List[Point]],
-         threshold: float) -> None:
+def show(
+    entries: Sequence[Dict[str, Any]],
+    found: Mapping[Tuple[Any, ...], List[Point]],
+    threshold: float,
+) -> None:
     """A table per machine x artifact, headed by the machine and the artifact's hash."""
     for (identity, name, sha), points in found.items():
         print("\n%s · %s (sha256 %.12s)" % (machine_label(entries, identity), name, sha))
-        print_table(["Run", "Started", "Device", "p50 ms", "Step", ""],
-                    rows(points, threshold), {"▲ slower": "red", "▼ faster": "green"})
+        print_table(
+            ["Run", "Started", "Device", "p50 ms", "Step", ""],
+            rows(points, threshold),
+            {"▲ slower": "red", "▼ faster": "green"},
+        )

@@ -1,4 +1,5 @@
 """The host side of a run's provenance: tool version, Python, platform."""
+
 from __future__ import annotations
 
 import platform

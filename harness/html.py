@@ -6,6 +6,7 @@ of the Markdown report, the latency distribution (box plot and CDF), the sampled
 temperatures before and after each artifact, and latency against accuracy with the Pareto
 set; across devices, the side-by-side comparison.
 """
+
 from __future__ import annotations
 
 import re
@@ -59,31 +60,36 @@ def render_html(store: RunStore) -> str:
     for device in devices:
         mine = sorted((r for r in records if r.device == device), key=lambda r: r.started_at)
         section = _markdown(device_section(device, mine, status.get(device, {})))
-        body.append('<section id="device-%s">%s<div class="charts">%s</div></section>'
-                    % (escape(device), section, "".join(_charts(mine, colors))))
+        body.append(
+            '<section id="device-%s">%s<div class="charts">%s</div></section>'
+            % (escape(device), section, "".join(_charts(mine, colors)))
+        )
     settings = {repr(sorted(r.settings.items())): r.settings for r in records if r.settings}
-    body += ['<p class="note">How measured: %s.</p>' % escape(how_measured(s))
-             for s in settings.values()]
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta http-equiv="Content-Security-Policy" content="%s">'
-            '<link rel="icon" href="data:,"><title>edgebench %s</title><style>%s</style>'
-            '</head><body>\n%s\n</body></html>\n'
-            % (CSP, escape(store.run_id), STYLE, "\n".join(body)))
+    body += [
+        '<p class="note">How measured: %s.</p>' % escape(how_measured(s)) for s in settings.values()
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="%s">'
+        '<link rel="icon" href="data:,"><title>edgebench %s</title><style>%s</style>'
+        "</head><body>\n%s\n</body></html>\n" % (CSP, escape(store.run_id), STYLE, "\n".join(body))
+    )
 
 
 # --- Tables ----------------------------------------------------------------------------------
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-           numeric: Sequence[bool]) -> str:
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
     head = "".join("<th>%s</th>" % escape(h) for h in headers)
     body = []
     for row in rows:
-        cells = "".join('<td class="%s">%s</td>' % (
-            "error" if cell.startswith("error") else "num" if num else "", escape(cell))
-            for cell, num in zip(row, numeric))
+        cells = "".join(
+            '<td class="%s">%s</td>'
+            % ("error" if cell.startswith("error") else "num" if num else "", escape(cell))
+            for cell, num in zip(row, numeric)
+        )
         body.append("<tr>%s</tr>" % cells)
-    return "<table><thead><tr>%s</tr></thead><tbody>%s</tbody></table>" % (head,
-                                                                        "".join(body))
+    return "<table><thead><tr>%s</tr></thead><tbody>%s</tbody></table>" % (head, "".join(body))
 
 
 def _inline(text: str) -> str:
@@ -123,13 +129,22 @@ def _markdown(lines: Sequence[str]) -> str:
 
 def _overview(meta: Mapping[str, Any]) -> str:
     request = meta.get("request") or {}
-    facts = [("Started", meta.get("created_at")), ("Finished", meta.get("finished_at")),
-             ("Devices", ", ".join(meta.get("status") or {})),
-             ("Artifacts", ", ".join("%s (sha256 %.12s)" % (a.get("name"), a.get("sha256"))
-                                     for a in request.get("artifacts", []))),
-             ("Eval set", request.get("eval"))]
-    return "<ul>%s</ul>" % "".join("<li><strong>%s:</strong> %s</li>" % (k, escape(str(v)))
-                                   for k, v in facts if v)
+    facts = [
+        ("Started", meta.get("created_at")),
+        ("Finished", meta.get("finished_at")),
+        ("Devices", ", ".join(meta.get("status") or {})),
+        (
+            "Artifacts",
+            ", ".join(
+                "%s (sha256 %.12s)" % (a.get("name"), a.get("sha256"))
+                for a in request.get("artifacts", [])
+            ),
+        ),
+        ("Eval set", request.get("eval")),
+    ]
+    return "<ul>%s</ul>" % "".join(
+        "<li><strong>%s:</strong> %s</li>" % (k, escape(str(v))) for k, v in facts if v
+    )
 
 
 def _comparison(store: RunStore) -> str:
@@ -138,17 +153,26 @@ def _comparison(store: RunStore) -> str:
     numeric = [False] + [True] * (len(headers) - 1)
     notes = "".join("<li>%s</li>" % escape(f) for f in sbs.failures())
     return "<h2>Devices side by side</h2>%s%s" % (
-        _table(headers, rows, numeric), "<ul>%s</ul>" % notes if notes else "")
+        _table(headers, rows, numeric),
+        "<ul>%s</ul>" % notes if notes else "",
+    )
 
 
 # --- Charts ----------------------------------------------------------------------------------
+
 
 def _charts(records: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
     ok = [r for r in records if r.ok]
     if not ok:
         return ['<p class="note">No successful measurement to chart.</p>']
-    return [c for c in (_latency(ok, colors) + [_memory(ok, colors), _temperatures(records),
-                                                _tradeoff(ok, colors)]) if c]
+    return [
+        c
+        for c in (
+            _latency(ok, colors)
+            + [_memory(ok, colors), _temperatures(records), _tradeoff(ok, colors)]
+        )
+        if c
+    ]
 
 
 def _name(record: Record) -> str:
@@ -158,15 +182,22 @@ def _name(record: Record) -> str:
 def _latency(ok: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
     """A box plot (box p25-p75, median, whiskers p1-p99) and the CDF up to p99."""
     ms: Dict[str, List[float]] = {_name(r): sorted(s / 1e6 for s in r.samples_ns) for r in ok}
-    x = axis([v[0] for v in ms.values()] + [percentile(v, 99) for v in ms.values()],
-             "latency (ms)")
-    box = Chart("box", "Latency distribution (box p25–p75, whiskers p1–p99)", x,
-                categories=list(ms))
+    x = axis([v[0] for v in ms.values()] + [percentile(v, 99) for v in ms.values()], "latency (ms)")
+    box = Chart(
+        "box", "Latency distribution (box p25–p75, whiskers p1–p99)", x, categories=list(ms)
+    )
     for i, (name, values) in enumerate(ms.items()):
         p1, p25, p50, p75, p99 = (percentile(values, q) for q in (1, 25, 50, 75, 99))
         y, h = box.band(i)
         tip = "%s: p1 %.4g, p25 %.4g, median %.4g, p75 %.4g, p99 %.4g ms (n=%d)" % (
-            name, p1, p25, p50, p75, p99, len(values))
+            name,
+            p1,
+            p25,
+            p50,
+            p75,
+            p99,
+            len(values),
+        )
         color = colors[name]
         box.line([(box.px(p1), y), (box.px(p25), y)], color)
         box.line([(box.px(p75), y), (box.px(p99), y)], color)
@@ -188,9 +219,12 @@ def _memory(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
     if not series:
         return ""
     points = [p for s in series.values() for p in s]
-    chart = Chart("memory", "Memory while measuring (RSS, sampled)",
-                  axis([p[0] for p in points], "seconds since the model loaded", zero=True),
-                  axis([p[1] for p in points], "RSS (MB)"))
+    chart = Chart(
+        "memory",
+        "Memory while measuring (RSS, sampled)",
+        axis([p[0] for p in points], "seconds since the model loaded", zero=True),
+        axis([p[1] for p in points], "RSS (MB)"),
+    )
     for name, s in series.items():
         chart.line([(chart.px(t), chart.py(mb)) for t, mb in s], colors[name], name)
         chart.legend(name, colors[name])
@@ -202,12 +236,26 @@ def _temperatures(records: Sequence[Record]) -> str:
     rows = [r for r in records if r.fingerprint.get("temps_c_before")]
     if not rows:
         return ""
-    zones = list(dict.fromkeys(z for r in rows for key in ("temps_c_before", "temps_c_after")
-                               for z in r.fingerprint.get(key) or {}))
-    temps = [t for r in rows for key in ("temps_c_before", "temps_c_after")
-             for t in (r.fingerprint.get(key) or {}).values()]
-    chart = Chart("temperatures", "Temperatures before → after each artifact",
-                  axis(temps, "°C", log=False), categories=[_name(r) for r in rows])
+    zones = list(
+        dict.fromkeys(
+            z
+            for r in rows
+            for key in ("temps_c_before", "temps_c_after")
+            for z in r.fingerprint.get(key) or {}
+        )
+    )
+    temps = [
+        t
+        for r in rows
+        for key in ("temps_c_before", "temps_c_after")
+        for t in (r.fingerprint.get(key) or {}).values()
+    ]
+    chart = Chart(
+        "temperatures",
+        "Temperatures before → after each artifact",
+        axis(temps, "°C", log=False),
+        categories=[_name(r) for r in rows],
+    )
     for z, zone in enumerate(zones):
         color = PALETTE[z % len(PALETTE)]
         chart.legend(zone, color)
@@ -233,17 +281,36 @@ def _tradeoff(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
     if not scored:
         return ""
     front = pareto(scored, key=lambda r: (r.stats["p50_ms"], -r.accuracy["top1"]))
-    chart = Chart("pareto", "Latency vs accuracy (Pareto set filled)",
-                  axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)"),
-                  axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)"))
+    chart = Chart(
+        "pareto",
+        "Latency vs accuracy (Pareto set filled)",
+        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)"),
+        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)"),
+    )
     line = sorted(front, key=lambda r: r.stats["p50_ms"])
-    chart.line([(chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100))
-                for r in line], "#444", "Pareto set", 1.2, dash=True)
+    chart.line(
+        [(chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)) for r in line],
+        "#444",
+        "Pareto set",
+        1.2,
+        dash=True,
+    )
     for r in scored:
         x, y = chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)
         on_front = any(r is f for f in front)
-        chart.dot(x, y, colors[_name(r)], "%s: p50 %.4g ms, top-1 %.2f%%%s" % (
-            _name(r), r.stats["p50_ms"], r.accuracy["top1"] * 100,
-            " (Pareto)" if on_front else ""), hollow=not on_front, r=5)
+        chart.dot(
+            x,
+            y,
+            colors[_name(r)],
+            "%s: p50 %.4g ms, top-1 %.2f%%%s"
+            % (
+                _name(r),
+                r.stats["p50_ms"],
+                r.accuracy["top1"] * 100,
+                " (Pareto)" if on_front else "",
+            ),
+            hollow=not on_front,
+            r=5,
+        )
         chart.label(x, y, _name(r))
     return chart.render()

@@ -8,6 +8,7 @@ recorded hash, is not rebuilt.  A failed variant is an :class:`Outcome` with a o
 message; the other variants are still built.  The format-specific work is in
 ``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -31,14 +32,21 @@ DEFAULT_VARIANTS = {
     "onnx": ("fp16", "int8-dynamic", "int8-static", "prune-50", "prune-50+int8-static"),
     "tflite": ("fp16", "int8-dynamic", "int8-static"),
 }
-PRUNE_NOTE = ("zeroed weights shrink only the compressed (gzip) size: the file keeps every "
-              "weight and dense kernels do the same work, so pruning alone is not faster")
-VARIANT_HELP = ("fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile] or prune-N "
-                "(N from 1 to 99), or steps joined with '+' (applied left to right)")
-_STEP = re.compile(r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?))$"
-                   % "|".join(CALIB_METHODS))
-_RECIPES = {".onnx": ("recipes_onnx", "ONNX", "onnx", "optimize"),
-            ".tflite": ("recipes_tflite", "TFLite", "ai-edge-quantizer", "optimize-tflite")}
+PRUNE_NOTE = (
+    "zeroed weights shrink only the compressed (gzip) size: the file keeps every "
+    "weight and dense kernels do the same work, so pruning alone is not faster"
+)
+VARIANT_HELP = (
+    "fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile] or prune-N "
+    "(N from 1 to 99), or steps joined with '+' (applied left to right)"
+)
+_STEP = re.compile(
+    r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?))$" % "|".join(CALIB_METHODS)
+)
+_RECIPES = {
+    ".onnx": ("recipes_onnx", "ONNX", "onnx", "optimize"),
+    ".tflite": ("recipes_tflite", "TFLite", "ai-edge-quantizer", "optimize-tflite"),
+}
 
 
 class BuildError(Exception):
@@ -59,13 +67,18 @@ def parse_variant(text: str) -> Tuple[Step, ...]:
     for name in text.strip().split("+"):
         match = _STEP.match(name.strip())
         if not match:
-            raise ValueError("unknown variant step %r in %r (expected %s)"
-                             % (name, text, VARIANT_HELP))
+            raise ValueError(
+                "unknown variant step %r in %r (expected %s)" % (name, text, VARIANT_HELP)
+            )
         name = name.strip()
-        kind = "prune" if match.group(2) else ("int8-static" if name.startswith("int8-static")
-                                               else name)
-        steps.append(Step(name, kind, match.group(1),
-                          int(match.group(2)) / 100 if match.group(2) else None))
+        kind = (
+            "prune"
+            if match.group(2)
+            else ("int8-static" if name.startswith("int8-static") else name)
+        )
+        steps.append(
+            Step(name, kind, match.group(1), int(match.group(2)) / 100 if match.group(2) else None)
+        )
     return tuple(steps)
 
 
@@ -83,12 +96,16 @@ class Options:
     activations: str = "uint8"  # ONNX int8-static activation type (uint8 is fastest on x86)
 
     def __post_init__(self) -> None:
-        for name, choices in (("calib_method", CALIB_METHODS), ("prune_scope", PRUNE_SCOPES),
-                              ("activations", ACTIVATIONS)):
+        for name, choices in (
+            ("calib_method", CALIB_METHODS),
+            ("prune_scope", PRUNE_SCOPES),
+            ("activations", ACTIVATIONS),
+        ):
             if getattr(self, name) not in choices:
-                raise ValueError("%s must be one of %s, not %r"
-                                 % (name.replace("_", "-"), ", ".join(choices),
-                                    getattr(self, name)))
+                raise ValueError(
+                    "%s must be one of %s, not %r"
+                    % (name.replace("_", "-"), ", ".join(choices), getattr(self, name))
+                )
 
 
 @dataclass(frozen=True)
@@ -117,8 +134,10 @@ def one_line(exc: BaseException) -> str:
 
 def need_file(path: Path, what: str) -> None:
     if not path.is_file():
-        raise BuildError("%s: %s" % (path, "a directory, not a %s" % what if path.is_dir()
-                                     else "%s not found" % what))
+        raise BuildError(
+            "%s: %s"
+            % (path, "a directory, not a %s" % what if path.is_dir() else "%s not found" % what)
+        )
 
 
 @dataclass(frozen=True)
@@ -135,21 +154,27 @@ def load_calibration(path: Path) -> Calibration:
     need_file(path, "calibration set")
     try:
         if not zipfile.is_zipfile(str(path)):  # np.load would try it as a pickle
-            raise BuildError("calibration set %s is not an .npz archive (make one with "
-                             "numpy.savez(FILE, inputs=ARRAY))" % path)
+            raise BuildError(
+                "calibration set %s is not an .npz archive (make one with "
+                "numpy.savez(FILE, inputs=ARRAY))" % path
+            )
         with np.load(str(path), allow_pickle=False) as data:
             if "inputs" not in data.files:
-                raise BuildError("calibration set %s has no 'inputs' array (found: %s)"
-                                 % (path, ", ".join(data.files) or "nothing"))
+                raise BuildError(
+                    "calibration set %s has no 'inputs' array (found: %s)"
+                    % (path, ", ".join(data.files) or "nothing")
+                )
             inputs = data["inputs"]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise BuildError("cannot read calibration set %s as an .npz (%s)"
-                         % (path, one_line(exc))) from None
+        raise BuildError(
+            "cannot read calibration set %s as an .npz (%s)" % (path, one_line(exc))
+        ) from None
     if inputs.ndim == 0 or len(inputs) == 0:
         raise BuildError("calibration set %s has no samples" % path)
     if not np.issubdtype(inputs.dtype, np.number):
-        raise BuildError("calibration set %s: 'inputs' holds %s, not numbers"
-                         % (path, inputs.dtype))
+        raise BuildError(
+            "calibration set %s: 'inputs' holds %s, not numbers" % (path, inputs.dtype)
+        )
     return Calibration(sha256_file(path), inputs)
 
 
@@ -163,27 +188,39 @@ def calibration_batches(inputs: Any, shape: Sequence[Any], name: str) -> List[An
 
     inputs = np.asarray(inputs, dtype=np.float32)
     if inputs.ndim != len(shape):
-        raise BuildError("calibration samples have shape %s but input %r takes %s"
-                         % (list(inputs.shape[1:]), name, list(shape)))
-    want = tuple(int(d) if isinstance(d, (int, np.integer)) and d > 0 else inputs.shape[i]
-                 for i, d in enumerate(shape))
+        raise BuildError(
+            "calibration samples have shape %s but input %r takes %s"
+            % (list(inputs.shape[1:]), name, list(shape))
+        )
+    want = tuple(
+        int(d) if isinstance(d, (int, np.integer)) and d > 0 else inputs.shape[i]
+        for i, d in enumerate(shape)
+    )
     batch = want[0] if isinstance(shape[0], (int, np.integer)) and shape[0] > 0 else 1
     try:
         fitted, _ = fit_layout(inputs, want, name)
     except Fault as fault:
-        raise BuildError("calibration set: %s" % fault.message)
+        raise BuildError("calibration set: %s" % fault.message) from None
     if len(fitted) < batch:
-        raise BuildError("calibration set has %d samples; input %r takes batches of %d"
-                         % (len(fitted), name, batch))
-    return [fitted[i:i + batch] for i in range(0, len(fitted) - batch + 1, batch)]
+        raise BuildError(
+            "calibration set has %d samples; input %r takes batches of %d"
+            % (len(fitted), name, batch)
+        )
+    return [fitted[i : i + batch] for i in range(0, len(fitted) - batch + 1, batch)]
 
 
 def describe(path: Path, recipes: Any) -> Dict[str, Any]:
     """What a manifest says about one model file."""
     data = path.read_bytes()
-    return dict({"file": path.name, "sha256": sha256_file(path), "size_bytes": len(data),
-                 "gzip_bytes": len(gzip.compress(data, compresslevel=6, mtime=0))},
-                **recipes.inspect(path))
+    return dict(
+        {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "size_bytes": len(data),
+            "gzip_bytes": len(gzip.compress(data, compresslevel=6, mtime=0)),
+        },
+        **recipes.inspect(path),
+    )
 
 
 def _recipes(model: Path) -> Any:
@@ -192,14 +229,18 @@ def _recipes(model: Path) -> Any:
 
     entry = _RECIPES.get(model.suffix.lower())
     if entry is None:
-        raise BuildError("%s: cannot build variants of %r files (expected %s)"
-                         % (model, model.suffix, " or ".join(sorted(_RECIPES))))
+        raise BuildError(
+            "%s: cannot build variants of %r files (expected %s)"
+            % (model, model.suffix, " or ".join(sorted(_RECIPES)))
+        )
     module, label, tool, extra = entry
     try:
         return importlib.import_module("harness." + module)
     except ImportError as exc:
-        raise BuildError("%s variants need %s (missing %s): pip install 'edgebench[%s]'"
-                         % (label, tool, exc.name, extra)) from None
+        raise BuildError(
+            "%s variants need %s (missing %s): pip install 'edgebench[%s]'"
+            % (label, tool, exc.name, extra)
+        ) from None
 
 
 class Builder:
@@ -217,7 +258,7 @@ class Builder:
         writable_dir(out_dir)  # before any build: a file or a read-only folder there is fatal
         # a calibration set that was given must be usable, whether or not a variant needs it
         self._calib = load_calibration(options.calib) if options.calib else None
-        self._built = {}  # type: Dict[str, Outcome]
+        self._built: Dict[str, Outcome] = {}
 
     def build(self, variant: str) -> Outcome:
         """Build (or find in the cache) one variant; a failure is an error outcome."""
@@ -225,8 +266,10 @@ class Builder:
 
     def _calibration(self) -> Calibration:
         if self._calib is None:
-            raise BuildError("int8-static needs a calibration set: give --calib FILE.npz (or "
-                             "'calibration:' in a plan), an .npz with an 'inputs' array")
+            raise BuildError(
+                "int8-static needs a calibration set: give --calib FILE.npz (or "
+                "'calibration:' in a plan), an .npz with an 'inputs' array"
+            )
         return self._calib
 
     def _recipe(self, step: Step) -> Dict[str, Any]:
@@ -240,15 +283,20 @@ class Builder:
         stem = "%s.%s" % (self.model.stem, name)
         return self.out_dir / (stem + self.model.suffix), self.out_dir / (stem + ".json")
 
-    def _cached(self, target: Path, manifest_path: Path,
-                recipe: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    def _cached(
+        self, target: Path, manifest_path: Path, recipe: List[Dict[str, Any]]
+    ) -> Optional[Dict[str, Any]]:
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if (not isinstance(manifest, dict) or manifest.get("recipe") != recipe
-                or manifest.get("parent_sha256") != self.parent["sha256"]
-                or not target.is_file() or sha256_file(target) != manifest.get("sha256")):
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("recipe") != recipe
+            or manifest.get("parent_sha256") != self.parent["sha256"]
+            or not target.is_file()
+            or sha256_file(target) != manifest.get("sha256")
+        ):
             return None
         return manifest
 
@@ -276,13 +324,15 @@ class Builder:
         try:
             manifest = self._make(name, steps[-1], source, target, recipe)
         except BuildError as exc:  # in a composition, say which step failed
-            raise BuildError("%s: %s" % (steps[-1].name, exc) if len(steps) > 1
-                             else str(exc)) from None
+            raise BuildError(
+                "%s: %s" % (steps[-1].name, exc) if len(steps) > 1 else str(exc)
+            ) from None
         atomic_write(manifest_path, json.dumps(manifest, indent=2) + "\n")
         return Outcome(name, "built", target, manifest)
 
-    def _make(self, name: str, step: Step, source: Path, target: Path,
-              recipe: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def _make(
+        self, name: str, step: Step, source: Path, target: Path, recipe: List[Dict[str, Any]]
+    ) -> Dict[str, Any]:
         """Apply the last step to ``source`` in a scratch folder; move the checked result to
         ``target`` and return its manifest."""
         started = time.monotonic()
@@ -294,12 +344,22 @@ class Builder:
                 self.recipes.verify(tmp)
             except Exception as exc:  # the tools raise many kinds; each is one variant's fault
                 raise BuildError(one_line(exc)) from None
-            manifest = dict({"schema_version": MANIFEST_VERSION, "variant": name,
-                             "format": target.suffix[1:], "parent": self.parent,
-                             "parent_sha256": self.parent["sha256"], "recipe": recipe},
-                            **describe(tmp, self.recipes))
-            manifest.update(tools=self.recipes.tools(), built_at=utc_now(),
-                            build_seconds=round(time.monotonic() - started, 3))
+            manifest = dict(
+                {
+                    "schema_version": MANIFEST_VERSION,
+                    "variant": name,
+                    "format": target.suffix[1:],
+                    "parent": self.parent,
+                    "parent_sha256": self.parent["sha256"],
+                    "recipe": recipe,
+                },
+                **describe(tmp, self.recipes),
+            )
+            manifest.update(
+                tools=self.recipes.tools(),
+                built_at=utc_now(),
+                build_seconds=round(time.monotonic() - started, 3),
+            )
             if any(s.kind == "prune" for s in parse_variant(name)):
                 manifest["note"] = PRUNE_NOTE
             try:
@@ -309,8 +369,9 @@ class Builder:
         return manifest
 
 
-def build_variants(model: Path, variants: Optional[Sequence[str]], out_dir: Path,
-                   options: Options) -> Tuple[Dict[str, Any], List[Outcome]]:
+def build_variants(
+    model: Path, variants: Optional[Sequence[str]], out_dir: Path, options: Options
+) -> Tuple[Dict[str, Any], List[Outcome]]:
     """The model's own description and one outcome per variant (default: all recipes for its
     format).  BuildError only when the model itself is unusable."""
     builder = Builder(model, out_dir, options)
@@ -329,16 +390,29 @@ def outcome_line(outcome: Outcome, parent: Mapping[str, Any]) -> str:
         return "error: %s.%s%s: %s" % (model.stem, outcome.variant, model.suffix, outcome.message)
     m = outcome.manifest
     text = "%-6s %s  %s MB (%.2fx), gzip %s MB, %s parameters, sparsity %.1f%%" % (
-        outcome.status, m["file"], _mb(m["size_bytes"]), m["size_bytes"] / parent["size_bytes"],
-        _mb(m["gzip_bytes"]), format(m["parameters"], ","), 100 * m["sparsity"])
+        outcome.status,
+        m["file"],
+        _mb(m["size_bytes"]),
+        m["size_bytes"] / parent["size_bytes"],
+        _mb(m["gzip_bytes"]),
+        format(m["parameters"], ","),
+        100 * m["sparsity"],
+    )
     return text + (", %.1f s" % m["build_seconds"] if outcome.status == "built" else "")
 
 
 def report(parent: Mapping[str, Any], outcomes: Sequence[Outcome]) -> List[str]:
     """The lines ``edgebench optimize`` prints: the input, each variant, and the pruning note."""
-    lines = ["input  %s  %s MB, gzip %s MB, %s parameters, sparsity %.1f%%" % (
-        parent["file"], _mb(parent["size_bytes"]), _mb(parent["gzip_bytes"]),
-        format(parent["parameters"], ","), 100 * parent["sparsity"])]
+    lines = [
+        "input  %s  %s MB, gzip %s MB, %s parameters, sparsity %.1f%%"
+        % (
+            parent["file"],
+            _mb(parent["size_bytes"]),
+            _mb(parent["gzip_bytes"]),
+            format(parent["parameters"], ","),
+            100 * parent["sparsity"],
+        )
+    ]
     lines += [outcome_line(o, parent) for o in outcomes]
     if any(o.ok and "note" in o.manifest for o in outcomes):
         lines.append("note: " + PRUNE_NOTE)

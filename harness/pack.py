@@ -3,6 +3,7 @@
 The name changes exactly when the agent's code changes, so a board that already holds
 ``edgebench-agent-<hash>.pyz`` never needs it again.
 """
+
 from __future__ import annotations
 
 import hashlib

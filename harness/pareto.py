@@ -1,4 +1,5 @@
 """The Pareto set: the options no other option beats on every criterion at once."""
+
 from __future__ import annotations
 
 from typing import Callable, List, Sequence, Tuple, TypeVar
@@ -12,8 +13,9 @@ def pareto(items: Sequence[T], key: Callable[[T], Tuple[float, ...]]) -> List[T]
     scored = [(key(item), item) for item in items]
     front = []
     for score, item in scored:
-        dominated = any(all(o <= s for o, s in zip(other, score)) and other != score
-                        for other, _ in scored)
+        dominated = any(
+            all(o <= s for o, s in zip(other, score)) and other != score for other, _ in scored
+        )
         if not dominated:
             front.append(item)
     return front

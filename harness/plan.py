@@ -18,6 +18,7 @@ Example (relative paths resolve against the plan's folder)::
 
 Every problem is a one-line :class:`ConfigError` naming the file and the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,16 +27,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-
 from agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
 
 from .config import Checker, ConfigError, Device, Inventory, load_yaml, read_text
-from .optimize import (ACTIVATIONS, CALIB_METHODS, DEFAULT_VARIANTS, PRUNE_SCOPES, BuildError,
-                       Options, build_variants, outcome_line, parse_variant, variant_name)
+from .optimize import (
+    ACTIVATIONS,
+    CALIB_METHODS,
+    DEFAULT_VARIANTS,
+    PRUNE_SCOPES,
+    BuildError,
+    Options,
+    build_variants,
+    outcome_line,
+    parse_variant,
+    variant_name,
+)
 from .runner import Artifact
 
-_KEYS = ("models", "variants", "eval", "calibration", "optimize", "input_shapes", "devices",
-         "settings", "variants_dir", "budgets", "require_accelerator")
+_KEYS = (
+    "models",
+    "variants",
+    "eval",
+    "calibration",
+    "optimize",
+    "input_shapes",
+    "devices",
+    "settings",
+    "variants_dir",
+    "budgets",
+    "require_accelerator",
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +92,11 @@ class Plan:
             "models": [{"path": str(m.path), "variants": list(m.variants)} for m in self.models],
             "eval": str(self.eval_path) if self.eval_path else None,
             "calibration": str(opts.calib) if opts.calib else None,
-            "optimize": {"calib_method": opts.calib_method, "prune_scope": opts.prune_scope,
-                         "activations": opts.activations},
+            "optimize": {
+                "calib_method": opts.calib_method,
+                "prune_scope": opts.prune_scope,
+                "activations": opts.activations,
+            },
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "devices": self.devices,
             "settings": dict(self.settings),
@@ -97,8 +121,11 @@ def parse_plan(text: str, source: Path) -> Plan:
     def path(key: str, value: Any, must_exist: bool = True) -> Path:
         resolved = base / os.path.expanduser(check.string(value, key))
         if must_exist and not resolved.is_file():
-            raise check.error(key, "%s: %s" % ("a directory, not a file" if resolved.is_dir()
-                                               else "file not found", resolved))
+            raise check.error(
+                key,
+                "%s: %s"
+                % ("a directory, not a file" if resolved.is_dir() else "file not found", resolved),
+            )
         return resolved
 
     def opt(key: str, parse: Callable[[Any, str], Any], default: Any = None) -> Any:
@@ -113,8 +140,12 @@ def parse_plan(text: str, source: Path) -> Plan:
         eval_path=opt("eval", lambda v, k: path(k, v)),
         options=Options(calib=opt("calibration", lambda v, k: path(k, v)), **optimize),
         input_shapes=opt("input_shapes", lambda v, k: _shapes(check, v, k), {}),
-        devices=opt("devices", lambda v, k: ",".join(
-            [check.string(v, k)] if isinstance(v, str) else check.string_list(v, k))),
+        devices=opt(
+            "devices",
+            lambda v, k: ",".join(
+                [check.string(v, k)] if isinstance(v, str) else check.string_list(v, k)
+            ),
+        ),
         settings=opt("settings", lambda v, k: _settings(check, v, k), {}),
         variants_dir=opt("variants_dir", lambda v, k: path(k, v, must_exist=False)),
         budgets=doc.get("budgets"),
@@ -132,35 +163,50 @@ def _variants(check: Checker, value: Any, key: str) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _models(check: Checker, value: Any, variants: Optional[Tuple[str, ...]],
-            path: Callable[..., Path]) -> Tuple[PlanModel, ...]:
+def _models(
+    check: Checker, value: Any, variants: Optional[Tuple[str, ...]], path: Callable[..., Path]
+) -> Tuple[PlanModel, ...]:
     if not isinstance(value, list) or not value:
         raise check.error("models", "expected a list of model paths or {path:, variants:}")
-    models = []  # type: List[PlanModel]
+    models: List[PlanModel] = []
     for i, item in enumerate(value):
         key = "models[%d]" % i
         if isinstance(item, Mapping):
             check.keys(item, key, ("path", "variants"), required=("path",))
             model = path(key + ".path", item["path"])
-            own = (_variants(check, item["variants"], key + ".variants")
-                   if "variants" in item else None)
+            own = (
+                _variants(check, item["variants"], key + ".variants")
+                if "variants" in item
+                else None
+            )
         else:
             model, own = path(key, item), None
         if model.suffix.lower() not in FORMATS:
-            raise check.error(key, "unknown model format %r (expected %s)"
-                              % (model.suffix, " or ".join(sorted(FORMATS))))
+            raise check.error(
+                key,
+                "unknown model format %r (expected %s)"
+                % (model.suffix, " or ".join(sorted(FORMATS))),
+            )
         if any(m.path.name == model.name for m in models):
-            raise check.error(key, "a second model named %r; results are keyed by file name"
-                              % model.name)
+            raise check.error(
+                key, "a second model named %r; results are keyed by file name" % model.name
+            )
         chosen = own if own is not None else variants
-        models.append(PlanModel(model, chosen if chosen is not None
-                                else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]]))
+        models.append(
+            PlanModel(
+                model,
+                chosen if chosen is not None else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]],
+            )
+        )
     return tuple(models)
 
 
 def _optimize(check: Checker, value: Any, key: str) -> Dict[str, str]:
-    choices = {"calib_method": CALIB_METHODS, "prune_scope": PRUNE_SCOPES,
-               "activations": ACTIVATIONS}
+    choices = {
+        "calib_method": CALIB_METHODS,
+        "prune_scope": PRUNE_SCOPES,
+        "activations": ACTIVATIONS,
+    }
     check.keys(value, key, tuple(choices))
     return {k: check.choice(v, "%s.%s" % (key, k), choices[k]) for k, v in value.items()}
 
@@ -187,30 +233,38 @@ def _settings(check: Checker, value: Any, key: str) -> Dict[str, Any]:
     return dict(value)
 
 
-def build(plan: Plan, variants_dir: Path,
-          echo: Callable[[str], None]) -> Tuple[List[Artifact], List[Dict[str, Any]]]:
+def build(
+    plan: Plan, variants_dir: Path, echo: Callable[[str], None]
+) -> Tuple[List[Artifact], List[Dict[str, Any]]]:
     """Build every model's variants (once; later runs hit the cache).  Returns the artifacts to
     measure -- each original as variant ``fp32``, then its variants -- and one build entry per
     variant for run.json.  A variant that fails is reported and left out."""
-    artifacts = []  # type: List[Artifact]
-    builds = []  # type: List[Dict[str, Any]]
+    artifacts: List[Artifact] = []
+    builds: List[Dict[str, Any]] = []
     for model in plan.models:
         original = Artifact.from_path(model.path)
         artifacts.append(dataclasses.replace(original, variant="fp32"))  # the parent itself
         try:
-            parent, outcomes = build_variants(model.path, model.variants, variants_dir,
-                                              plan.options)
+            parent, outcomes = build_variants(
+                model.path, model.variants, variants_dir, plan.options
+            )
         except BuildError as exc:
             echo("error: %s; its variants are not built" % exc)
-            builds += [{"model": original.name, "variant": v, "status": "error",
-                        "message": str(exc)} for v in model.variants]
+            builds += [
+                {"model": original.name, "variant": v, "status": "error", "message": str(exc)}
+                for v in model.variants
+            ]
             continue
         builds.append(dict(parent, model=original.name, variant="fp32", status="original"))
         for outcome in outcomes:
             echo(outcome_line(outcome, parent))
             builds.append(dict(outcome.to_dict(), model=original.name))
             if outcome.ok:
-                artifacts.append(dataclasses.replace(
-                    Artifact.from_path(outcome.path),  # type: ignore[arg-type]
-                    variant=outcome.variant, parent_sha256=original.sha256))
+                artifacts.append(
+                    dataclasses.replace(
+                        Artifact.from_path(outcome.path),  # type: ignore[arg-type]
+                        variant=outcome.variant,
+                        parent_sha256=original.sha256,
+                    )
+                )
     return artifacts, builds

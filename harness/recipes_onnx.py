@@ -6,6 +6,7 @@ VNNI, onnxruntime runs that about 1.7x faster than S8S8 for MobileNetV2, whose Q
 otherwise has to be converted at load time; ``Options.activations = "int8"`` gives S8S8, which
 can suit ARM boards better.  Weights are symmetric, so pruned zeros stay zero when quantized.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,10 +21,17 @@ from onnx import numpy_helper
 from .optimize import BuildError, Options, Step, calibration_batches
 
 # Inputs (by position) that hold quantization scales and zero points, not parameters.
-_QUANT_PARAM_SLOTS = {"QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2),
-                      "ConvInteger": (2, 3), "MatMulInteger": (2, 3)}
-_QUANT_OPS = frozenset(_QUANT_PARAM_SLOTS) | {"DynamicQuantizeLinear", "QLinearConv",
-                                              "QLinearMatMul"}
+_QUANT_PARAM_SLOTS = {
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "ConvInteger": (2, 3),
+    "MatMulInteger": (2, 3),
+}
+_QUANT_OPS = frozenset(_QUANT_PARAM_SLOTS) | {
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+}
 _PRUNE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
 
@@ -31,8 +39,11 @@ _FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DO
 def tools() -> Dict[str, str]:
     import onnxruntime
 
-    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__}
+    return {
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def check(path: Path) -> None:
@@ -40,8 +51,10 @@ def check(path: Path) -> None:
     try:
         onnx.checker.check_model(onnx.load(str(path)))
     except Exception as exc:  # protobuf, checker and OS errors alike mean "unusable"
-        raise BuildError("%s: not a valid ONNX model (%s)"
-                         % (path, " ".join(str(exc).split())[:200] or type(exc).__name__))
+        raise BuildError(
+            "%s: not a valid ONNX model (%s)"
+            % (path, " ".join(str(exc).split())[:200] or type(exc).__name__)
+        ) from None
 
 
 def verify(path: Path) -> None:
@@ -51,8 +64,9 @@ def verify(path: Path) -> None:
     try:
         onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise BuildError("the result does not load in onnxruntime (%s)"
-                         % " ".join(str(exc).split())[:300])
+        raise BuildError(
+            "the result does not load in onnxruntime (%s)" % " ".join(str(exc).split())[:300]
+        ) from None
 
 
 def settings(step: Step, options: Options) -> Dict[str, Any]:
@@ -60,18 +74,27 @@ def settings(step: Step, options: Options) -> Dict[str, Any]:
     if step.kind == "fp16":
         return {"tool": "onnxruntime.transformers.float16", "keep_io_types": True}
     if step.kind == "int8-dynamic":
-        return {"tool": "onnxruntime.quantization.quantize_dynamic", "preprocess": True,
-                "weights": "int8 symmetric per-tensor", "activations": "uint8 at run time"}
+        return {
+            "tool": "onnxruntime.quantization.quantize_dynamic",
+            "preprocess": True,
+            "weights": "int8 symmetric per-tensor",
+            "activations": "uint8 at run time",
+        }
     if step.kind == "int8-static":
-        return {"tool": "onnxruntime.quantization.quantize_static", "preprocess": True,
-                "format": "QDQ", "weights": "int8 symmetric per-channel",
-                "activations": options.activations,
-                "calib_method": step.method or options.calib_method}
+        return {
+            "tool": "onnxruntime.quantization.quantize_static",
+            "preprocess": True,
+            "format": "QDQ",
+            "weights": "int8 symmetric per-channel",
+            "activations": options.activations,
+            "calib_method": step.method or options.calib_method,
+        }
     return {"sparsity": step.sparsity, "scope": options.prune_scope, "ops": list(_PRUNE_OPS)}
 
 
-def apply(source: Path, target: Path, step: Step, recipe: Mapping[str, Any],
-          calib: Optional[Any]) -> None:
+def apply(
+    source: Path, target: Path, step: Step, recipe: Mapping[str, Any], calib: Optional[Any]
+) -> None:
     """Write ``target`` from ``source``; intermediate files go next to ``target``."""
     with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their progress
         if step.kind == "fp16":
@@ -86,8 +109,12 @@ def inspect(path: Path) -> Dict[str, Any]:
     """Parameters (constant elements, without quantization scales and zero points) and
     sparsity (the fraction of zeros among weight tensors, i.e. constants of rank >= 2)."""
     model = onnx.load(str(path))
-    skip = {node.input[i] for node in model.graph.node
-            for i in _QUANT_PARAM_SLOTS.get(node.op_type, ()) if i < len(node.input)}
+    skip = {
+        node.input[i]
+        for node in model.graph.node
+        for i in _QUANT_PARAM_SLOTS.get(node.op_type, ())
+        if i < len(node.input)
+    }
     parameters = weights = zeros = 0
     for name, array in _constants(model.graph):
         if name in skip or array.ndim == 0:
@@ -119,11 +146,17 @@ def _fp16(source: Path, target: Path) -> None:
     onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(target))
 
 
-def _quantize(source: Path, target: Path, kind: str, recipe: Mapping[str, Any],
-              calib: Optional[Any]) -> None:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_dynamic,
-                                          quantize_static)
+def _quantize(
+    source: Path, target: Path, kind: str, recipe: Mapping[str, Any], calib: Optional[Any]
+) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name("preprocessed." + target.name)
@@ -132,31 +165,46 @@ def _quantize(source: Path, target: Path, kind: str, recipe: Mapping[str, Any],
         quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
     else:
         model = onnx.load(str(prepared))
-        inputs = [i for i in model.graph.input
-                  if i.name not in {t.name for t in model.graph.initializer}]
+        inputs = [
+            i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+        ]
         if len(inputs) != 1:
-            raise BuildError("static calibration supports models with one input, not %d"
-                             % len(inputs))
-        dims = tuple(d.dim_value or d.dim_param or None
-                     for d in inputs[0].type.tensor_type.shape.dim)
-        feeds = iter([{inputs[0].name: b}
-                      for b in calibration_batches(calib, dims, inputs[0].name)])
+            raise BuildError(
+                "static calibration supports models with one input, not %d" % len(inputs)
+            )
+        dims = tuple(
+            d.dim_value or d.dim_param or None for d in inputs[0].type.tensor_type.shape.dim
+        )
+        feeds = iter(
+            [{inputs[0].name: b} for b in calibration_batches(calib, dims, inputs[0].name)]
+        )
 
         class Reader(CalibrationDataReader):
             def get_next(self) -> Optional[Dict[str, Any]]:
                 return next(feeds, None)
 
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[recipe["calib_method"]]
-        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=(QuantType.QUInt8 if recipe["activations"] == "uint8"
-                                         else QuantType.QInt8),
-                        calibrate_method=method)
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[recipe["calib_method"]]
+        quantize_static(
+            str(prepared),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=(
+                QuantType.QUInt8 if recipe["activations"] == "uint8" else QuantType.QInt8
+            ),
+            calibrate_method=method,
+        )
     before, after = onnx.load(str(source)), onnx.load(str(target))
     if _count(after, _QUANT_OPS) <= _count(before, _QUANT_OPS):
-        raise BuildError("onnxruntime quantized no operator of this model (its ops: %s)"
-                         % _ops(before))
+        raise BuildError(
+            "onnxruntime quantized no operator of this model (its ops: %s)" % _ops(before)
+        )
 
 
 def _count(model: onnx.ModelProto, ops: frozenset) -> int:
@@ -166,10 +214,18 @@ def _count(model: onnx.ModelProto, ops: frozenset) -> int:
 def _prunable(model: onnx.ModelProto) -> List[onnx.TensorProto]:
     """Float weight initializers (rank >= 2) feeding Conv, ConvTranspose, Gemm or MatMul."""
     initializers = {t.name: t for t in model.graph.initializer}
-    names = dict.fromkeys(name for node in model.graph.node if node.op_type in _PRUNE_OPS
-                          for name in node.input[:2] if name in initializers)
-    return [initializers[n] for n in names
-            if initializers[n].data_type in _FLOATS and len(initializers[n].dims) >= 2]
+    names = dict.fromkeys(
+        name
+        for node in model.graph.node
+        if node.op_type in _PRUNE_OPS
+        for name in node.input[:2]
+        if name in initializers
+    )
+    return [
+        initializers[n]
+        for n in names
+        if initializers[n].data_type in _FLOATS and len(initializers[n].dims) >= 2
+    ]
 
 
 def _smallest(magnitudes: Any, count: int) -> Any:
@@ -186,14 +242,18 @@ def _prune(source: Path, target: Path, sparsity: float, scope: str) -> None:
     model = onnx.load(str(source))
     tensors = _prunable(model)
     if not tensors:
-        raise BuildError("nothing to prune: no float weights feed %s (its ops: %s)"
-                         % ("/".join(_PRUNE_OPS), _ops(model)))
+        raise BuildError(
+            "nothing to prune: no float weights feed %s (its ops: %s)"
+            % ("/".join(_PRUNE_OPS), _ops(model))
+        )
     arrays = [numpy_helper.to_array(t) for t in tensors]
     flats = [np.abs(a.astype(np.float32)).ravel() for a in arrays]
     if scope == "global":
         joined = np.concatenate(flats)
-        masks = np.split(_smallest(joined, int(round(sparsity * joined.size))),
-                         np.cumsum([f.size for f in flats])[:-1])
+        masks = np.split(
+            _smallest(joined, int(round(sparsity * joined.size))),
+            np.cumsum([f.size for f in flats])[:-1],
+        )
     else:
         masks = [_smallest(f, int(round(sparsity * f.size))) for f in flats]
     for tensor, array, mask in zip(tensors, arrays, masks):

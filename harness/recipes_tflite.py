@@ -1,6 +1,7 @@
 """TFLite recipes with Google's ai-edge-quantizer: dynamic int8, static int8 calibrated on a
 calibration set, and float16 weights.  Pruning is ONNX only (prune the ONNX model, or the
 source model before conversion)."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,29 +12,49 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
-from ai_edge_quantizer import quantizer, recipe as aeq_recipe
+from ai_edge_quantizer import quantizer
+from ai_edge_quantizer import recipe as aeq_recipe
 
 from .optimize import BuildError, Options, Step, calibration_batches
 
 # ai-edge-quantizer's float casting: weights of the ops it supports stored as float16 and
 # dequantized in the graph, so every runtime without fp16 kernels still runs the model.
-_FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
-                 "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
-                               "compute_precision": "FLOAT", "explicit_dequantize": True}}]
+_FP16_RECIPE = [
+    {
+        "regex": ".*",
+        "operation": "*",
+        "algorithm_key": "float_casting",
+        "op_config": {
+            "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+            "compute_precision": "FLOAT",
+            "explicit_dequantize": True,
+        },
+    }
+]
 # Weight types (int32 constants are biases, shapes and paddings, not weights).
-_WEIGHT_DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,
-                  schema.TensorType.INT16: np.int16, schema.TensorType.INT8: np.int8,
-                  schema.TensorType.UINT8: np.uint8}
+_WEIGHT_DTYPES = {
+    schema.TensorType.FLOAT32: np.float32,
+    schema.TensorType.FLOAT16: np.float16,
+    schema.TensorType.INT16: np.int16,
+    schema.TensorType.INT8: np.int8,
+    schema.TensorType.UINT8: np.uint8,
+}
 
-_RECIPES = {"fp16": lambda: _FP16_RECIPE, "int8-dynamic": aeq_recipe.dynamic_wi8_afp32,
-            "int8-static": aeq_recipe.static_wi8_ai8}
+_RECIPES = {
+    "fp16": lambda: _FP16_RECIPE,
+    "int8-dynamic": aeq_recipe.dynamic_wi8_afp32,
+    "int8-static": aeq_recipe.static_wi8_ai8,
+}
 
 
 def tools() -> Dict[str, str]:
     from importlib.metadata import version
 
-    return {"ai-edge-quantizer": version("ai-edge-quantizer"),
-            "ai-edge-litert": version("ai-edge-litert"), "numpy": np.__version__}
+    return {
+        "ai-edge-quantizer": version("ai-edge-quantizer"),
+        "ai-edge-litert": version("ai-edge-litert"),
+        "numpy": np.__version__,
+    }
 
 
 def verify(path: Path) -> None:
@@ -41,8 +62,9 @@ def verify(path: Path) -> None:
     try:
         Interpreter(model_path=str(path)).allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise BuildError("%s: not a usable TFLite model (%s)"
-                         % (path.name, " ".join(str(exc).split())[:200]))
+        raise BuildError(
+            "%s: not a usable TFLite model (%s)" % (path.name, " ".join(str(exc).split())[:200])
+        ) from None
 
 
 check = verify
@@ -55,21 +77,22 @@ def settings(step: Step, options: Options) -> Dict[str, Any]:
         method = step.method or options.calib_method
         if method != "minmax":
             raise BuildError("ai-edge-quantizer calibrates with minmax only, not %s" % method)
-        return {"tool": "ai-edge-quantizer", "recipe": "static_wi8_ai8",
-                "calib_method": method}
+        return {"tool": "ai-edge-quantizer", "recipe": "static_wi8_ai8", "calib_method": method}
     if step.kind == "int8-dynamic":
         return {"tool": "ai-edge-quantizer", "recipe": "dynamic_wi8_afp32"}
     return {"tool": "ai-edge-quantizer", "recipe": "float_casting fp16 weights"}
 
 
-def apply(source: Path, target: Path, step: Step, recipe: Mapping[str, Any],
-          calib: Optional[Any]) -> None:
+def apply(
+    source: Path, target: Path, step: Step, recipe: Mapping[str, Any], calib: Optional[Any]
+) -> None:
     with warnings.catch_warnings():  # the quantizer's own interpreter settings, not ours
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
         ranges = qt.calibrate(_calibration(source, calib)) if step.kind == "int8-static" else None
-        qt.quantize(ranges, enable_progress_bar=False,
-                    enable_progress_report=False).export_model(str(target))
+        qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).export_model(
+            str(target)
+        )
 
 
 def _calibration(source: Path, calib: Any) -> Dict[str, List[Dict[str, Any]]]:
@@ -81,8 +104,7 @@ def _calibration(source: Path, calib: Any) -> Dict[str, List[Dict[str, Any]]]:
     key = next(iter(signatures))
     names = signatures[key]["inputs"]
     if len(names) != 1:
-        raise BuildError("static calibration supports models with one input, not %d"
-                         % len(names))
+        raise BuildError("static calibration supports models with one input, not %d" % len(names))
     shape = tuple(interpreter.get_signature_runner(key).get_input_details()[names[0]]["shape"])
     return {key: [{names[0]: b} for b in calibration_batches(calib, shape, names[0])]}
 

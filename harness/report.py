@@ -3,6 +3,7 @@
 A failed artifact always shows its reason and message where the numbers would be, never a
 zero.  ``accuracy.top1`` is a fraction (0..1) and is shown as a percentage.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,7 @@ def _runtime(record: Record, with_version: bool = True) -> str:
 
 def flags(record: Record) -> List[str]:
     """Validity flags of an ok record (``throttled``, ``accelerator-not-used``, ...)."""
-    return list((record.fingerprint.get("validity") or {}).get("flags") or []) \
-        if record.ok else []
+    return list((record.fingerprint.get("validity") or {}).get("flags") or []) if record.ok else []
 
 
 def device_warnings(records: List[Record]) -> List[str]:
@@ -61,8 +61,11 @@ def device_warnings(records: List[Record]) -> List[str]:
         if not record.fingerprint:
             continue
         validity = record.fingerprint.get("validity")
-        found = ((validity.get("warnings") or []) if isinstance(validity, Mapping)
-                 else board_warnings(record.fingerprint))
+        found = (
+            (validity.get("warnings") or [])
+            if isinstance(validity, Mapping)
+            else board_warnings(record.fingerprint)
+        )
         out.extend(w for w in found if w not in out)
     return out
 
@@ -70,15 +73,23 @@ def device_warnings(records: List[Record]) -> List[str]:
 def _cells(record: Record) -> Dict[str, str]:
     """The formatted figures of one record; empty strings for a failed one."""
     row = summary.row(record)
-    cells = {"artifact": str(row["artifact"]), "runtime": _runtime(record),
-             "size": fmt_mb(row["size_mb"])}
+    cells = {
+        "artifact": str(row["artifact"]),
+        "runtime": _runtime(record),
+        "size": fmt_mb(row["size_mb"]),
+    }
     figures = {
-        "p50": fmt_ms(row["p50_ms"]), "p90": fmt_ms(row["p90_ms"]),
-        "p99": fmt_ms(row["p99_ms"]), "throughput": fmt_ms(row["throughput_ips"]),
-        "load": fmt_ms(row["load_ms"]), "first": fmt_ms(row["first_ms"]),
-        "rss": fmt_mb(row["peak_rss_mb"]), "top1": fmt_pct(row["top1"]),
+        "p50": fmt_ms(row["p50_ms"]),
+        "p90": fmt_ms(row["p90_ms"]),
+        "p99": fmt_ms(row["p99_ms"]),
+        "throughput": fmt_ms(row["throughput_ips"]),
+        "load": fmt_ms(row["load_ms"]),
+        "first": fmt_ms(row["first_ms"]),
+        "rss": fmt_mb(row["peak_rss_mb"]),
+        "top1": fmt_pct(row["top1"]),
         "stable": "" if row["stable"] is None else "yes" if row["stable"] else "no",
-        "energy": fmt_ms(row["energy_mj"]), "engine": fmt_ms(row["engine_build_ms"]),
+        "energy": fmt_ms(row["energy_mj"]),
+        "engine": fmt_ms(row["engine_build_ms"]),
         "flags": ", ".join(flags(record)),
     }
     cells.update(figures if record.ok else dict.fromkeys(figures, ""))
@@ -88,16 +99,23 @@ def _cells(record: Record) -> Dict[str, str]:
 # --- Markdown ------------------------------------------------------------------------------
 
 _MD_COLUMNS = [
-    ("Artifact", "artifact"), ("Runtime", "runtime"), ("Size (MB)", "size"),
-    ("p50 (ms)", "p50"), ("p90 (ms)", "p90"), ("p99 (ms)", "p99"),
-    ("Throughput (inf/s)", "throughput"), ("Load (ms)", "load"), ("First (ms)", "first"),
-    ("Peak RSS (MB)", "rss"), ("Top-1", "top1"), ("Stable", "stable"),
+    ("Artifact", "artifact"),
+    ("Runtime", "runtime"),
+    ("Size (MB)", "size"),
+    ("p50 (ms)", "p50"),
+    ("p90 (ms)", "p90"),
+    ("p99 (ms)", "p99"),
+    ("Throughput (inf/s)", "throughput"),
+    ("Load (ms)", "load"),
+    ("First (ms)", "first"),
+    ("Peak RSS (MB)", "rss"),
+    ("Top-1", "top1"),
+    ("Stable", "stable"),
 ]
 
 
 # shown only when some record of the device has them (boards with power rails, TensorRT, flags)
-_MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"),
-                ("Flags", "flags")]
+_MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"), ("Flags", "flags")]
 
 
 def md_cell(text: str) -> str:
@@ -140,14 +158,21 @@ def _fingerprint(records: List[Record]) -> List[str]:
         ("Python", first.get("python")),
         ("numpy", first.get("numpy")),
         ("Runtimes", ", ".join("%s %s" % kv for kv in runtimes.items())),
-        ("Temperatures (°C, before → after)",
-         _temps(first.get("temps_c_before") or {}, last.get("temps_c_after") or {})),
+        (
+            "Temperatures (°C, before → after)",
+            _temps(first.get("temps_c_before") or {}, last.get("temps_c_after") or {}),
+        ),
         ("Load average", " ".join("%.2f" % v for v in first.get("loadavg") or [])),
-        ("Available memory (MB)", ("%.0f" % first["mem_available_mb"]
-                                   if first.get("mem_available_mb") is not None else "")),
+        (
+            "Available memory (MB)",
+            (
+                "%.0f" % first["mem_available_mb"]
+                if first.get("mem_available_mb") is not None
+                else ""
+            ),
+        ),
     ] + _board_facts(first.get("board") or {})
-    return ["- **%s:** %s" % (label, value) for label, value in facts
-            if value not in (None, "")]
+    return ["- **%s:** %s" % (label, value) for label, value in facts if value not in (None, "")]
 
 
 def _board_facts(board: Mapping[str, Any]) -> List[Any]:
@@ -158,30 +183,58 @@ def _board_facts(board: Mapping[str, Any]) -> List[Any]:
     mode = jetson.get("nvpmodel") or {}
     clocks = jetson.get("clocks")
     return [
-        ("Throttle state (vcgencmd)", "%s — now: %s; since boot: %s" % (
-            throttled.get("raw"), ", ".join(throttled.get("now") or []) or "none",
-            ", ".join(throttled.get("since_boot") or []) or "none") if throttled else ""),
+        (
+            "Throttle state (vcgencmd)",
+            "%s — now: %s; since boot: %s"
+            % (
+                throttled.get("raw"),
+                ", ".join(throttled.get("now") or []) or "none",
+                ", ".join(throttled.get("since_boot") or []) or "none",
+            )
+            if throttled
+            else "",
+        ),
         ("ARM clock (MHz)", "%.0f" % pi["arm_mhz"] if pi.get("arm_mhz") else ""),
         ("L4T", jetson.get("l4t")),
-        ("Power mode (nvpmodel)", "%s (id %s)" % (mode["mode"], mode.get("id"))
-         if mode.get("mode") else ""),
-        ("Clocks (jetson_clocks)", "" if clocks is None else "locked" if clocks.get("locked")
-         else "dynamic: " + ", ".join(clocks.get("dynamic") or [])),
-        ("Edge TPU", ", ".join("%s %s" % (t.get("bus"), t.get("id") or t.get("device"))
-                               for t in board.get("edgetpu") or [])),
+        (
+            "Power mode (nvpmodel)",
+            "%s (id %s)" % (mode["mode"], mode.get("id")) if mode.get("mode") else "",
+        ),
+        (
+            "Clocks (jetson_clocks)",
+            ""
+            if clocks is None
+            else "locked"
+            if clocks.get("locked")
+            else "dynamic: " + ", ".join(clocks.get("dynamic") or []),
+        ),
+        (
+            "Edge TPU",
+            ", ".join(
+                "%s %s" % (t.get("bus"), t.get("id") or t.get("device"))
+                for t in board.get("edgetpu") or []
+            ),
+        ),
         ("Power rails", ", ".join(board.get("power_rails") or [])),
     ]
 
 
 def how_measured(settings: Mapping[str, Any]) -> str:
     threads = settings.get("threads")
-    return ("warm-up %s iterations / %s s; then at least %s iterations and %s s (at most "
-            "%s s or %s iterations) per artifact; threads: %s; memory sampled every %s ms" % (
-                settings.get("warmup_iterations", "?"), settings.get("warmup_seconds", "?"),
-                settings.get("min_iterations", "?"), settings.get("min_seconds", "?"),
-                settings.get("max_seconds", "?"), settings.get("max_iterations", "?"),
-                "runtime default" if threads is None else threads,
-                settings.get("memory_interval_ms", "?")))
+    return (
+        "warm-up %s iterations / %s s; then at least %s iterations and %s s (at most "
+        "%s s or %s iterations) per artifact; threads: %s; memory sampled every %s ms"
+        % (
+            settings.get("warmup_iterations", "?"),
+            settings.get("warmup_seconds", "?"),
+            settings.get("min_iterations", "?"),
+            settings.get("min_seconds", "?"),
+            settings.get("max_seconds", "?"),
+            settings.get("max_iterations", "?"),
+            "runtime default" if threads is None else threads,
+            settings.get("memory_interval_ms", "?"),
+        )
+    )
 
 
 def device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
@@ -192,17 +245,23 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
     notes, flagged = [], []
     if records:
         all_cells = [_cells(r) for r in records]
-        columns = _MD_COLUMNS + [(h, k) for h, k in _MD_OPTIONAL
-                                 if any(c[k] for c in all_cells)]
+        columns = _MD_COLUMNS + [(h, k) for h, k in _MD_OPTIONAL if any(c[k] for c in all_cells)]
         lines.append("| " + " | ".join(h for h, _ in columns) + " |")
-        lines.append("|" + "|".join("---" if k in ("artifact", "runtime", "flags") else "---:"
-                                    for _, k in columns) + "|")
+        lines.append(
+            "|"
+            + "|".join(
+                "---" if k in ("artifact", "runtime", "flags") else "---:" for _, k in columns
+            )
+            + "|"
+        )
         for record, cells in zip(records, all_cells):
             if not record.ok:
                 cells["p50"] = error_text(record)
             elif cells["stable"] == "no":
-                notes.append("%s: %s" % (cells["artifact"],
-                                         "; ".join(record.stats.get("stability_reasons", []))))
+                notes.append(
+                    "%s: %s"
+                    % (cells["artifact"], "; ".join(record.stats.get("stability_reasons", [])))
+                )
                 cells["stable"] = "no [%d]" % len(notes)
             if cells["flags"]:
                 reasons = (record.fingerprint.get("validity") or {}).get("reasons") or []
@@ -231,10 +290,10 @@ def markdown(meta: Mapping[str, Any], records: List[Record]) -> str:
     ordered = sorted(records, key=lambda r: r.started_at)
     lines = ["# edgebench run %s" % meta.get("run_id", "(unnamed)"), ""]
     for device in dict.fromkeys(devices):
-        lines += device_section(device, [r for r in ordered if r.device == device],
-                                 status.get(device, {}))
-    settings = {json.dumps(r.settings, sort_keys=True): r.settings
-                for r in records if r.settings}
+        lines += device_section(
+            device, [r for r in ordered if r.device == device], status.get(device, {})
+        )
+    settings = {json.dumps(r.settings, sort_keys=True): r.settings for r in records if r.settings}
     for s in settings.values():
         lines.append("How measured: %s." % how_measured(s))
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -243,9 +302,15 @@ def markdown(meta: Mapping[str, Any], records: List[Record]) -> str:
 # --- Terminal --------------------------------------------------------------------------------
 
 _TERM_COLUMNS = [
-    ("Device", "device"), ("Artifact", "artifact"), ("Runtime", "runtime"),
-    ("p50 ms", "p50"), ("p99 ms", "p99"), ("inf/s", "throughput"), ("RSS MB", "rss"),
-    ("Top-1", "top1"), ("Status", "status"),
+    ("Device", "device"),
+    ("Artifact", "artifact"),
+    ("Runtime", "runtime"),
+    ("p50 ms", "p50"),
+    ("p99 ms", "p99"),
+    ("inf/s", "throughput"),
+    ("RSS MB", "rss"),
+    ("Top-1", "top1"),
+    ("Status", "status"),
 ]
 
 
@@ -253,8 +318,15 @@ def _term_cells(record: Record) -> Dict[str, str]:
     cells = _cells(record)
     cells["device"] = record.device
     cells["runtime"] = _runtime(record, with_version=False)
-    cells["status"] = ("error" if not record.ok else "flagged" if cells["flags"]
-                       else "unstable" if cells["stable"] == "no" else "ok")
+    cells["status"] = (
+        "error"
+        if not record.ok
+        else "flagged"
+        if cells["flags"]
+        else "unstable"
+        if cells["stable"] == "no"
+        else "ok"
+    )
     return cells
 
 
@@ -267,8 +339,10 @@ def _failures(records: List[Record]) -> List[str]:
             lines.append("%s/%s: %s" % (r.device, r.artifact.get("name"), error_text(r)))
         elif flags(r):
             reasons = (r.fingerprint.get("validity") or {}).get("reasons") or []
-            lines.append("%s/%s: flagged %s — %s" % (r.device, r.artifact.get("name"),
-                                                    ", ".join(flags(r)), "; ".join(reasons)))
+            lines.append(
+                "%s/%s: flagged %s — %s"
+                % (r.device, r.artifact.get("name"), ", ".join(flags(r)), "; ".join(reasons))
+            )
     return lines
 
 
@@ -277,8 +351,7 @@ def plain_table(records: List[Record]) -> str:
     table = [[h for h, _ in _TERM_COLUMNS]]
     table += [[c[k] for _, k in _TERM_COLUMNS] for c in map(_term_cells, records)]
     widths = [max(len(row[i]) for row in table) for i in range(len(_TERM_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-             for row in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     return "\n".join(lines + _failures(records)) + "\n"
 
 
@@ -297,13 +370,16 @@ def terminal_table(records: List[Record]) -> None:
         if key in ("device", "artifact", "runtime"):  # these shrink on a narrow terminal
             table.add_column(header, overflow="fold")
         else:
-            table.add_column(header, justify="left" if key == "status" else "right",
-                             no_wrap=True)
+            table.add_column(header, justify="left" if key == "status" else "right", no_wrap=True)
     styles = {"error": "red", "flagged": "yellow", "unstable": "yellow", "ok": "green"}
     for cells in map(_term_cells, records):
         # Text, not markup: names may contain "[...]"
-        table.add_row(*(Text(cells[k], style=styles[cells[k]] if k == "status" else "")
-                        for _, k in _TERM_COLUMNS))
+        table.add_row(
+            *(
+                Text(cells[k], style=styles[cells[k]] if k == "status" else "")
+                for _, k in _TERM_COLUMNS
+            )
+        )
     # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; give it room instead.
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(table)

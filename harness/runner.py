@@ -4,6 +4,7 @@ Devices run concurrently (one worker thread each); on one device the artifacts r
 after another, never two benchmarks at once on a board.  Every finished record is stored
 the moment it arrives, so Ctrl-C or a failing device loses nothing already measured.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -50,11 +51,13 @@ class Artifact:
         return self.path.name
 
     @classmethod
-    def from_path(cls, path: Path) -> "Artifact":
+    def from_path(cls, path: Path) -> Artifact:
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise ConfigError("%s: unknown model format %r (expected %s)"
-                              % (path, path.suffix, " or ".join(sorted(FORMATS))))
+            raise ConfigError(
+                "%s: unknown model format %r (expected %s)"
+                % (path, path.suffix, " or ".join(sorted(FORMATS)))
+            )
         if path.is_dir():
             raise ConfigError("%s: is a directory, not a model file" % path)
         if not path.is_file():
@@ -62,12 +65,17 @@ class Artifact:
         try:
             return cls(path, sha256_file(path), path.stat().st_size, fmt)
         except OSError as exc:
-            raise ConfigError("%s: cannot read the model (%s)"
-                              % (path, exc.strerror or exc)) from None
+            raise ConfigError(
+                "%s: cannot read the model (%s)" % (path, exc.strerror or exc)
+            ) from None
 
     def identity(self) -> Dict[str, Any]:
-        ident = {"name": self.name, "sha256": self.sha256, "size_bytes": self.size_bytes,
-                 "format": self.format}  # type: Dict[str, Any]
+        ident: Dict[str, Any] = {
+            "name": self.name,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "format": self.format,
+        }
         if self.variant:
             ident["variant"] = self.variant
             ident["parent_sha256"] = self.parent_sha256
@@ -94,49 +102,72 @@ class Request:
         }
 
     @classmethod
-    def from_description(cls, desc: Any, source: Path) -> "Request":
+    def from_description(cls, desc: Any, source: Path) -> Request:
         """The request a stored run made (``source``: its run.json); refuses files that
         changed since, and a request that is not one."""
         try:
             request = cls._from_description(desc)
             parse_settings(request.settings)
         except (JobError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError("%s: cannot resume, the stored request is damaged (%s)"
-                              % (source, " ".join(str(exc).split()))) from None
+            raise ConfigError(
+                "%s: cannot resume, the stored request is damaged (%s)"
+                % (source, " ".join(str(exc).split()))
+            ) from None
         return request
 
     @classmethod
-    def _from_description(cls, desc: Mapping[str, Any]) -> "Request":
+    def _from_description(cls, desc: Mapping[str, Any]) -> Request:
         artifacts = []
         for item in desc.get("artifacts", []):
             artifact = Artifact.from_path(Path(item["path"]))
             if artifact.sha256 != item["sha256"]:
-                raise ConfigError("%s: changed since the run measured it (sha256 differs)"
-                                  % item["path"])
-            artifacts.append(Artifact(artifact.path, artifact.sha256, artifact.size_bytes,
-                                      artifact.format, item.get("variant"),
-                                      item.get("parent_sha256")))
+                raise ConfigError(
+                    "%s: changed since the run measured it (sha256 differs)" % item["path"]
+                )
+            artifacts.append(
+                Artifact(
+                    artifact.path,
+                    artifact.sha256,
+                    artifact.size_bytes,
+                    artifact.format,
+                    item.get("variant"),
+                    item.get("parent_sha256"),
+                )
+            )
         eval_path = Path(desc["eval"]) if desc.get("eval") else None
         if eval_path is not None and not eval_path.is_file():
             raise ConfigError("%s: eval set not found" % eval_path)
-        return cls(tuple(artifacts), eval_path, dict(desc.get("input_shapes") or {}),
-                   dict(desc.get("settings") or {}), bool(desc.get("require_accelerator")))
+        return cls(
+            tuple(artifacts),
+            eval_path,
+            dict(desc.get("input_shapes") or {}),
+            dict(desc.get("settings") or {}),
+            bool(desc.get("require_accelerator")),
+        )
 
 
 def unfinished(store: RunStore) -> Dict[str, List[str]]:
     """Per device, the artifacts a resumed run must measure: never measured, or failed for
     an infrastructure reason (link, board, timeout) that another try may not meet."""
-    done = {(r.device, r.artifact["name"]) for r in store.records()
-            if r.ok or r.fault_class != "infrastructure"}
+    done = {
+        (r.device, r.artifact["name"])
+        for r in store.records()
+        if r.ok or r.fault_class != "infrastructure"
+    }
     status = store.meta().get("status") or {}  # its shape checked when the run was opened
-    return {device: [a for a in arts if (device, a) not in done]
-            for device, arts in status.items()}
+    return {device: [a for a in arts if (device, a) not in done] for device, arts in status.items()}
 
 
 class Runner:
-    def __init__(self, store: RunStore, request: Request, devices: Sequence[Device],
-                 agent_zip: Path, on_event: Optional[Event] = None,
-                 todo: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        request: Request,
+        devices: Sequence[Device],
+        agent_zip: Path,
+        on_event: Optional[Event] = None,
+        todo: Optional[Mapping[str, Sequence[str]]] = None,
+    ) -> None:
         """``todo`` limits each device to the named artifacts (``--resume``)."""
         self.todo = todo
         # hashed once here, not once per device thread: eval sets can be large
@@ -148,13 +179,14 @@ class Runner:
         self.agent_zip = agent_zip
         self.on_event = on_event or (lambda *args: None)
         self.interrupted = False
-        self.unsaved = []  # type: List[str]  # why records could not be written, one line each
-        self._measured = {}  # type: Dict[Tuple[str, str], Record]  # this run's, kept in memory
-        self._transports = {}  # type: Dict[str, Transport]
+        self.unsaved: List[str] = []  # why records could not be written, one line each
+        self._measured: Dict[Tuple[str, str], Record] = {}  # this run's, kept in memory
+        self._transports: Dict[str, Transport] = {}
         self._cancel = threading.Event()
 
-    def _job(self, device: Device, artifact: Artifact, staged: str,
-             eval_staged: Optional[str]) -> Dict[str, Any]:
+    def _job(
+        self, device: Device, artifact: Artifact, staged: str, eval_staged: Optional[str]
+    ) -> Dict[str, Any]:
         return {
             "protocol": PROTOCOL_VERSION,
             "device": device.name,
@@ -165,13 +197,14 @@ class Runner:
             "settings": dict(self.request.settings),
             "onnx": device.onnx.to_dict(),
             "tflite": device.tflite.to_dict(),
-            "require_accelerator": (device.require_accelerator
-                                    or self.request.require_accelerator),
+            "require_accelerator": (device.require_accelerator or self.request.require_accelerator),
             "cooldown": device.cooldown.to_dict() if device.cooldown else None,
             "throttle_temp_c": device.throttle_temp_c,
-            "lease": {"workdir": device.workdir,
-                      "timeout_s": min(LEASE_TIMEOUT_S, device.timeout_s / 2),
-                      "owner": "%s run %s" % (self._owner, self.store.run_id)},
+            "lease": {
+                "workdir": device.workdir,
+                "timeout_s": min(LEASE_TIMEOUT_S, device.timeout_s / 2),
+                "owner": "%s run %s" % (self._owner, self.store.run_id),
+            },
         }
 
     def _store(self, record: Record) -> None:
@@ -180,8 +213,11 @@ class Runner:
         self._measured[(record.device, str(record.artifact["name"]))] = record
         try:
             self.store.write_record(record)
-            self.store.set_status(record.device, record.artifact["name"],
-                                  "ok" if record.ok else "error:%s" % record.reason)
+            self.store.set_status(
+                record.device,
+                record.artifact["name"],
+                "ok" if record.ok else "error:%s" % record.reason,
+            )
         except StoreError as exc:
             self.note_unsaved(exc)
         self.on_event(record.device, record.artifact["name"], "done", record)
@@ -191,8 +227,11 @@ class Runner:
 
     def _device(self, device: Device) -> None:
         transport = self._transports[device.name]
-        pending = [a for a in self.request.artifacts
-                   if self.todo is None or a.name in self.todo.get(device.name, ())]
+        pending = [
+            a
+            for a in self.request.artifacts
+            if self.todo is None or a.name in self.todo.get(device.name, ())
+        ]
         if not pending:
             return
         try:
@@ -208,20 +247,20 @@ class Runner:
                     if record.reason == "transfer-failed":  # changed on the board since it
                         transport.deploy(self.agent_zip)  # was checked: send what differs,
                         if self.request.eval_path is not None:  # once more
-                            eval_staged = transport.stage(self.request.eval_path,
-                                                          self._eval_sha256)
+                            eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
                         record = self._measure(transport, device, artifact, eval_staged)
                 except Fault as fault:
                     if fault.reason not in FILE_FAULTS:
                         raise
-                    record = error_record(device.name, artifact.identity(), fault.reason,
-                                          fault.message)
+                    record = error_record(
+                        device.name, artifact.identity(), fault.reason, fault.message
+                    )
                 if record.reason == "interrupted":
                     break
                 pending.pop(0)
                 self._store(record)
         except Fault as fault:
-            failure = (fault.reason, fault.message)
+            failure: Optional[Tuple[str, str]] = (fault.reason, fault.message)
         except Exception as exc:  # a fault of ours or of this host: a record, not a dead thread
             failure = ("internal", "%s: %s" % (type(exc).__name__, exc))
         else:
@@ -238,16 +277,21 @@ class Runner:
         finally:
             done.set()
 
-    def _measure(self, transport: Transport, device: Device, artifact: Artifact,
-                 eval_staged: Optional[str]) -> Record:
+    def _measure(
+        self, transport: Transport, device: Device, artifact: Artifact, eval_staged: Optional[str]
+    ) -> Record:
         """Stage one artifact (the board checks what it has) and run the agent on it."""
         staged = transport.stage(
-            artifact.path, artifact.sha256,
-            lambda sent, total: self.on_event(device.name, artifact.name, "upload",
-                                              (sent, total)))
+            artifact.path,
+            artifact.sha256,
+            lambda sent, total: self.on_event(device.name, artifact.name, "upload", (sent, total)),
+        )
         outcome = transport.run_agent(
-            "run", self._job(device, artifact, staged, eval_staged), device.timeout_s,
-            lambda line: self._stderr(device.name, artifact.name, line))
+            "run",
+            self._job(device, artifact, staged, eval_staged),
+            device.timeout_s,
+            lambda line: self._stderr(device.name, artifact.name, line),
+        )
         return interpret(outcome, device.name, artifact.identity(), device.timeout_s)
 
     def _stderr(self, device: str, artifact: str, line: str) -> None:
@@ -268,8 +312,9 @@ class Runner:
         # leave its agent running.
         done = [threading.Event() for _ in self.devices]
         for device, event in zip(self.devices, done):
-            threading.Thread(target=self._worker, args=(device, event),
-                             name="device-" + device.name, daemon=True).start()
+            threading.Thread(
+                target=self._worker, args=(device, event), name="device-" + device.name, daemon=True
+            ).start()
         try:
             for event in done:
                 while not event.wait(0.2):
@@ -284,7 +329,9 @@ class Runner:
         try:
             self.store.update_meta(
                 bytes_sent={n: t.bytes_sent for n, t in self._transports.items()},
-                interrupted=self.interrupted, finished_at=utc_now())
+                interrupted=self.interrupted,
+                finished_at=utc_now(),
+            )
         except StoreError as exc:
             self.note_unsaved(exc)
         records = {(r.device, str(r.artifact["name"])): r for r in self.store.records()}

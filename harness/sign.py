@@ -5,6 +5,7 @@ Anyone can then check it offline, without edgebench::
     ssh-keygen -Y verify -f allowed_signers -I IDENTITY -n edgebench-manifest \\
         -s manifest.json.sig < manifest.json
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,13 +25,19 @@ class SignError(Exception):
 
 def _ssh_keygen(args: List[str], key: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["ssh-keygen"] + args, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["ssh-keygen"] + args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except FileNotFoundError:
         raise SignError("ssh-keygen not found (install OpenSSH 8.1 or later)") from None
     except subprocess.TimeoutExpired:
-        raise SignError("%s: ssh-keygen did not finish in 120 s (waiting for a passphrase?)"
-                        % key) from None
+        raise SignError(
+            "%s: ssh-keygen did not finish in 120 s (waiting for a passphrase?)" % key
+        ) from None
 
 
 def _why(proc: subprocess.CompletedProcess) -> str:
@@ -48,8 +55,9 @@ def check_key(key: str) -> None:
     except OSError as exc:
         raise SignError("%s: cannot read the key (%s)" % (key, exc.strerror or exc)) from None
     if b"PRIVATE KEY-----" not in head:
-        raise SignError("%s: not an SSH private key (give the private key file, not the "
-                        ".pub)" % key)
+        raise SignError(
+            "%s: not an SSH private key (give the private key file, not the .pub)" % key
+        )
     proc = _ssh_keygen(["-l", "-f", key], key)
     if proc.returncode != 0:
         raise SignError("%s: ssh-keygen cannot use this key (%s)" % (key, _why(proc)))
@@ -59,8 +67,9 @@ def _remove(sig: Path) -> None:
     try:
         sig.unlink(missing_ok=True)
     except OSError as exc:
-        raise StoreError("%s: cannot remove the old signature (%s)"
-                         % (sig, exc.strerror or exc)) from None
+        raise StoreError(
+            "%s: cannot remove the old signature (%s)" % (sig, exc.strerror or exc)
+        ) from None
 
 
 def write_manifest(path: Path, text: str, key: Optional[str]) -> Optional[Path]:

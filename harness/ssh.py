@@ -29,6 +29,7 @@ it -- opening a channel, starting a command, reading, the kill -- is bounded, by
 device's ``timeout_s`` at most, and once it has not answered, the rest of its work fails
 at once instead of waiting again.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,7 +44,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Dict, IO, Iterable, Iterator, List, Optional
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional
 
 import paramiko
 
@@ -52,8 +53,17 @@ from agent.verify import sha256_file
 
 from .config import Device
 from .sshconn import Connection, open_connection
-from .transport import (LOADER, TAIL_LINES, AgentExit, Progress, StderrSink, Transport,
-                        agent_env, printable, pump_lines)
+from .transport import (
+    LOADER,
+    TAIL_LINES,
+    AgentExit,
+    Progress,
+    StderrSink,
+    Transport,
+    agent_env,
+    printable,
+    pump_lines,
+)
 
 CHUNK = 1 << 20
 COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress
@@ -169,7 +179,7 @@ class SSHTransport(Transport):
     def __init__(self, device: Device, ssh_config: Optional[str] = None) -> None:
         super().__init__(device)
         self._ssh_config = ssh_config
-        self._conn = None  # type: Optional[Connection]
+        self._conn: Optional[Connection] = None
         self.agent_path = ""
         self.agent_sha256 = ""
         self._wait_s = min(COMMAND_TIMEOUT_S, device.timeout_s)
@@ -206,10 +216,14 @@ class SSHTransport(Transport):
             if chan is not None:
                 chan.close()
             if not self._alive() or time.monotonic() < end:
-                raise Fault("unreachable", "lost the connection to %s: %s"
-                            % (self.device.name, exc or type(exc).__name__)) from None
-            self._lost = "%s stopped answering (no reply within %.0f s)" % (self.device.name,
-                                                                            wait_s)
+                raise Fault(
+                    "unreachable",
+                    "lost the connection to %s: %s" % (self.device.name, exc or type(exc).__name__),
+                ) from None
+            self._lost = "%s stopped answering (no reply within %.0f s)" % (
+                self.device.name,
+                wait_s,
+            )
             raise Fault("unreachable", self._lost) from None
         finally:
             if watchdog is not None:
@@ -217,30 +231,39 @@ class SSHTransport(Transport):
         return chan
 
     def _python_command(self, code: str, *args: str) -> str:
-        return "%s -S -c %s %s" % (shell_path(self.device.python), shlex.quote(code),
-                                   quote_command(args))
+        return "%s -S -c %s %s" % (
+            shell_path(self.device.python),
+            shlex.quote(code),
+            quote_command(args),
+        )
 
     # -- deploy and stage -----------------------------------------------------------------
 
     def deploy(self, agent_zip: Path) -> None:
         """The agent, under its content-hash name; sent only when the board lacks it."""
         self.agent_sha256 = sha256_file(agent_zip)
-        self.agent_path = self.send(_map(agent_zip), "agents", agent_zip.name,
-                                    self.agent_sha256)
+        self.agent_path = self.send(_map(agent_zip), "agents", agent_zip.name, self.agent_sha256)
 
     def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
         return self.send(_map(path), "blobs", blob_name(path, sha256), sha256, progress)
 
-    def send(self, data: memoryview, sub: str, name: str, sha256: str,
-             progress: Optional[Progress] = None) -> str:
+    def send(
+        self,
+        data: memoryview,
+        sub: str,
+        name: str,
+        sha256: str,
+        progress: Optional[Progress] = None,
+    ) -> str:
         """``<workdir>/<sub>/<name>`` on the board, sending ``data`` if it is not there yet.
 
         The bytes are hashed on the board; a mismatch leaves nothing behind.
         """
         if "/" in name or name in ("", ".", ".."):
             raise ValueError("not a plain file name: %r" % name)  # stay inside the workdir
-        chan = self._channel(self._python_command(RECEIVE, self.device.workdir, sub, name,
-                                                  sha256, str(len(data))))
+        chan = self._channel(
+            self._python_command(RECEIVE, self.device.workdir, sub, name, sha256, str(len(data)))
+        )
         chan.settimeout(self._wait_s)
         replies = chan.makefile("rb")
         try:
@@ -255,7 +278,10 @@ class SSHTransport(Transport):
             errors = printable(chan.makefile_stderr("rb").read().decode("utf-8", "replace"))
         except socket.timeout:
             self._lost = "%s: the transfer of %s made no progress for %.0f s" % (
-                self.device.name, name, self._wait_s)
+                self.device.name,
+                name,
+                self._wait_s,
+            )
             raise Fault("unreachable", self._lost) from None
         finally:
             chan.close()
@@ -263,12 +289,13 @@ class SSHTransport(Transport):
             return str(state["path"])
         raise self._send_fault(state, chan.exit_status, errors, name)
 
-    def _stream(self, data: memoryview, chan: paramiko.Channel,
-                progress: Optional[Progress]) -> None:
+    def _stream(
+        self, data: memoryview, chan: paramiko.Channel, progress: Optional[Progress]
+    ) -> None:
         for offset in range(0, len(data), CHUNK):
             if self._cancel.is_set():
                 raise Fault("interrupted", "an upload to %s was interrupted" % self.device.name)
-            block = data[offset:offset + CHUNK]
+            block = data[offset : offset + CHUNK]
             chan.sendall(block)
             self.bytes_sent += len(block)
             if progress is not None:
@@ -278,36 +305,55 @@ class SSHTransport(Transport):
     def _send_fault(self, state: Dict[str, Any], status: int, errors: str, name: str) -> Fault:
         detail = printable(str(state.get("detail", "")))
         if status == 127:
-            return Fault("runtime-missing", "the device's Python (%s) could not be started: %s"
-                         % (self.device.python, errors.strip()))
+            return Fault(
+                "runtime-missing",
+                "the device's Python (%s) could not be started: %s"
+                % (self.device.python, errors.strip()),
+            )
         if state.get("state") == "disk-full":
-            return Fault("disk-full", "%s: no room for %s in %s: %s"
-                         % (self.device.name, name, self.device.workdir, detail))
+            return Fault(
+                "disk-full",
+                "%s: no room for %s in %s: %s"
+                % (self.device.name, name, self.device.workdir, detail),
+            )
         if state.get("state") == "mismatch":
-            return Fault(DEVICE_FAILED, "%s: the upload of %s arrived with sha256 %s..., not "
-                         "the expected one; it was discarded" % (self.device.name, name,
-                                                                 detail[:16]))
+            return Fault(
+                DEVICE_FAILED,
+                "%s: the upload of %s arrived with sha256 %s..., not "
+                "the expected one; it was discarded" % (self.device.name, name, detail[:16]),
+            )
         if not self._alive():
-            return Fault("unreachable", "lost the connection to %s while sending %s"
-                         % (self.device.name, name))
+            return Fault(
+                "unreachable",
+                "lost the connection to %s while sending %s" % (self.device.name, name),
+            )
         last = (errors.strip().splitlines() or [detail or "exit status %d" % status])[-1]
         return Fault(DEVICE_FAILED, "%s: storing %s failed: %s" % (self.device.name, name, last))
 
     # -- run ------------------------------------------------------------------------------
 
     def agent_command(self, command: str) -> str:
-        argv = "%s -c %s %s" % (shell_path(self.device.python), shlex.quote(LOADER),
-                                quote_command([self.agent_path, self.agent_sha256, command]))
-        env = " ".join("%s=%s" % (k, shell_path(v))
-                       for k, v in agent_env(self.device.workdir).items())
+        argv = "%s -c %s %s" % (
+            shell_path(self.device.python),
+            shlex.quote(LOADER),
+            quote_command([self.agent_path, self.agent_sha256, command]),
+        )
+        env = " ".join(
+            "%s=%s" % (k, shell_path(v)) for k, v in agent_env(self.device.workdir).items()
+        )
         env += "".join(" " + quote_command(["%s=%s" % kv]) for kv in self.device.env)
         return "exec sh -c %s edgebench-agent env %s %s" % (shlex.quote(WRAPPER), env, argv)
 
-    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
-                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+    def run_agent(
+        self,
+        command: str,
+        job: Dict[str, Any],
+        timeout: float,
+        on_stderr: Optional[StderrSink] = None,
+    ) -> AgentExit:
         assert self.agent_path, "deploy() first"
         chan = self._channel(self.agent_command(command))
-        pid = []  # type: List[int]
+        pid: List[int] = []
         try:
             return self._follow(chan, pid, job, timeout, on_stderr)
         except BaseException:
@@ -317,16 +363,26 @@ class SSHTransport(Transport):
         finally:
             chan.close()
 
-    def _follow(self, chan: paramiko.Channel, pid: List[int], job: Dict[str, Any],
-                timeout: float, on_stderr: Optional[StderrSink]) -> AgentExit:
+    def _follow(
+        self,
+        chan: paramiko.Channel,
+        pid: List[int],
+        job: Dict[str, Any],
+        timeout: float,
+        on_stderr: Optional[StderrSink],
+    ) -> AgentExit:
         """Feed the job, stream stderr, and wait for the exit -- or kill at the deadline."""
-        tail = deque(maxlen=TAIL_LINES)  # type: deque[str]
-        out_chunks = []  # type: List[bytes]
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        out_chunks: List[bytes] = []
         readers = [
-            threading.Thread(target=pump_lines, daemon=True, args=(
-                _strip_pid(chan.makefile_stderr("rb"), pid), tail, on_stderr)),
-            threading.Thread(target=lambda: out_chunks.append(chan.makefile("rb").read()),
-                             daemon=True),
+            threading.Thread(
+                target=pump_lines,
+                daemon=True,
+                args=(_strip_pid(chan.makefile_stderr("rb"), pid), tail, on_stderr),
+            ),
+            threading.Thread(
+                target=lambda: out_chunks.append(chan.makefile("rb").read()), daemon=True
+            ),
         ]
         for t in readers:
             t.start()
@@ -350,11 +406,18 @@ class SSHTransport(Transport):
             t.join(timeout=KILL_WAIT_S)
         chan.close()
         if chan.exit_status == -1 and not self._alive() and not (timed_out or interrupted):
-            raise Fault("unreachable", "lost the connection to %s during the run"
-                        % self.device.name)
+            raise Fault(
+                "unreachable", "lost the connection to %s during the run" % self.device.name
+            )
         stdout = b"".join(out_chunks).decode("utf-8", "replace")
-        return AgentExit(exit_code(chan.exit_status, stdout), stdout, "\n".join(tail),
-                         timed_out, interrupted, kill_failed)
+        return AgentExit(
+            exit_code(chan.exit_status, stdout),
+            stdout,
+            "\n".join(tail),
+            timed_out,
+            interrupted,
+            kill_failed,
+        )
 
     def _kill(self, pid: Optional[int]) -> bool:
         """SIGKILL the agent's process group (or at least the wrapper) from a new channel;
@@ -366,8 +429,7 @@ class SSHTransport(Transport):
             return False
         end = time.monotonic() + KILL_WAIT_S
         try:
-            chan = self._channel("kill -9 -%d 2>/dev/null || kill -9 %d" % (pid, pid),
-                                 KILL_WAIT_S)
+            chan = self._channel("kill -9 -%d 2>/dev/null || kill -9 %d" % (pid, pid), KILL_WAIT_S)
         except Fault:
             return False  # the board stopped answering; the channel close is all we can do
         try:

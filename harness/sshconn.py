@@ -13,6 +13,7 @@ Logging in takes at most :data:`CONNECT_DEADLINE_S`, or the device's ``timeout_s
 shorter.  paramiko's own log (tracebacks of failed handshakes) stays off the terminal: the
 fault already says what happened.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -58,7 +59,7 @@ class Endpoint:
     port: int
     user: str
     key_files: Tuple[str, ...]  # empty: the ssh-agent and the default ~/.ssh/id_* keys
-    via: Optional["Endpoint"] = None  # the jump host in front of this one
+    via: Optional[Endpoint] = None  # the jump host in front of this one
 
     def __str__(self) -> str:
         return "%s@%s:%d" % (self.user, self.hostname, self.port)
@@ -101,8 +102,9 @@ def resolve(device: Device, ssh_config: Optional[str] = None) -> Endpoint:
     assert device.host, "ssh devices have a host"
     config = _load_config(ssh_config)
     port = device.port if device.port != 22 else None  # 22 is also the unset default
-    return _endpoint(config, device.host, device.user, port,
-                     (device.key,) if device.key else (), depth=0)
+    return _endpoint(
+        config, device.host, device.user, port, (device.key,) if device.key else (), depth=0
+    )
 
 
 def _load_config(path: Optional[str]) -> paramiko.SSHConfig:
@@ -110,8 +112,14 @@ def _load_config(path: Optional[str]) -> paramiko.SSHConfig:
     return paramiko.SSHConfig.from_path(path) if os.path.isfile(path) else paramiko.SSHConfig()
 
 
-def _endpoint(config: paramiko.SSHConfig, name: str, user: Optional[str], port: Optional[int],
-              keys: Tuple[str, ...], depth: int) -> Endpoint:
+def _endpoint(
+    config: paramiko.SSHConfig,
+    name: str,
+    user: Optional[str],
+    port: Optional[int],
+    keys: Tuple[str, ...],
+    depth: int,
+) -> Endpoint:
     if depth > MAX_HOPS:
         raise Fault("unreachable", "ProxyJump for %s nests more than %d hops" % (name, MAX_HOPS))
     entry = config.lookup(name)
@@ -123,15 +131,19 @@ def _endpoint(config: paramiko.SSHConfig, name: str, user: Optional[str], port: 
             hop_user, hop_host, hop_port = _parse_hop(hop.strip())
             hop_end = _endpoint(config, hop_host, hop_user, hop_port, (), depth + 1)
             via = hop_end if via is None else replace(hop_end, via=via)
-    return Endpoint(name=name, hostname=entry["hostname"],
-                    port=port or int(entry.get("port", 22)),
-                    user=user or entry.get("user") or getpass.getuser(),
-                    key_files=keys or tuple(f for f in files if os.path.isfile(f)), via=via)
+    return Endpoint(
+        name=name,
+        hostname=entry["hostname"],
+        port=port or int(entry.get("port", 22)),
+        user=user or entry.get("user") or getpass.getuser(),
+        key_files=keys or tuple(f for f in files if os.path.isfile(f)),
+        via=via,
+    )
 
 
 def _parse_hop(spec: str) -> Tuple[Optional[str], str, Optional[int]]:
     """``[user@]host[:port]`` (also ``ssh://`` URIs) from a ProxyJump list."""
-    spec = spec[len("ssh://"):] if spec.startswith("ssh://") else spec
+    spec = spec[len("ssh://") :] if spec.startswith("ssh://") else spec
     user, _, hostport = spec.rpartition("@")
     if hostport.startswith("["):  # [v6::addr]:port
         host, _, rest = hostport[1:].partition("]")
@@ -160,9 +172,9 @@ def open_connection(device: Device, ssh_config: Optional[str] = None) -> Connect
 
 
 def _connect(endpoint: Endpoint, device: Device, deadline: _Deadline) -> Connection:
-    hops = []  # type: List[paramiko.SSHClient]
+    hops: List[paramiko.SSHClient] = []
     try:
-        sock = None  # type: Any
+        sock: Any = None
         if endpoint.via is not None:
             jump = _connect(endpoint.via, device, deadline)
             hops = jump.hops + [jump.client]
@@ -177,20 +189,32 @@ def _connect(endpoint: Endpoint, device: Device, deadline: _Deadline) -> Connect
 
 def _tcp(endpoint: Endpoint, deadline: _Deadline) -> socket.socket:
     try:
-        sock = socket.create_connection((endpoint.hostname, endpoint.port),
-                                        timeout=max(0.1, deadline.remaining()))
+        sock = socket.create_connection(
+            (endpoint.hostname, endpoint.port), timeout=max(0.1, deadline.remaining())
+        )
     except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError) as exc:
-        raise _Transient(Fault("unreachable", "cannot connect to %s:%d: %s"
-                               % (endpoint.hostname, endpoint.port, exc.strerror))) from None
+        raise _Transient(
+            Fault(
+                "unreachable",
+                "cannot connect to %s:%d: %s" % (endpoint.hostname, endpoint.port, exc.strerror),
+            )
+        ) from None
     except socket.timeout:
-        raise Fault("unreachable", "%s:%d did not answer within the connect deadline"
-                    % (endpoint.hostname, endpoint.port)) from None
+        raise Fault(
+            "unreachable",
+            "%s:%d did not answer within the connect deadline" % (endpoint.hostname, endpoint.port),
+        ) from None
     except OSError as exc:  # no route, unknown name, network down
-        raise Fault("unreachable", "cannot connect to %s:%d: %s" % (
-            endpoint.hostname, endpoint.port, exc.strerror or exc)) from None
+        raise Fault(
+            "unreachable",
+            "cannot connect to %s:%d: %s" % (endpoint.hostname, endpoint.port, exc.strerror or exc),
+        ) from None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_S), ("TCP_KEEPINTVL", KEEPALIVE_S),
-                        ("TCP_KEEPCNT", 3)):
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_S),
+        ("TCP_KEEPCNT", 3),
+    ):
         if hasattr(socket, name):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     if sys.platform.startswith("linux"):
@@ -200,11 +224,17 @@ def _tcp(endpoint: Endpoint, deadline: _Deadline) -> socket.socket:
 
 def _tunnel(jump: paramiko.Transport, endpoint: Endpoint, deadline: _Deadline) -> paramiko.Channel:
     try:
-        return jump.open_channel("direct-tcpip", (endpoint.hostname, endpoint.port),
-                                 ("127.0.0.1", 0), timeout=max(0.1, deadline.remaining()))
+        return jump.open_channel(
+            "direct-tcpip",
+            (endpoint.hostname, endpoint.port),
+            ("127.0.0.1", 0),
+            timeout=max(0.1, deadline.remaining()),
+        )
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise Fault("unreachable", "the jump host cannot reach %s:%d: %s"
-                    % (endpoint.hostname, endpoint.port, exc)) from None
+        raise Fault(
+            "unreachable",
+            "the jump host cannot reach %s:%d: %s" % (endpoint.hostname, endpoint.port, exc),
+        ) from None
 
 
 def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
@@ -212,7 +242,8 @@ def _fast_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     options = transport.get_security_options()
     offered = tuple(options.ciphers)
     options.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in offered) + tuple(
-        c for c in offered if c not in PREFERRED_CIPHERS)
+        c for c in offered if c not in PREFERRED_CIPHERS
+    )
     return transport
 
 
@@ -220,8 +251,9 @@ def _known_hosts(device: Device) -> str:
     return os.path.expanduser(device.known_hosts or KNOWN_HOSTS)
 
 
-def _login(endpoint: Endpoint, device: Device, sock: Any,
-           deadline: _Deadline) -> paramiko.SSHClient:
+def _login(
+    endpoint: Endpoint, device: Device, sock: Any, deadline: _Deadline
+) -> paramiko.SSHClient:
     for key in endpoint.key_files:
         if not os.path.isfile(key):
             sock.close()
@@ -231,15 +263,26 @@ def _login(endpoint: Endpoint, device: Device, sock: Any,
     if os.path.isfile(known_hosts):
         client.load_host_keys(known_hosts)
     client.set_missing_host_key_policy(_UnknownHostKey(known_hosts, device.trust_on_first_use))
-    where = "%s (%s)" % (endpoint.name, endpoint) if endpoint.name != endpoint.hostname \
+    where = (
+        "%s (%s)" % (endpoint.name, endpoint)
+        if endpoint.name != endpoint.hostname
         else str(endpoint)
+    )
     remaining = max(1.0, deadline.remaining())
     try:
-        client.connect(endpoint.hostname, endpoint.port, endpoint.user, sock=sock,
-                       key_filename=list(endpoint.key_files) or None,
-                       look_for_keys=not endpoint.key_files, allow_agent=True,
-                       timeout=remaining, banner_timeout=remaining, auth_timeout=remaining,
-                       transport_factory=_fast_transport)
+        client.connect(
+            endpoint.hostname,
+            endpoint.port,
+            endpoint.user,
+            sock=sock,
+            key_filename=list(endpoint.key_files) or None,
+            look_for_keys=not endpoint.key_files,
+            allow_agent=True,
+            timeout=remaining,
+            banner_timeout=remaining,
+            auth_timeout=remaining,
+            transport_factory=_fast_transport,
+        )
     except BaseException as exc:
         client.close()
         if isinstance(exc, Exception):
@@ -256,17 +299,31 @@ def _login_fault(exc: Exception, where: str, known_hosts: str) -> Exception:
         return exc
     text = printable(str(exc) or type(exc).__name__)
     if isinstance(exc, paramiko.BadHostKeyException):
-        return Fault("host-key", "the host key of %s CHANGED: it offers %s %s, %s has %s; if "
-                     "the board was reinstalled, remove the old entry (ssh-keygen -R)"
-                     % (where, exc.key.get_name(), exc.key.fingerprint, known_hosts,
-                        exc.expected_key.fingerprint))
+        return Fault(
+            "host-key",
+            "the host key of %s CHANGED: it offers %s %s, %s has %s; if "
+            "the board was reinstalled, remove the old entry (ssh-keygen -R)"
+            % (
+                where,
+                exc.key.get_name(),
+                exc.key.fingerprint,
+                known_hosts,
+                exc.expected_key.fingerprint,
+            ),
+        )
     if isinstance(exc, paramiko.AuthenticationException) or (
-            isinstance(exc, paramiko.SSHException) and "authentication" in str(exc).lower()):
+        isinstance(exc, paramiko.SSHException) and "authentication" in str(exc).lower()
+    ):
         return Fault("auth-failed", "%s refused our key(s): %s" % (where, text))
     if isinstance(exc, (EOFError, ConnectionResetError, ConnectionAbortedError)) or (
-            isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower()):
-        return _Transient(Fault("unreachable", "%s dropped the connection during the SSH "
-                                "handshake (%s)" % (where, text)))
+        isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower()
+    ):
+        return _Transient(
+            Fault(
+                "unreachable",
+                "%s dropped the connection during the SSH handshake (%s)" % (where, text),
+            )
+        )
     if isinstance(exc, (paramiko.SSHException, OSError)):
         return Fault("unreachable", "SSH handshake with %s failed: %s" % (where, text))
     return exc
@@ -279,15 +336,24 @@ class _UnknownHostKey(paramiko.MissingHostKeyPolicy):
         self.known_hosts = known_hosts
         self.trust = trust_on_first_use
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
-                         key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         if not self.trust:
-            raise Fault("host-key", "%s is not in %s (it offers %s %s); add it with "
-                        "ssh-keyscan after checking the fingerprint, or set "
-                        "trust_on_first_use: true" % (hostname, self.known_hosts,
-                                                      key.get_name(), key.fingerprint))
+            raise Fault(
+                "host-key",
+                "%s is not in %s (it offers %s %s); add it with "
+                "ssh-keyscan after checking the fingerprint, or set "
+                "trust_on_first_use: true"
+                % (hostname, self.known_hosts, key.get_name(), key.fingerprint),
+            )
         os.makedirs(os.path.dirname(self.known_hosts) or ".", mode=0o700, exist_ok=True)
         with open(self.known_hosts, "a", encoding="utf-8") as fh:
             fh.write(paramiko.hostkeys.HostKeyEntry([hostname], key).to_line())
-        log.warning("trusting %s on first use (%s %s); recorded in %s", hostname,
-                    key.get_name(), key.fingerprint, self.known_hosts)
+        log.warning(
+            "trusting %s on first use (%s %s); recorded in %s",
+            hostname,
+            key.get_name(),
+            key.fingerprint,
+            self.known_hosts,
+        )

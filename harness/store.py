@@ -10,6 +10,7 @@ Layout of ``<root>/<run-id>/``::
 Every file is replaced atomically (temp file in the same directory, fsync, ``os.replace``),
 and writers on concurrent device threads are serialised by one lock.
 """
+
 from __future__ import annotations
 
 import copy
@@ -66,8 +67,9 @@ def atomic_write(path: Path, text: str) -> None:
     """
     path = Path(os.path.realpath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix="." + path.name + ".",
-                                   suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=str(path.parent), prefix="." + path.name + ".", suffix=".tmp"
+        )
     except OSError as exc:
         raise StoreError("%s: cannot write (%s)" % (path, exc.strerror or exc)) from None
     try:
@@ -99,8 +101,7 @@ def writable_dir(path: PathLike) -> Path:
     except FileExistsError:
         raise StoreError("%s: not a directory" % folder) from None
     except OSError as exc:
-        raise StoreError("%s: cannot write there (%s)" % (folder, exc.strerror or exc)) \
-            from None
+        raise StoreError("%s: cannot write there (%s)" % (folder, exc.strerror or exc)) from None
     return folder
 
 
@@ -166,61 +167,129 @@ POSITIVE = (float, int)  # a number above 0 (latencies divide); its own tuple, t
 @dataclass(frozen=True)
 class Each:
     """A JSON object with free keys whose values all have ``shape``."""
+
     shape: Any
 
 
 @dataclass(frozen=True)
 class ListOf:
     """A JSON array of ``shape`` items (exactly ``length`` of them when given)."""
+
     shape: Any
     length: Optional[int] = None
 
 
-_KINDS = {str: "a string", NUMBER: "a number", POSITIVE: "a number above 0",
-          int: "an integer", bool: "true or false",
-          dict: "an object", (str, dict): "a string or an object"}
+_KINDS = {
+    str: "a string",
+    NUMBER: "a number",
+    POSITIVE: "a number above 0",
+    int: "an integer",
+    bool: "true or false",
+    dict: "an object",
+    (str, dict): "a string or an object",
+}
 
 RECORD_SHAPE = {
-    "schema_version": int, "device": str, "reason": str, "message": str, "started_at": str,
-    "finished_at": str, "stderr_tail": str, "samples_ns": ListOf(int),
-    "artifact": {"name": str, "sha256": str, "parent_sha256": str, "variant": str,
-                 "size_bytes": NUMBER, "format": str},
-    "runtime": {"name": str, "version": str, "providers_active": ListOf(str),
-                "delegate": (str, dict)},
-    "settings": dict.fromkeys(("threads", "warmup_iterations", "warmup_seconds",
-                               "min_iterations", "min_seconds", "max_seconds",
-                               "max_iterations", "memory_interval_ms"), NUMBER),
+    "schema_version": int,
+    "device": str,
+    "reason": str,
+    "message": str,
+    "started_at": str,
+    "finished_at": str,
+    "stderr_tail": str,
+    "samples_ns": ListOf(int),
+    "artifact": {
+        "name": str,
+        "sha256": str,
+        "parent_sha256": str,
+        "variant": str,
+        "size_bytes": NUMBER,
+        "format": str,
+    },
+    "runtime": {
+        "name": str,
+        "version": str,
+        "providers_active": ListOf(str),
+        "delegate": (str, dict),
+    },
+    "settings": dict.fromkeys(
+        (
+            "threads",
+            "warmup_iterations",
+            "warmup_seconds",
+            "min_iterations",
+            "min_seconds",
+            "max_seconds",
+            "max_iterations",
+            "memory_interval_ms",
+        ),
+        NUMBER,
+    ),
     "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
-    "stats": dict(dict.fromkeys(("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-                                 "throughput_ips"), POSITIVE), std_ms=NUMBER, cv=NUMBER,
-                  n=int, stable=bool, stability_reasons=ListOf(str)),
-    "memory": dict(dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"),
-                                 NUMBER), series=ListOf(ListOf(NUMBER, 2))),
+    "stats": dict(
+        dict.fromkeys(
+            ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "throughput_ips"), POSITIVE
+        ),
+        std_ms=NUMBER,
+        cv=NUMBER,
+        n=int,
+        stable=bool,
+        stability_reasons=ListOf(str),
+    ),
+    "memory": dict(
+        dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"), NUMBER),
+        series=ListOf(ListOf(NUMBER, 2)),
+    ),
     "accuracy": {"top1": NUMBER, "top5": NUMBER},
     "fingerprint": {
-        "temps_c_before": Each(NUMBER), "temps_c_after": Each(NUMBER),
-        "freqs_mhz": ListOf(NUMBER), "loadavg": ListOf(NUMBER), "mem_available_mb": NUMBER,
-        "runtimes": Each(object), "governor": str,
-        "validity": {"throttled": bool, "flags": ListOf(str), "reasons": ListOf(str),
-                     "warnings": ListOf(str)},
-        "board": {"family": str, "edgetpu": ListOf(dict), "power_rails": ListOf(str),
-                  "raspberry_pi": {"arm_mhz": NUMBER, "throttled": {
-                      "raw": str, "now": ListOf(str), "since_boot": ListOf(str)}},
-                  "jetson": {"l4t": str, "nvpmodel": {"mode": str, "id": int},
-                             "clocks": {"locked": bool, "dynamic": ListOf(str)}}},
+        "temps_c_before": Each(NUMBER),
+        "temps_c_after": Each(NUMBER),
+        "freqs_mhz": ListOf(NUMBER),
+        "loadavg": ListOf(NUMBER),
+        "mem_available_mb": NUMBER,
+        "runtimes": Each(object),
+        "governor": str,
+        "validity": {
+            "throttled": bool,
+            "flags": ListOf(str),
+            "reasons": ListOf(str),
+            "warnings": ListOf(str),
+        },
+        "board": {
+            "family": str,
+            "edgetpu": ListOf(dict),
+            "power_rails": ListOf(str),
+            "raspberry_pi": {
+                "arm_mhz": NUMBER,
+                "throttled": {"raw": str, "now": ListOf(str), "since_boot": ListOf(str)},
+            },
+            "jetson": {
+                "l4t": str,
+                "nvpmodel": {"mode": str, "id": int},
+                "clocks": {"locked": bool, "dynamic": ListOf(str)},
+            },
+        },
     },
 }
 RECORD_REQUIRED = ("status", "device", "artifact")
 OK_REQUIRED = ("p50_ms", "p90_ms")  # read without a fallback for an ok record
 
 META_SHAPE = {
-    "run_id": str, "created_at": str, "finished_at": str,
+    "run_id": str,
+    "created_at": str,
+    "finished_at": str,
     "status": Each(Each(str)),
     "devices": Each({"kind": str, "host": str, "tags": ListOf(str)}),
-    "request": {"artifacts": ListOf({"name": str, "sha256": str, "path": str}),
-                "eval": str, "input_shapes": dict, "settings": dict},
-    "plan": {"file": str, "builds": ListOf({"file": str, "sparsity": NUMBER,
-                                             "gzip_bytes": NUMBER})},
+    "request": {
+        "artifacts": ListOf({"name": str, "sha256": str, "path": str}),
+        "eval": str,
+        "input_shapes": dict,
+        "settings": dict,
+    },
+    "plan": {
+        "file": str,
+        "builds": ListOf({"file": str, "sparsity": NUMBER, "gzip_bytes": NUMBER}),
+    },
 }
 
 
@@ -232,7 +301,7 @@ def _leaf_ok(value: Any, shape: Any) -> bool:
     if not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool):
         return False
     if isinstance(value, int):
-        return -2 ** 63 <= value < 2 ** 63 and (shape is not POSITIVE or value > 0)
+        return -(2**63) <= value < 2**63 and (shape is not POSITIVE or value > 0)
     if isinstance(value, float):
         return math.isfinite(value) and (shape is not POSITIVE or value > 0)
     return True
@@ -241,6 +310,7 @@ def _leaf_ok(value: Any, shape: Any) -> bool:
 def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
     """Why ``value`` does not have ``shape`` (``stats.p50_ms: expected a number, got
     'fast'``), or None."""
+
     def wrong(kind: str) -> str:
         return "%sexpected %s, got %s" % (where + ": " if where else "", kind, _show(value))
 
@@ -250,8 +320,7 @@ def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return wrong("an object")
-        items = [(inner(k), value[k], sub) for k, sub in shape.items()
-                 if value.get(k) is not None]
+        items = [(inner(k), value[k], sub) for k, sub in shape.items() if value.get(k) is not None]
     elif isinstance(shape, Each):
         if not isinstance(value, dict):
             return wrong("an object")
@@ -259,13 +328,20 @@ def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
     elif isinstance(shape, ListOf):
         if not isinstance(value, list) or len(value) != (shape.length or len(value)):
             return wrong("a list" if shape.length is None else "a list of %d" % shape.length)
-        if (shape.shape is int and set(map(type, value)) <= {int}
-                and -2 ** 63 <= min(value, default=0) and max(value, default=0) < 2 ** 63):
+        if (
+            shape.shape is int
+            and set(map(type, value)) <= {int}
+            and -(2**63) <= min(value, default=0)
+            and max(value, default=0) < 2**63
+        ):
             return None  # 100 000 samples at C speed
         if not isinstance(shape.shape, (dict, Each, ListOf)):
             bad = next((i for i, v in enumerate(value) if not _leaf_ok(v, shape.shape)), None)
-            return None if bad is None else shape_error(value[bad], shape.shape,
-                                                        "%s[%d]" % (where, bad))
+            return (
+                None
+                if bad is None
+                else shape_error(value[bad], shape.shape, "%s[%d]" % (where, bad))
+            )
         items = [("%s[%d]" % (where, i), v, shape.shape) for i, v in enumerate(value)]
     else:
         return None if _leaf_ok(value, shape) else wrong(_KINDS[shape])
@@ -297,7 +373,7 @@ class RunStore:
         self._records: Optional[Dict[Tuple[str, str], Record]] = None  # loaded on first write
 
     @classmethod
-    def create(cls, root: PathLike = DEFAULT_ROOT) -> "RunStore":
+    def create(cls, root: PathLike = DEFAULT_ROOT) -> RunStore:
         """Make a fresh ``<root>/<run-id>/`` holding a minimal run.json."""
         root_path = writable_dir(root)
         while True:
@@ -308,8 +384,7 @@ class RunStore:
             except FileExistsError:  # same second, same random suffix
                 continue
             except OSError as exc:
-                raise StoreError("%s: cannot create (%s)" % (path, exc.strerror or exc)) \
-                    from None
+                raise StoreError("%s: cannot create (%s)" % (path, exc.strerror or exc)) from None
         store = cls(path, {})
         store.write_meta({})
         return store
@@ -352,13 +427,15 @@ class RunStore:
         path = self._record_path(record.device, str(record.artifact["name"]))
         with self._lock:
             if self._records is None:
-                self._records = {(r.device, str(r.artifact["name"])): r
-                                 for r in self._read_records()}
+                self._records = {
+                    (r.device, str(r.artifact["name"])): r for r in self._read_records()
+                }
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError("%s: cannot create (%s)" % (path.parent, exc.strerror or exc)) \
-                    from None
+                raise StoreError(
+                    "%s: cannot create (%s)" % (path.parent, exc.strerror or exc)
+                ) from None
             atomic_write(path, _dumps(record.to_dict()))
             self._records[(record.device, str(record.artifact["name"]))] = record
             atomic_write(self.path / SUMMARY_FILE, summary_csv(list(self._records.values())))
@@ -379,10 +456,15 @@ class RunStore:
                     raise RecordError(why)
                 out.append(Record.from_dict(data))
             except (StoreError, RecordError) as exc:
-                text = str(exc) if isinstance(exc, StoreError) else (
-                    "%s: not a valid record (%s)" % (path, exc))
-                raise StoreError("%s; fix it, or delete it and `edgebench run --resume %s` "
-                                 "measures it again" % (text, self.path)) from None
+                text = (
+                    str(exc)
+                    if isinstance(exc, StoreError)
+                    else ("%s: not a valid record (%s)" % (path, exc))
+                )
+                raise StoreError(
+                    "%s; fix it, or delete it and `edgebench run --resume %s` "
+                    "measures it again" % (text, self.path)
+                ) from None
         return _ordered(out)
 
     def write_text(self, name: str, text: str) -> Path:

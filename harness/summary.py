@@ -1,4 +1,5 @@
 """Flatten records into the rows of summary.csv (one row per device x artifact)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -6,12 +7,37 @@ from typing import Any, Dict, List, Optional
 from agent.record import Record
 
 COLUMNS = [
-    "device", "artifact", "runtime", "status", "reason", "n", "p50_ms", "p90_ms", "p95_ms",
-    "p99_ms", "mean_ms", "std_ms", "cv", "throughput_ips", "load_ms", "first_ms",
-    "peak_rss_mb", "model_rss_mb", "size_mb", "top1", "top5", "stable", "unstable_why",
-    "providers", "sha256", "message",
+    "device",
+    "artifact",
+    "runtime",
+    "status",
+    "reason",
+    "n",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "cv",
+    "throughput_ips",
+    "load_ms",
+    "first_ms",
+    "peak_rss_mb",
+    "model_rss_mb",
+    "size_mb",
+    "top1",
+    "top5",
+    "stable",
+    "unstable_why",
+    "providers",
+    "sha256",
+    "message",
     # board validity (agent/validity.py) and energy, appended so older columns keep their place
-    "throttled", "energy_mj", "engine_build_ms", "flags",
+    "throttled",
+    "energy_mj",
+    "engine_build_ms",
+    "flags",
 ]
 
 
@@ -24,8 +50,9 @@ def row(record: Record) -> Dict[str, Any]:
     stats, memory, timing = record.stats, record.memory, record.timing
     validity = record.fingerprint.get("validity") or {}
     after_load, after_import = memory.get("rss_after_load_mb"), memory.get("rss_after_import_mb")
-    model_rss = (after_load - after_import
-                 if after_load is not None and after_import is not None else None)
+    model_rss = (
+        after_load - after_import if after_load is not None and after_import is not None else None
+    )
     providers = record.runtime.get("providers_active") or record.runtime.get("delegate") or ""
     if isinstance(providers, (list, tuple)):
         providers = ",".join(providers)

@@ -1,6 +1,7 @@
 """The trade-off view of a run with variants: per device and model, every variant's size,
 latency, throughput, memory and top-1 against the fp32 original, and the Pareto set -- the
 variants no other variant beats on both latency (p50) and accuracy (top-1)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,18 @@ from agent.record import Record
 from . import summary
 from .optimize import PRUNE_NOTE
 from .pareto import pareto
-from .report import md_cell, error_text, fmt_mb, fmt_ms, fmt_pct
+from .report import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
 
-HEADER = ("Variant", "Size (MB)", "p50 / p90 (ms)", "Throughput (inf/s)", "Peak RSS (MB)",
-          "Top-1", "Δ top-1 vs fp32", "Speed-up vs fp32")
+HEADER = (
+    "Variant",
+    "Size (MB)",
+    "p50 / p90 (ms)",
+    "Throughput (inf/s)",
+    "Peak RSS (MB)",
+    "Top-1",
+    "Δ top-1 vs fp32",
+    "Speed-up vs fp32",
+)
 
 
 @dataclass(frozen=True)
@@ -25,10 +34,11 @@ class Section:
     notes: List[str]
 
 
-def _groups(records: Sequence[Record],
-            order: Mapping[str, int]) -> Dict[Tuple[str, str], List[Record]]:
+def _groups(
+    records: Sequence[Record], order: Mapping[str, int]
+) -> Dict[Tuple[str, str], List[Record]]:
     """Variant records by (device, parent model), in the order the run asked for them."""
-    groups = {}  # type: Dict[Tuple[str, str], List[Record]]
+    groups: Dict[Tuple[str, str], List[Record]] = {}
     for record in sorted(records, key=lambda r: order.get(str(r.artifact["name"]), len(order))):
         if record.artifact.get("variant"):
             art = record.artifact  # the fp32 original has no parent: it is the parent
@@ -43,14 +53,21 @@ def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
     cells = [str(record.artifact["variant"]), fmt_mb(row["size_mb"])]
     if not record.ok:
         return cells + [error_text(record)] + [""] * 5
-    cells += ["%s / %s" % (fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"])),
-              fmt_ms(row["throughput_ips"]), fmt_mb(row["peak_rss_mb"]), fmt_pct(row["top1"])]
+    cells += [
+        "%s / %s" % (fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"])),
+        fmt_ms(row["throughput_ips"]),
+        fmt_mb(row["peak_rss_mb"]),
+        fmt_pct(row["top1"]),
+    ]
     if base is None:
         return cells + ["", ""]
     if record.artifact["variant"] == "fp32":
         return cells + ["—", "1.00×"]
-    delta = ("%+.1f pt" % (100 * (row["top1"] - base["top1"]))
-             if row["top1"] is not None and base["top1"] is not None else "")
+    delta = (
+        "%+.1f pt" % (100 * (row["top1"] - base["top1"]))
+        if row["top1"] is not None and base["top1"] is not None
+        else ""
+    )
     return cells + [delta, "%.2f×" % (base["p50_ms"] / row["p50_ms"])]
 
 
@@ -68,49 +85,84 @@ def _pareto(records: List[Record]) -> str:
 
 def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """What the table cannot show about pruned variants: sparsity and the compressed size."""
-    base = next((builds.get(str(r.artifact["name"])) for r in records
-                 if r.artifact["variant"] == "fp32"), None)
-    pruned = [r for r in records
-              if any(s.startswith("prune-") for s in str(r.artifact["variant"]).split("+"))]
+    base = next(
+        (builds.get(str(r.artifact["name"])) for r in records if r.artifact["variant"] == "fp32"),
+        None,
+    )
+    pruned = [
+        r
+        for r in records
+        if any(s.startswith("prune-") for s in str(r.artifact["variant"]).split("+"))
+    ]
     notes = []
     for record in pruned:
         built = builds.get(str(record.artifact["name"]))
         if built and base:
-            notes.append("%s: %.1f%% of weights are zero; gzip %.2f MB against %.2f MB for "
-                         "fp32." % (record.artifact["variant"], 100 * built["sparsity"],
-                                    built["gzip_bytes"] / 1e6, base["gzip_bytes"] / 1e6))
+            notes.append(
+                "%s: %.1f%% of weights are zero; gzip %.2f MB against %.2f MB for "
+                "fp32."
+                % (
+                    record.artifact["variant"],
+                    100 * built["sparsity"],
+                    built["gzip_bytes"] / 1e6,
+                    base["gzip_bytes"] / 1e6,
+                )
+            )
     return notes + (["Pruning: %s." % PRUNE_NOTE] if pruned else [])
 
 
 def sections(meta: Mapping[str, Any], records: Sequence[Record]) -> List[Section]:
     """One section per device and model; empty when the run has no variants."""
-    builds = {str(b["file"]): b for b in (meta.get("plan") or {}).get("builds", [])
-              if b.get("file")}
-    order = {str(a.get("name")): i
-             for i, a in enumerate((meta.get("request") or {}).get("artifacts", []))}
+    builds = {
+        str(b["file"]): b for b in (meta.get("plan") or {}).get("builds", []) if b.get("file")
+    }
+    order = {
+        str(a.get("name")): i
+        for i, a in enumerate((meta.get("request") or {}).get("artifacts", []))
+    }
     out = []
     for (device, parent), group in _groups(records, order).items():
         original = next((r for r in group if r.artifact["variant"] == "fp32"), None)
         base = summary.row(original) if original is not None and original.ok else None
         model = original.artifact["name"] if original is not None else "parent " + parent[:12]
-        out.append(Section("%s — %s" % (device, model), [_row(r, base) for r in group],
-                           _pareto(group), _notes(group, builds)))
+        out.append(
+            Section(
+                "%s — %s" % (device, model),
+                [_row(r, base) for r in group],
+                _pareto(group),
+                _notes(group, builds),
+            )
+        )
     return out
 
 
 def markdown(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
     """The report.md section ("" without variants)."""
-    lines = []  # type: List[str]
+    lines: List[str] = []
     for section in sections(meta, records):
-        lines += ["### " + section.title, "", "| " + " | ".join(HEADER) + " |",
-                  "|---" + "|---:" * (len(HEADER) - 1) + "|"]
+        lines += [
+            "### " + section.title,
+            "",
+            "| " + " | ".join(HEADER) + " |",
+            "|---" + "|---:" * (len(HEADER) - 1) + "|",
+        ]
         lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in section.rows]
         lines += ["", section.pareto, ""] + ["- " + n for n in section.notes]
         lines += [""] if section.notes else []
     if not lines:
         return ""
-    return "\n".join(["## Trade-offs", "", "Speed-up is the fp32 p50 over the variant's p50; "
-                      "Δ top-1 is in percentage points.", ""] + lines).rstrip("\n") + "\n"
+    return (
+        "\n".join(
+            [
+                "## Trade-offs",
+                "",
+                "Speed-up is the fp32 p50 over the variant's p50; Δ top-1 is in percentage points.",
+                "",
+            ]
+            + lines
+        ).rstrip("\n")
+        + "\n"
+    )
 
 
 def text(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
@@ -123,4 +175,3 @@ def text(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
         blocks.append("\n".join(lines + [section.pareto] + section.notes))
     return "\n\n".join(blocks) + "\n" if blocks else ""
-

@@ -9,6 +9,7 @@ Both start the agent through ``agent/loader.py``, sent inline: it checks the zip
 and runs exactly the bytes it checked.  Text from a device (its stderr, its documents) goes
 through :func:`printable` on the way in, so a hostile board cannot drive our terminal.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,12 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def printable(value: Any) -> Any:
     """``value`` (a string, or JSON data) with control characters escaped as ``\\xNN``."""
     if isinstance(value, str):
-        return CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
-                           else "\\u%04x" % ord(m.group()), value)
+        return CONTROL.sub(
+            lambda m: (
+                "\\x%02x" % ord(m.group()) if ord(m.group()) < 256 else "\\u%04x" % ord(m.group())
+            ),
+            value,
+        )
     if isinstance(value, list):
         return [printable(v) for v in value]
     if isinstance(value, dict):
@@ -66,47 +71,74 @@ class AgentExit:
     kill_failed: bool = False  # timed out or interrupted, and the kill never got through
 
 
-def interpret(outcome: AgentExit, device: str, artifact: Mapping[str, Any],
-              timeout: float) -> Record:
+def interpret(
+    outcome: AgentExit, device: str, artifact: Mapping[str, Any], timeout: float
+) -> Record:
     """The record for one agent run: the agent's own, or one describing how it failed."""
     tail = outcome.stderr_tail
-    killed = ("the board stopped answering; the agent may still be running -- the kill "
-              "could not be delivered" if outcome.kill_failed else "the agent was killed")
+    killed = (
+        "the board stopped answering; the agent may still be running -- the kill "
+        "could not be delivered"
+        if outcome.kill_failed
+        else "the agent was killed"
+    )
     if outcome.interrupted:
-        return error_record(device, artifact, "interrupted", "the run was interrupted; "
-                            + killed, stderr_tail=tail)
+        return error_record(
+            device, artifact, "interrupted", "the run was interrupted; " + killed, stderr_tail=tail
+        )
     if outcome.timed_out:
-        return error_record(device, artifact, "timeout",
-                            "no result within %.0f s; %s" % (timeout, killed),
-                            stderr_tail=tail)
+        return error_record(
+            device,
+            artifact,
+            "timeout",
+            "no result within %.0f s; %s" % (timeout, killed),
+            stderr_tail=tail,
+        )
     code = outcome.returncode
     refusal = [line for line in tail.splitlines() if line.startswith(loader.REFUSED_MARK)]
     if code == loader.REFUSED and refusal:
-        return error_record(device, artifact, "transfer-failed", "the agent on the board "
-                            "is not the one that was sent: " + refusal[-1], stderr_tail=tail)
+        return error_record(
+            device,
+            artifact,
+            "transfer-failed",
+            "the agent on the board is not the one that was sent: " + refusal[-1],
+            stderr_tail=tail,
+        )
     if code is not None and code != 0:
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ \
+            name = (
+                signal.Signals(-code).name
+                if -code in signal.Signals._value2member_map_
                 else str(-code)
-            reason = "out-of-memory" if -code == signal.SIGKILL and "MemoryError" in tail \
-                else "crash"
+            )
+            reason = (
+                "out-of-memory" if -code == signal.SIGKILL and "MemoryError" in tail else "crash"
+            )
             msg = "the agent was killed by %s" % name
         elif code == 127:
             reason, msg = "runtime-missing", "the device's Python could not be started"
         else:
             reason, msg = "crash", "the agent exited with status %d" % code
         last = tail.strip().splitlines()[-1:] if tail.strip() else []
-        return error_record(device, artifact, reason,
-                            msg + (": %s" % last[0] if last else ""), stderr_tail=tail)
+        return error_record(
+            device, artifact, reason, msg + (": %s" % last[0] if last else ""), stderr_tail=tail
+        )
     try:
         record = Record.from_dict(parse_document(outcome.stdout)["record"])
     except (ValueError, KeyError, TypeError, RecordError) as exc:
-        return error_record(device, artifact, "protocol",
-                            "the agent's output is not a result document (%s)" % exc,
-                            stderr_tail=tail)
+        return error_record(
+            device,
+            artifact,
+            "protocol",
+            "the agent's output is not a result document (%s)" % exc,
+            stderr_tail=tail,
+        )
     # The harness's names win: the device name is ours, the artifact identity was sent.
-    return record.replace(device=device, artifact={**record.artifact, **artifact},
-                          stderr_tail=tail if not record.ok else "")
+    return record.replace(
+        device=device,
+        artifact={**record.artifact, **artifact},
+        stderr_tail=tail if not record.ok else "",
+    )
 
 
 class Transport:
@@ -126,8 +158,13 @@ class Transport:
         ``progress(sent, total)`` hears about bytes as they go."""
         raise NotImplementedError
 
-    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
-                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+    def run_agent(
+        self,
+        command: str,
+        job: Dict[str, Any],
+        timeout: float,
+        on_stderr: Optional[StderrSink] = None,
+    ) -> AgentExit:
         raise NotImplementedError
 
     def cancel(self) -> None:
@@ -138,7 +175,7 @@ class Transport:
         pass
 
 
-def pump_lines(stream: Iterable[bytes], tail: "deque[str]", sink: Optional[StderrSink]) -> None:
+def pump_lines(stream: Iterable[bytes], tail: deque[str], sink: Optional[StderrSink]) -> None:
     for raw in stream:
         line = printable(raw.decode("utf-8", "replace").rstrip("\n"))
         tail.append(line)
@@ -151,7 +188,7 @@ class LocalTransport(Transport):
 
     def __init__(self, device: Device) -> None:
         super().__init__(device)
-        self.agent_zip = None  # type: Optional[Path]
+        self.agent_zip: Optional[Path] = None
         self.agent_sha256 = ""
 
     def deploy(self, agent_zip: Path) -> None:
@@ -161,24 +198,34 @@ class LocalTransport(Transport):
     def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
         return str(Path(path).resolve())
 
-    def run_agent(self, command: str, job: Dict[str, Any], timeout: float,
-                  on_stderr: Optional[StderrSink] = None) -> AgentExit:
+    def run_agent(
+        self,
+        command: str,
+        job: Dict[str, Any],
+        timeout: float,
+        on_stderr: Optional[StderrSink] = None,
+    ) -> AgentExit:
         assert self.agent_zip is not None, "deploy() first"
         env = dict(os.environ, **agent_env(os.path.expanduser(self.device.workdir)))
         env.update(dict(self.device.env))
         try:
             proc = subprocess.Popen(
-                [self.device.python, "-c", LOADER, str(self.agent_zip), self.agent_sha256,
-                 command],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, env=env)  # own group: Ctrl-C reaches us, not it
+                [self.device.python, "-c", LOADER, str(self.agent_zip), self.agent_sha256, command],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env=env,
+            )  # own group: Ctrl-C reaches us, not it
         except OSError as exc:
             return AgentExit(127, "", "cannot start %s: %s" % (self.device.python, exc))
-        tail = deque(maxlen=TAIL_LINES)  # type: deque[str]
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        pipe = proc.stdout
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
         out_chunks = []
         readers = [
             threading.Thread(target=pump_lines, args=(proc.stderr, tail, on_stderr), daemon=True),
-            threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True),
+            threading.Thread(target=lambda: out_chunks.append(pipe.read()), daemon=True),
         ]
         for t in readers:
             t.start()

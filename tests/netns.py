@@ -4,6 +4,7 @@ with a 10.x address that exists only inside this machine, and its own sshd.
 Needs root and iproute2; everything made here is removed by :meth:`Host.remove`, and the
 only processes stopped are the ones running inside the namespaces these tests made.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,12 +50,29 @@ class Host:
 
     def limit(self, rate: str) -> None:
         """Cap the bandwidth towards the host with a token bucket (netem does not exist)."""
-        subprocess.run(["tc", "qdisc", "replace", "dev", self.veth, "root", "tbf", "rate",
-                        rate, "burst", "32kbit", "latency", "400ms"], check=True)
+        subprocess.run(
+            [
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                self.veth,
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "32kbit",
+                "latency",
+                "400ms",
+            ],
+            check=True,
+        )
 
     def remove(self) -> None:
-        pids = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True,
-                              text=True).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.ns], capture_output=True, text=True
+        ).stdout.split()
         for pid in pids:  # sshd and its sessions: all started by these tests
             try:
                 os.kill(int(pid), signal.SIGKILL)
@@ -66,8 +84,9 @@ class Host:
 
 def make_host(index: int, root: Path) -> Host:
     """Namespace ``ebtest<pid>-<index>`` at 10.<n>.<index>.2 with sshd on port 22."""
-    host = Host(index, "ebtest%d-%d" % (os.getpid(), index), "ebv%d-%d" % (os.getpid() % 10000,
-                                                                          index))
+    host = Host(
+        index, "ebtest%d-%d" % (os.getpid(), index), "ebv%d-%d" % (os.getpid() % 10000, index)
+    )
     peer = host.veth + "p"
     try:
         _ip("netns", "add", host.ns)
@@ -78,8 +97,7 @@ def make_host(index: int, root: Path) -> Host:
         _ip("netns", "exec", host.ns, "ip", "addr", "add", host.address + "/24", "dev", peer)
         _ip("netns", "exec", host.ns, "ip", "link", "set", peer, "up")
         _ip("netns", "exec", host.ns, "ip", "link", "set", "lo", "up")
-        host.sshd = start_sshd(root, address=host.address,
-                               prefix=["ip", "netns", "exec", host.ns])
+        host.sshd = start_sshd(root, address=host.address, prefix=["ip", "netns", "exec", host.ns])
     except BaseException:
         host.remove()
         raise

@@ -5,6 +5,7 @@ client key, and a client ``known_hosts`` that trusts the server -- so a test can
 swap in a wrong key or an empty known_hosts.  Servers run as the current user (root in
 CI), in the foreground, and are stopped by PID.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
-                          "/usr/libexec/sftp-server")
+SFTP_SERVER_CANDIDATES = (
+    "/usr/lib/openssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+    "/usr/libexec/sftp-server",
+)
 
 
 def sshd_path() -> Optional[str]:
     """The sshd binary, or None when OpenSSH's server is not installed."""
     return shutil.which("sshd") or next(
-        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None
+    )
 
 
 def skip_reason() -> Optional[str]:
@@ -46,8 +51,10 @@ def free_port() -> int:
 
 def keygen(path: Path) -> Path:
     """A new passphrase-less ed25519 key at ``path`` (and ``path.pub``)."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebench-test",
-                    "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebench-test", "-f", str(path)],
+        check=True,
+    )
     return path
 
 
@@ -66,11 +73,17 @@ class Sshd:
     def device_yaml(self, name: str, **extra: object) -> str:
         """A ``devices.yaml`` entry for this server (indented for ``devices:``); values are
         written as JSON scalars, which YAML reads back verbatim whatever their characters."""
-        fields = dict(host=self.host, port=self.port, user=self.user,
-                      key=str(self.client_key), known_hosts=str(self.known_hosts))
+        fields = dict(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            key=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+        )
         fields.update(extra)
-        return "  %s:\n" % name + "".join("    %s: %s\n" % (k, json.dumps(v))
-                                          for k, v in fields.items())
+        return "  %s:\n" % name + "".join(
+            "    %s: %s\n" % (k, json.dumps(v)) for k, v in fields.items()
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -85,14 +98,15 @@ class Sshd:
 
 def descendants(pid: int) -> List[int]:
     """Every process below ``pid`` (children, grandchildren, ...), read from /proc."""
-    children = {}  # type: Dict[int, List[int]]
+    children: Dict[int, List[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):  # not a process, or gone meanwhile
             continue
         children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]  # type: List[int], List[int]
+    found: List[int] = []
+    todo = [pid]
     while todo:
         below = children.get(todo.pop(), [])
         found += below
@@ -105,7 +119,7 @@ def kill_tree(pid: int) -> List[int]:
     none sees another die and acts on it (a session reporting its command's exit, say); an
     sshd connection can live in a grandchild (OpenSSH 10's ``sshd-session``), not only in a
     child."""
-    stopped = []  # type: List[int]
+    stopped: List[int] = []
     while True:  # until no process forked meanwhile is left running
         fresh = [p for p in descendants(pid) if p not in stopped]
         if not fresh:
@@ -125,8 +139,9 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def start_sshd(root: Path, extra_config: str = "", address: str = "127.0.0.1",
-               prefix: Sequence[str] = ()) -> Sshd:
+def start_sshd(
+    root: Path, extra_config: str = "", address: str = "127.0.0.1", prefix: Sequence[str] = ()
+) -> Sshd:
     """sshd with fresh keys under ``root``, answering when returned: on a free loopback
     port, or on port 22 of ``address`` when ``prefix`` starts it elsewhere (for example
     ``ip netns exec NS`` -- an address of a namespace the test made)."""
@@ -143,17 +158,34 @@ def start_sshd(root: Path, extra_config: str = "", address: str = "127.0.0.1",
     for _ in range(5):  # a free port can be taken between probing and binding
         port = free_port() if not prefix else 22
         config = root / "sshd_config"
-        config.write_text("\n".join([
-            "Port %d" % port, "ListenAddress %s" % address, "HostKey %s" % host_key,
-            "AuthorizedKeysFile %s" % (root / "authorized_keys"),
-            "PidFile %s" % (root / "sshd.pid"), "StrictModes no", "UsePAM no",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password", "Subsystem sftp %s" % sftp,
-            "LogLevel ERROR", "MaxStartups 100", extra_config, ""]))
+        config.write_text(
+            "\n".join(
+                [
+                    "Port %d" % port,
+                    "ListenAddress %s" % address,
+                    "HostKey %s" % host_key,
+                    "AuthorizedKeysFile %s" % (root / "authorized_keys"),
+                    "PidFile %s" % (root / "sshd.pid"),
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "Subsystem sftp %s" % sftp,
+                    "LogLevel ERROR",
+                    "MaxStartups 100",
+                    extra_config,
+                    "",
+                ]
+            )
+        )
         log = open(root / "sshd.log", "ab")
-        proc = subprocess.Popen(list(prefix) + [binary, "-D", "-e", "-f", str(config)],
-                                stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            list(prefix) + [binary, "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         if _wait_banner(address, port, proc):
             name = address if port == 22 else "[%s]:%d" % (address, port)
@@ -167,8 +199,7 @@ def start_sshd(root: Path, extra_config: str = "", address: str = "127.0.0.1",
     raise RuntimeError("sshd did not start: %s" % last_error.strip()[-500:])
 
 
-def _wait_banner(address: str, port: int, proc: subprocess.Popen,
-                 timeout: float = 10.0) -> bool:
+def _wait_banner(address: str, port: int, proc: subprocess.Popen, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -183,6 +214,15 @@ def _wait_banner(address: str, port: int, proc: subprocess.Popen,
 
 def ssh_base(server: Sshd) -> List[str]:
     """OpenSSH client options for talking to ``server`` (for scp/ssh comparisons)."""
-    return ["-i", str(server.client_key), "-o", "UserKnownHostsFile=%s" % server.known_hosts,
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-            "-o", "IdentitiesOnly=yes"]
+    return [
+        "-i",
+        str(server.client_key),
+        "-o",
+        "UserKnownHostsFile=%s" % server.known_hosts,
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]

@@ -1,5 +1,6 @@
 """Vendor probes and samplers (agent/boards.py, agent/power.py) against fixture board trees
 (tests/fixtures/boards/<board>) and stand-in vendor tools (tests/fixtures/bin/<board>)."""
+
 import os
 import shutil
 import sys
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, agent_run
 
 from agent import boards, fingerprint, power
-from conftest import EXAMPLES, agent_run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -26,27 +27,31 @@ def board(tmp_path: Path, name: str) -> Path:
 
 def board_env(root: Path, name: str) -> dict:
     """The environment a devices.yaml ``env:`` gives the agent for this fixture board."""
-    return {"EDGEBENCH_PROBE_ROOT": str(root),
-            "PATH": str(FIXTURES / "bin" / name) + os.pathsep + os.environ["PATH"]}
+    return {
+        "EDGEBENCH_PROBE_ROOT": str(root),
+        "PATH": str(FIXTURES / "bin" / name) + os.pathsep + os.environ["PATH"],
+    }
 
 
 @pytest.fixture
 def on_board(tmp_path, monkeypatch):
     """In-process: point the probes at a fixture board (root and PATH)."""
+
     def use(name: str) -> Path:
         root = board(tmp_path, name)
         for key, value in board_env(root, name).items():
             monkeypatch.setenv(key, value)
         monkeypatch.setattr(fingerprint, "ROOT", str(root))
         return root
+
     return use
 
 
 # --- Raspberry Pi ----------------------------------------------------------------------------
 
+
 def test_get_throttled_bits_are_decoded():
-    assert boards.parse_throttled("throttled=0x0") == {"raw": "0x0", "now": [],
-                                                       "since_boot": []}
+    assert boards.parse_throttled("throttled=0x0") == {"raw": "0x0", "now": [], "since_boot": []}
     decoded = boards.parse_throttled("throttled=0x50005\n")
     assert decoded["now"] == ["under-voltage", "throttled"]
     assert decoded["since_boot"] == ["under-voltage", "throttled"]
@@ -54,7 +59,7 @@ def test_get_throttled_bits_are_decoded():
     assert decoded["now"] == ["arm-frequency-capped", "soft-temperature-limit"]
     assert decoded["since_boot"] == ["arm-frequency-capped", "soft-temperature-limit"]
     assert boards.parse_throttled("throttled=0x80000")["since_boot"] == ["soft-temperature-limit"]
-    assert boards.parse_throttled("error=2 error_msg=\"Command not registered\"") is None
+    assert boards.parse_throttled('error=2 error_msg="Command not registered"') is None
     assert boards.parse_temp("temp=47.2'C") == 47.2
     assert boards.parse_clock("frequency(48)=1500345728") == pytest.approx(1500.345728)
 
@@ -66,7 +71,9 @@ def test_pi_probe_reads_vcgencmd_and_device_tree(on_board):
     assert info["family"] == "raspberry-pi"
     assert info["raspberry_pi"] == {
         "throttled": {"raw": "0x50000", "now": [], "since_boot": ["under-voltage", "throttled"]},
-        "temp_c": 52.6, "arm_mhz": pytest.approx(2400.033792)}
+        "temp_c": 52.6,
+        "arm_mhz": pytest.approx(2400.033792),
+    }
     assert fingerprint.static()["board_model"] == "Raspberry Pi 5 Model B Rev 1.0"
     assert fingerprint.governor() == "ondemand" and fingerprint.freqs_mhz() == [2400.0] * 4
 
@@ -86,10 +93,13 @@ def test_failing_tool_is_reported_not_raised(on_board, tmp_path):
 
 # --- Jetson ------------------------------------------------------------------------------------
 
+
 def test_nvpmodel_and_jetson_clocks_are_parsed():
     assert boards.parse_nvpmodel("NV Power Mode: MAXN\n0") == {"mode": "MAXN", "id": 0}
     assert boards.parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: 15W\n2\n") == {
-        "mode": "15W", "id": 2}
+        "mode": "15W",
+        "id": 2,
+    }
     assert boards.parse_nvpmodel("nvpmodel: not found") is None
 
 
@@ -134,14 +144,17 @@ TEGRASTATS_JP6 = (
     "11-23-2025 10:22:01 RAM 2448/7620MB (lfb 4x4MB) SWAP 0/3810MB (cached 0MB) "
     "CPU [12%@1728,8%@1728,off,off] EMC_FREQ 3%@3199 GR3D_FREQ 41%@[1020,918] "
     "NVDEC off VIC off APE 200 cpu@45.5C soc0@-256C gpu@44.5C tj@45.5C "
-    "VDD_IN 4500mW/4400mW VDD_CPU_GPU_CV 500mW/480mW VDD_SOC 1200mW/1190mW")
+    "VDD_IN 4500mW/4400mW VDD_CPU_GPU_CV 500mW/480mW VDD_SOC 1200mW/1190mW"
+)
 TEGRASTATS_JP4 = (
     "RAM 2130/3957MB (lfb 406x4MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) "
     "CPU [2%@102,1%@102,0%@102,0%@102] EMC_FREQ 0%@1600 GR3D_FREQ 0%@76 APE 25 "
     "PLL@23.5C CPU@24.5C PMIC@100C GPU@23C AO@28.5C thermal@24C "
-    "POM_5V_IN 1004/1004 POM_5V_GPU 0/0 POM_5V_CPU 123/123")
-TEGRASTATS_SHARED_FREQ = ("RAM 1018/3995MB (lfb 1x4MB) CPU [1%,2%,3%,4%]@1224 "
-                          "EMC_FREQ 0% GR3D_FREQ 0% VDD_IN 3000/3000")
+    "POM_5V_IN 1004/1004 POM_5V_GPU 0/0 POM_5V_CPU 123/123"
+)
+TEGRASTATS_SHARED_FREQ = (
+    "RAM 1018/3995MB (lfb 1x4MB) CPU [1%,2%,3%,4%]@1224 EMC_FREQ 0% GR3D_FREQ 0% VDD_IN 3000/3000"
+)
 
 
 def test_tegrastats_lines_of_every_layout():
@@ -151,13 +164,19 @@ def test_tegrastats_lines_of_every_layout():
     assert new["emc"] == {"load_pct": 3, "mhz": 3199}
     assert new["gpu"] == {"load_pct": 41, "mhz": 1020}  # one frequency per GPC: the top one
     assert new["temps_c"] == {"cpu": 45.5, "soc0": -256.0, "gpu": 44.5, "tj": 45.5}
-    assert new["rails_mw"] == {"VDD_IN": [4500, 4400], "VDD_CPU_GPU_CV": [500, 480],
-                               "VDD_SOC": [1200, 1190]}
+    assert new["rails_mw"] == {
+        "VDD_IN": [4500, 4400],
+        "VDD_CPU_GPU_CV": [500, 480],
+        "VDD_SOC": [1200, 1190],
+    }
     old = power.parse_tegrastats(TEGRASTATS_JP4)
     assert old["gpu"] == {"load_pct": 0, "mhz": 76} and old["emc"]["mhz"] == 1600
     assert old["temps_c"]["PMIC"] == 100.0 and old["temps_c"]["thermal"] == 24.0
-    assert old["rails_mw"] == {"POM_5V_IN": [1004, 1004], "POM_5V_GPU": [0, 0],
-                               "POM_5V_CPU": [123, 123]}
+    assert old["rails_mw"] == {
+        "POM_5V_IN": [1004, 1004],
+        "POM_5V_GPU": [0, 0],
+        "POM_5V_CPU": [123, 123],
+    }
     shared = power.parse_tegrastats(TEGRASTATS_SHARED_FREQ)
     assert shared["cpu"] == [[1, 1224], [2, 1224], [3, 1224], [4, 1224]]
     assert shared["gpu"] == {"load_pct": 0, "mhz": None}
@@ -182,14 +201,14 @@ def test_board_sampler_energy_from_hwmon_fixture(on_board):
     with power.BoardSampler(interval_ms=10) as sampler:
         t0 = power.perf_ns()
         import time
+
         time.sleep(0.2)
         t1 = power.perf_ns()
     energy = sampler.energy(t0, t1)
     seconds = (t1 - t0) / 1e9
     assert energy["source"] == "ina3221" and energy["rail"] == "VDD_IN"
     assert energy["energy_mj"] == pytest.approx(4500.0 * seconds)
-    assert energy["rails_mean_mw"] == {"VDD_IN": 4500.0, "VDD_CPU_GPU_CV": 500.0,
-                                       "VDD_SOC": 1200.0}
+    assert energy["rails_mean_mw"] == {"VDD_IN": 4500.0, "VDD_CPU_GPU_CV": 500.0, "VDD_SOC": 1200.0}
     assert energy["samples"] >= 5
     assert sampler.peak_temp_c(t0, t1) == 45.5
 
@@ -198,6 +217,7 @@ def test_tegrastats_sampler_runs_the_tool_and_summarises_the_window(on_board):
     on_board("jetson-nano")
     with power.Tegrastats(20, boards.which("tegrastats")) as tegra:
         import time
+
         time.sleep(0.3)
         t0 = power.perf_ns()
         time.sleep(0.3)
@@ -214,17 +234,19 @@ def test_tegrastats_sampler_runs_the_tool_and_summarises_the_window(on_board):
 
 def test_energy_per_inference_end_to_end_on_orin_fixture(tmp_path):
     root = board(tmp_path, "orin-nano")
-    doc = agent_run({"artifact": {"path": str(EXAMPLES / "digits.onnx")},
-                     "settings": {"min_seconds": 0.5, "min_iterations": 20,
-                                  "warmup_seconds": 0.05}},
-                    env=board_env(root, "orin-nano"))
+    doc = agent_run(
+        {
+            "artifact": {"path": str(EXAMPLES / "digits.onnx")},
+            "settings": {"min_seconds": 0.5, "min_iterations": 20, "warmup_seconds": 0.05},
+        },
+        env=board_env(root, "orin-nano"),
+    )
     rec = doc["record"]
     assert rec["status"] == "ok"
     timing = rec["timing"]
     inferences = rec["stats"]["n"]  # batch 1
     assert timing["power"]["rail"] == "VDD_IN"
-    assert timing["energy_mj"] == pytest.approx(4500.0 * timing["measure_s"] / inferences,
-                                                rel=1e-6)
+    assert timing["energy_mj"] == pytest.approx(4500.0 * timing["measure_s"] / inferences, rel=1e-6)
     assert timing["tegrastats"]["gpu_load_pct_mean"] == 41.0
     assert timing["tegrastats"]["temps_c_max"]["tj"] == 45.5
     assert "soc0" not in timing["tegrastats"]["temps_c_max"]  # -256 °C: an offline sensor
@@ -235,11 +257,13 @@ def test_energy_per_inference_end_to_end_on_orin_fixture(tmp_path):
 
 # --- Coral ------------------------------------------------------------------------------------
 
+
 def test_edgetpu_devices_usb_and_pcie(on_board):
     on_board("coral-usb")
     assert boards.edgetpu_devices() == [
         {"bus": "usb", "id": "1a6e:089a", "sysfs": "1-1.3", "state": "unprovisioned"},
-        {"bus": "usb", "id": "18d1:9302", "sysfs": "2-1", "state": "provisioned"}]
+        {"bus": "usb", "id": "18d1:9302", "sysfs": "2-1", "state": "provisioned"},
+    ]
     on_board("coral-pcie")
     assert boards.edgetpu_devices() == [{"bus": "pcie", "device": "/dev/apex_0"}]
     assert boards.probe(None)["edgetpu"] == [{"bus": "pcie", "device": "/dev/apex_0"}]

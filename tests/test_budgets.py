@@ -1,9 +1,16 @@
 import pytest
-
-from harness.budgets import (FAIL, PASS, SKIP, BudgetError, find_parent, judge, load_budgets,
-                             parse_budgets)
-
 from synthetic_runs import failed, ok, sha
+
+from harness.budgets import (
+    FAIL,
+    PASS,
+    SKIP,
+    BudgetError,
+    find_parent,
+    judge,
+    load_budgets,
+    parse_budgets,
+)
 
 FILE = """
 budgets:
@@ -31,10 +38,17 @@ def test_parse_and_match_names_tags_and_globs():
     assert third.device == "*" and third.artifact == "*"
     assert budgets.regression("board7", ["coral"], "m.onnx") == 0.02  # the strictest
     assert budgets.regression("pi4", [], "x") == 0.02
-    assert parse_budgets("budgets: [{device: a, p50_ms: 1}]", "f").regression(
-        "a", [], "x") == 0.05  # the default
-    assert second.to_dict() == {"device": "coral", "artifact": "*", "p99_ms": 5.5,
-                                "peak_rss_mb": 100.0, "size_mb": 8.0, "regression": 0.1}
+    assert (
+        parse_budgets("budgets: [{device: a, p50_ms: 1}]", "f").regression("a", [], "x") == 0.05
+    )  # the default
+    assert second.to_dict() == {
+        "device": "coral",
+        "artifact": "*",
+        "p99_ms": 5.5,
+        "peak_rss_mb": 100.0,
+        "size_mb": 8.0,
+        "regression": 0.1,
+    }
 
 
 def test_a_plan_with_other_sections_is_fine(tmp_path):
@@ -43,23 +57,36 @@ def test_a_plan_with_other_sections_is_fine(tmp_path):
     assert len(load_budgets(str(plan), {}).entries) == 3
 
 
-@pytest.mark.parametrize("text, message", [
-    ("budgets: [{device: pi, p50ms: 3}]",
-     "b.yaml: budgets[0].p50ms: unknown key 'p50ms' (did you mean 'p50_ms'?)"),
-    ("budgets:\n  - p50_ms: 3\n  - p90_ms: fast",
-     "b.yaml: budgets[1].p90_ms: expected a positive number, got 'fast'"),
-    ("budgets: [{top1: 95}]",
-     "b.yaml: budgets[0].top1: expected a fraction up to 1 (0.98 means 98%), got 95"),
-    ("budgets: [{regression: 1.05}]",
-     "b.yaml: budgets[0].regression: expected a fraction up to 1 (0.05 means 5% slower)"),
-    ("budgets: [{device: pi}]", "b.yaml: budgets[0]: no limits"),
-    ("budgets: [{device: 3, p50_ms: 1}]",
-     "b.yaml: budgets[0].device: expected a non-empty string"),
-    ("devices: {}", "b.yaml: expected a mapping with a 'budgets:' list"),
-    ("budgets: []", "b.yaml: budgets: expected a non-empty list"),
-    ("budgets: [{p50_ms: 1, p50_ms: 2}]", "b.yaml: line 1: invalid YAML (duplicate key"),
-    ("budgets: [", "b.yaml: line 1: invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "budgets: [{device: pi, p50ms: 3}]",
+            "b.yaml: budgets[0].p50ms: unknown key 'p50ms' (did you mean 'p50_ms'?)",
+        ),
+        (
+            "budgets:\n  - p50_ms: 3\n  - p90_ms: fast",
+            "b.yaml: budgets[1].p90_ms: expected a positive number, got 'fast'",
+        ),
+        (
+            "budgets: [{top1: 95}]",
+            "b.yaml: budgets[0].top1: expected a fraction up to 1 (0.98 means 98%), got 95",
+        ),
+        (
+            "budgets: [{regression: 1.05}]",
+            "b.yaml: budgets[0].regression: expected a fraction up to 1 (0.05 means 5% slower)",
+        ),
+        ("budgets: [{device: pi}]", "b.yaml: budgets[0]: no limits"),
+        (
+            "budgets: [{device: 3, p50_ms: 1}]",
+            "b.yaml: budgets[0].device: expected a non-empty string",
+        ),
+        ("devices: {}", "b.yaml: expected a mapping with a 'budgets:' list"),
+        ("budgets: []", "b.yaml: budgets: expected a non-empty list"),
+        ("budgets: [{p50_ms: 1, p50_ms: 2}]", "b.yaml: line 1: invalid YAML (duplicate key"),
+        ("budgets: [", "b.yaml: line 1: invalid YAML"),
+    ],
+)
 def test_errors_name_the_file_and_key(text, message):
     with pytest.raises(BudgetError) as err:
         parse_budgets(text, "b.yaml")
@@ -70,7 +97,8 @@ def test_without_a_file_the_budgets_of_the_runs_plan_apply():
     plan = {"file": "plan.yaml", "budgets": [{"artifact": "*", "top1_vs_parent": 0.98}]}
     budgets = load_budgets(None, {"plan": plan})
     assert budgets.source == "plan.yaml" and budgets.entries[0].limits == (
-        ("top1_vs_parent", 0.98),)
+        ("top1_vs_parent", 0.98),
+    )
     assert load_budgets(None, {"plan": {"file": "p.yaml"}}) is None
     assert load_budgets(None, {}) is None
     with pytest.raises(BudgetError, match=r"^p.yaml: budgets\[0\].top1: expected"):
@@ -89,8 +117,11 @@ def verdicts(record, text, same_device=()):
 
 def test_maxima_minima_and_what_was_measured():
     record = ok("m.onnx", p50_ms=10.0, top1=0.91, size_bytes=4_000_000, rss_mb=80)
-    out = verdicts(record, "budgets: [{p50_ms: 10.5, p99_ms: 10.1, size_mb: 4.0, "
-                           "peak_rss_mb: 79.99, top1: 0.9, top5: 0.995}]")
+    out = verdicts(
+        record,
+        "budgets: [{p50_ms: 10.5, p99_ms: 10.1, size_mb: 4.0, "
+        "peak_rss_mb: 79.99, top1: 0.9, top5: 0.995}]",
+    )
     assert out["measured"].verdict == PASS
     assert out["p50_ms"].verdict == PASS and out["p50_ms"].limit == "≤ 10.5 ms"
     assert out["p99_ms"].verdict == FAIL
@@ -123,8 +154,9 @@ def test_relative_accuracy_against_the_parent():
     assert verdicts(original, rule)["top1_vs_parent"].verdict == SKIP
     assert verdicts(good, rule)["top1_vs_parent"].detail == "parent not measured in this run"
     gone = failed("net.onnx")
-    assert "parent net.onnx failed: timeout" in verdicts(good, rule, [gone])[
-        "top1_vs_parent"].detail
+    assert (
+        "parent net.onnx failed: timeout" in verdicts(good, rule, [gone])["top1_vs_parent"].detail
+    )
 
 
 def test_parent_by_sha_else_the_fp32_variant_of_the_same_stem():

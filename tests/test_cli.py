@@ -1,4 +1,5 @@
 """`edgebench run` end to end on the `local` device with real runtimes and real models."""
+
 import csv
 import json
 import os
@@ -10,15 +11,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAST, ROOT, edgebench
 
 from agent.record import Record
 from harness.summary import COLUMNS
 
-from conftest import FAST, ROOT, edgebench
-
-REQUIRED = ["device", "artifact", "runtime", "status", "reason", "n", "p50_ms", "p90_ms",
-            "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms", "first_ms",
-            "peak_rss_mb", "model_rss_mb", "size_mb", "top1", "top5", "stable"]
+REQUIRED = [
+    "device",
+    "artifact",
+    "runtime",
+    "status",
+    "reason",
+    "n",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "throughput_ips",
+    "load_ms",
+    "first_ms",
+    "peak_rss_mb",
+    "model_rss_mb",
+    "size_mb",
+    "top1",
+    "top5",
+    "stable",
+]
 
 
 def summary(run_dir: Path):
@@ -27,8 +46,10 @@ def summary(run_dir: Path):
 
 
 def records(run_dir: Path):
-    return {p.stem: Record.from_dict(json.loads(p.read_text()))
-            for p in (run_dir / "raw").rglob("*.json")}
+    return {
+        p.stem: Record.from_dict(json.loads(p.read_text()))
+        for p in (run_dir / "raw").rglob("*.json")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +87,11 @@ def test_summary_csv_has_the_promised_columns(example_run):
 def test_run_json_and_report(example_run):
     run_dir, _ = example_run
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"]["local"] == {"digits.onnx": "ok", "digits.tflite": "ok",
-                                       "digits.int8.tflite": "ok"}
+    assert meta["status"]["local"] == {
+        "digits.onnx": "ok",
+        "digits.tflite": "ok",
+        "digits.int8.tflite": "ok",
+    }
     assert meta["tool"]["python"] and meta["request"]["eval"].endswith("digits_eval.npz")
     report = (run_dir / "report.md").read_text()
     assert "local" in report and "digits.int8.tflite" in report
@@ -92,8 +116,7 @@ def test_accuracy_equals_an_independent_numpy_computation(example_run, examples)
     run_dir, _ = example_run
     rec = next(r for r in records(run_dir).values() if r.artifact["name"] == "digits.onnx")
     data = np.load(examples / "digits_eval.npz")
-    sess = ort.InferenceSession(str(examples / "digits.onnx"),
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(examples / "digits.onnx"), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     logits = np.concatenate([sess.run(None, {name: x[None]})[0] for x in data["inputs"]])
     labels = data["labels"]
@@ -105,9 +128,21 @@ def test_accuracy_equals_an_independent_numpy_computation(example_run, examples)
 
 
 def test_truncated_model_is_model_invalid_and_others_finish(tmp_path, examples, truncated_onnx):
-    proc = edgebench(["run", "--model", str(truncated_onnx), "--model",
-                      str(examples / "digits.onnx"), "--eval",
-                      str(examples / "digits_eval.npz"), "--out", "res"] + FAST, cwd=tmp_path)
+    proc = edgebench(
+        [
+            "run",
+            "--model",
+            str(truncated_onnx),
+            "--model",
+            str(examples / "digits.onnx"),
+            "--eval",
+            str(examples / "digits_eval.npz"),
+            "--out",
+            "res",
+        ]
+        + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1  # a measurement failed
     rows = {r["artifact"]: r for r in summary(tmp_path / "res" / "latest")}
     assert rows["truncated.onnx"]["status"] == "error"
@@ -136,8 +171,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, examples):
 
 
 def test_json_output_is_the_summary(tmp_path, examples):
-    proc = edgebench(["run", "--model", str(examples / "digits.onnx"), "--json", "--out", "r"]
-                     + FAST, cwd=tmp_path)
+    proc = edgebench(
+        ["run", "--model", str(examples / "digits.onnx"), "--json", "--out", "r"] + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert rows[0]["artifact"] == "digits.onnx" and rows[0]["p50_ms"] > 0
@@ -145,14 +182,33 @@ def test_json_output_is_the_summary(tmp_path, examples):
 
 def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
     # each artifact measures for 3 s; Ctrl-C lands while the second one is measuring
-    args = [sys.executable, "-m", "harness", "run", "--model", str(examples / "digits.onnx"),
-            "--model", str(examples / "digits.tflite"), "--min-seconds", "3",
-            "--warmup-seconds", "0", "--out", "res", "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--model",
+        str(examples / "digits.onnx"),
+        "--model",
+        str(examples / "digits.tflite"),
+        "--min-seconds",
+        "3",
+        "--warmup-seconds",
+        "0",
+        "--out",
+        "res",
+        "--quiet",
+    ]
     # SIGINT as at a terminal, even when the suite runs with it ignored (started with `&`)
-    proc = subprocess.Popen(args, cwd=str(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        args,
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while not list((tmp_path / "res").glob("*/raw/local/digits.onnx.json")):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -183,8 +239,15 @@ def test_devices_lists_and_probes_local(tmp_path):
 
 
 def test_resume_measures_only_what_is_missing(tmp_path, examples):
-    run = ["run", "--model", str(examples / "digits.onnx"), "--model",
-           str(examples / "digits.tflite"), "--out", "res"] + FAST
+    run = [
+        "run",
+        "--model",
+        str(examples / "digits.onnx"),
+        "--model",
+        str(examples / "digits.tflite"),
+        "--out",
+        "res",
+    ] + FAST
     first = edgebench(run, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     run_dir = (tmp_path / "res" / "latest").resolve()
@@ -200,7 +263,9 @@ def test_resume_measures_only_what_is_missing(tmp_path, examples):
     rows = {r["artifact"]: r for r in summary(run_dir)}
     assert rows["digits.tflite"]["status"] == "ok"
     assert json.loads((run_dir / "run.json").read_text())["status"]["local"] == {
-        "digits.onnx": "ok", "digits.tflite": "ok"}
+        "digits.onnx": "ok",
+        "digits.tflite": "ok",
+    }
     nothing = edgebench(["run", "--resume", str(run_dir), "--quiet"], cwd=tmp_path)
     assert nothing.returncode == 0
     assert (run_dir / "raw" / "local" / "digits.onnx.json").read_text() == kept
@@ -211,10 +276,12 @@ def test_busy_board_is_device_busy_naming_the_holder(tmp_path, examples):
 
     workdir = tmp_path / "wd"
     (tmp_path / "devices.yaml").write_text(
-        "devices:\n  local:\n    kind: local\n    workdir: %s\n    timeout_s: 4\n" % workdir)
+        "devices:\n  local:\n    kind: local\n    workdir: %s\n    timeout_s: 4\n" % workdir
+    )
     with acquire(str(workdir), "another harness", 1):
-        proc = edgebench(["run", "--model", str(examples / "digits.onnx"), "--out", "res"]
-                         + FAST, cwd=tmp_path)
+        proc = edgebench(
+            ["run", "--model", str(examples / "digits.onnx"), "--out", "res"] + FAST, cwd=tmp_path
+        )
     assert proc.returncode == 1
     row = summary(tmp_path / "res" / "latest")[0]
     assert row["reason"] == "device-busy" and "another harness" in row["message"]

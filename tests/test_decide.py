@@ -1,17 +1,17 @@
 """``edgebench decide``: the variant that ships per device, its manifest and signature."""
+
 import json
 import shutil
 import subprocess
 
 import pytest
+from synthetic_runs import FINGERPRINT, make_run, ok, sha
 
 from harness.budgets import parse_budgets
 from harness.cli import main
 from harness.decide import decide
 from harness.gate import device_identity
 from harness.sign import NAMESPACE
-
-from synthetic_runs import FINGERPRINT, make_run, ok, sha
 
 BUDGETS = """
 budgets:
@@ -24,12 +24,33 @@ def variants(device="pi4", slow=1.0):
     """net.onnx (the fp32 parent) and three variants, plus a model without variants."""
     return [
         ok("net.onnx", device, p50_ms=20 * slow, top1=0.80, size_bytes=16_000_000),
-        ok("net.fp16.onnx", device, p50_ms=15 * slow, top1=0.80, size_bytes=8_000_000,
-           variant="fp16", parent="net.onnx"),
-        ok("net.int8.onnx", device, p50_ms=8 * slow, top1=0.79, size_bytes=4_000_000,
-           variant="int8", parent="net.onnx"),
-        ok("net.pruned.onnx", device, p50_ms=6 * slow, top1=0.70, size_bytes=3_000_000,
-           variant="pruned", parent="net.onnx"),
+        ok(
+            "net.fp16.onnx",
+            device,
+            p50_ms=15 * slow,
+            top1=0.80,
+            size_bytes=8_000_000,
+            variant="fp16",
+            parent="net.onnx",
+        ),
+        ok(
+            "net.int8.onnx",
+            device,
+            p50_ms=8 * slow,
+            top1=0.79,
+            size_bytes=4_000_000,
+            variant="int8",
+            parent="net.onnx",
+        ),
+        ok(
+            "net.pruned.onnx",
+            device,
+            p50_ms=6 * slow,
+            top1=0.70,
+            size_bytes=3_000_000,
+            variant="pruned",
+            parent="net.onnx",
+        ),
         ok("other.tflite", device, p50_ms=5 * slow, top1=0.6),
     ]
 
@@ -42,28 +63,44 @@ def run(tmp_path):
 
 
 def chosen(choices):
-    return {(c.device, c.model): c.chosen.record.artifact["name"] if c.chosen else None
-            for c in choices}
+    return {
+        (c.device, c.model): c.chosen.record.artifact["name"] if c.chosen else None for c in choices
+    }
 
 
-@pytest.mark.parametrize("profile, pick", [("most-accurate", "net.fp16.onnx"),
-                                           ("fastest", "net.int8.onnx"),
-                                           ("smallest", "net.int8.onnx")])
+@pytest.mark.parametrize(
+    "profile, pick",
+    [
+        ("most-accurate", "net.fp16.onnx"),
+        ("fastest", "net.int8.onnx"),
+        ("smallest", "net.int8.onnx"),
+    ],
+)
 def test_profiles_pick_among_variants_within_budgets(run, profile, pick):
     choices = decide(run, parse_budgets(BUDGETS, "b.yaml"), profile)
     assert chosen(choices) == {
-        ("pi4", "net.onnx"): pick, ("pi4", "other.tflite"): "other.tflite",
-        ("zero", "net.onnx"): None, ("zero", "other.tflite"): "other.tflite"}
+        ("pi4", "net.onnx"): pick,
+        ("pi4", "other.tflite"): "other.tflite",
+        ("zero", "net.onnx"): None,
+        ("zero", "other.tflite"): "other.tflite",
+    }
 
 
 def test_explanations_name_the_broken_budget_and_the_pareto_set(run):
     (net, *_) = decide(run, parse_budgets(BUDGETS, "b.yaml"), "fastest")
     broken = {v.record.artifact["name"]: [b.check for b in v.broken] for v in net.variants}
-    assert broken == {"net.onnx": ["p50_ms"], "net.fp16.onnx": [], "net.int8.onnx": [],
-                      "net.pruned.onnx": ["top1_vs_parent"]}
+    assert broken == {
+        "net.onnx": ["p50_ms"],
+        "net.fp16.onnx": [],
+        "net.int8.onnx": [],
+        "net.pruned.onnx": ["top1_vs_parent"],
+    }
     # the parent is dominated by fp16 (faster, as accurate); the rest trade speed for accuracy
     assert sorted(r.artifact["name"] for r in net.front) == [
-        "net.fp16.onnx", "net.int8.onnx", "net.pruned.onnx"]
+        "net.fp16.onnx",
+        "net.int8.onnx",
+        "net.pruned.onnx",
+    ]
 
 
 def test_without_budgets_everything_measured_fits(run):
@@ -85,8 +122,9 @@ def test_cli_writes_the_manifest_and_exits_1_when_a_device_has_no_fit(run, tmp_p
     assert first["device_identity"]["id"] == device_identity(variants()[0])
     assert first["device_identity"]["board_model"] == "Raspberry Pi 4"
     assert first["measured"]["top1"] == 0.80 and first["measured"]["p50_ms"] > 14
-    assert first["budgets"] == [{"device": "*", "artifact": "*", "p50_ms": 16.0,
-                                 "top1_vs_parent": 0.98}]
+    assert first["budgets"] == [
+        {"device": "*", "artifact": "*", "p50_ms": 16.0, "top1_vs_parent": 0.98}
+    ]
     assert set(first["rejected"]) == {"net.onnx", "net.pruned.onnx"}
     zero = [d for d in doc["deployments"] if d["device"] == "zero"]
     assert [d["artifact"] for d in zero] == [None, "other.tflite"]
@@ -95,20 +133,34 @@ def test_cli_writes_the_manifest_and_exits_1_when_a_device_has_no_fit(run, tmp_p
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (OpenSSH)")
 def test_signed_manifest_verifies_offline_and_tampering_fails(run, tmp_path):
     key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example",
-                    "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f", str(key)],
+        check=True,
+    )
     manifest = tmp_path / "deploy" / "manifest.json"
-    assert main(["decide", str(run.path), "--manifest", str(manifest),
-                 "--sign-key", str(key)]) == 0
+    assert main(["decide", str(run.path), "--manifest", str(manifest), "--sign-key", str(key)]) == 0
     signers = tmp_path / "allowed_signers"
     signers.write_text("ci@example %s" % (tmp_path / "id_ed25519.pub").read_text())
 
     def verify() -> int:
         with open(manifest, "rb") as fh:
-            return subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers),
-                                   "-I", "ci@example", "-n", NAMESPACE,
-                                   "-s", str(manifest) + ".sig"], stdin=fh,
-                                  capture_output=True).returncode
+            return subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-Y",
+                    "verify",
+                    "-f",
+                    str(signers),
+                    "-I",
+                    "ci@example",
+                    "-n",
+                    NAMESPACE,
+                    "-s",
+                    str(manifest) + ".sig",
+                ],
+                stdin=fh,
+                capture_output=True,
+            ).returncode
 
     assert verify() == 0
     genuine = manifest.read_text()
@@ -116,8 +168,7 @@ def test_signed_manifest_verifies_offline_and_tampering_fails(run, tmp_path):
     manifest.write_text(genuine.replace('"artifact": "net.fp16.onnx"', '"artifact": "net.onnx"'))
     assert verify() != 0
     # signing again replaces the stale signature instead of keeping it
-    assert main(["decide", str(run.path), "--manifest", str(manifest),
-                 "--sign-key", str(key)]) == 0
+    assert main(["decide", str(run.path), "--manifest", str(manifest), "--sign-key", str(key)]) == 0
     assert verify() == 0
 
 

@@ -1,5 +1,6 @@
 """Several boards at once, each a network namespace with its own sshd: concurrent runs, a
 link cut mid-run, and a bandwidth-limited link."""
+
 import csv
 import json
 import os
@@ -8,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import netns
+import pytest
 import sshd
 from conftest import FAST, ROOT
 
-pytestmark = pytest.mark.skipif(bool(netns.skip_reason() or sshd.skip_reason()),
-                                reason=str(netns.skip_reason() or sshd.skip_reason()))
+pytestmark = pytest.mark.skipif(
+    bool(netns.skip_reason() or sshd.skip_reason()),
+    reason=str(netns.skip_reason() or sshd.skip_reason()),
+)
 
 
 @pytest.fixture
@@ -32,20 +34,43 @@ def hosts(tmp_path):
 
 def devices_file(path: Path, hosts, workdir: Path) -> Path:
     text = "devices:\n" + "".join(
-        h.sshd.device_yaml("board%d" % h.index, python=sys.executable, tags=["fleet"],
-                           workdir=str(workdir / ("board%d" % h.index)), timeout_s=120)
-        for h in hosts)
+        h.sshd.device_yaml(
+            "board%d" % h.index,
+            python=sys.executable,
+            tags=["fleet"],
+            workdir=str(workdir / ("board%d" % h.index)),
+            timeout_s=120,
+        )
+        for h in hosts
+    )
     path.write_text(text)
     return path
 
 
 def start_run(cwd: Path, inventory: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
-         "--devices", "fleet", "--model", str(ROOT / "examples" / "digits.onnx"),
-         "--out", "res", "--quiet"] + list(extra),
-        cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "fleet",
+            "--model",
+            str(ROOT / "examples" / "digits.onnx"),
+            "--out",
+            "res",
+            "--quiet",
+        ]
+        + list(extra),
+        cwd=str(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
 
 
 def rows(run_dir: Path):
@@ -91,14 +116,31 @@ def test_bandwidth_limited_link_still_completes(tmp_path, hosts):
 
 def test_link_lost_mid_transfer_is_unreachable_and_the_rest_finish(tmp_path, hosts):
     big = tmp_path / "big.onnx"  # 3 MB: ~25 s through a 1 Mbit/s link, cut after ~2 s
-    big.write_bytes(os.urandom(3 * 10 ** 6))
+    big.write_bytes(os.urandom(3 * 10**6))
     inventory = devices_file(tmp_path / "devices.yaml", hosts[:2], tmp_path / "wd")
     hosts[1].limit("1mbit")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
-         "--devices", "fleet", "--model", str(big), "--out", "res"] + FAST,
-        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "fleet",
+            "--model",
+            str(big),
+            "--out",
+            "res",
+        ]
+        + FAST,
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
     seen = []
     for line in proc.stderr:  # plain progress lines, one per quarter: the 2nd means under way
         seen.append(line)

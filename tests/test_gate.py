@@ -1,14 +1,14 @@
 """``edgebench check``: budgets, failed measurements and regressions against a baseline."""
+
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import FAST, edgebench
+from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 from harness.budgets import FAIL, PASS, SKIP, parse_budgets
 from harness.cli import main
 from harness.gate import device_identities, device_identity, gate
-
-from conftest import FAST, edgebench
-from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 BUDGETS = """
 budgets:
@@ -37,9 +37,12 @@ def test_device_identity_follows_the_machine_not_the_name():
 
 
 def test_budgets_failures_and_unfinished_jobs(tmp_path):
-    store = make_run(tmp_path, [ok("fast.onnx", p50_ms=10), ok("slow.onnx", p50_ms=14),
-                                failed("broken.tflite")],
-                     tags={"pi4": ["arm", "pi"]}, pending={"pi4": ["later.onnx"]})
+    store = make_run(
+        tmp_path,
+        [ok("fast.onnx", p50_ms=10), ok("slow.onnx", p50_ms=14), failed("broken.tflite")],
+        tags={"pi4": ["arm", "pi"]},
+        pending={"pi4": ["later.onnx"]},
+    )
     out = by_check(gate(store, parse_budgets(BUDGETS, "b.yaml")))
     assert out[("pi4", "fast.onnx", "p50_ms")].verdict == PASS  # matched by tag
     slow = out[("pi4", "slow.onnx", "p50_ms")]
@@ -52,16 +55,25 @@ def test_budgets_failures_and_unfinished_jobs(tmp_path):
 
 
 def test_regression_against_a_baseline(tmp_path):
-    base = make_run(tmp_path, [ok("same.onnx", p50_ms=10, seed=1),
-                               ok("slower.onnx", p50_ms=10, seed=2),
-                               ok("changed.onnx", p50_ms=10, digest="0" * 64),
-                               ok("same.onnx", device="pi4-twin", p50_ms=20, seed=3)])
-    cand = make_run(tmp_path, [ok("same.onnx", p50_ms=10, seed=4),
-                               ok("slower.onnx", p50_ms=11, seed=5),
-                               ok("changed.onnx", p50_ms=10),
-                               ok("new.onnx"),
-                               ok("same.onnx", device="elsewhere",
-                                  fingerprint=dict(FINGERPRINT, hostname="other"))])
+    base = make_run(
+        tmp_path,
+        [
+            ok("same.onnx", p50_ms=10, seed=1),
+            ok("slower.onnx", p50_ms=10, seed=2),
+            ok("changed.onnx", p50_ms=10, digest="0" * 64),
+            ok("same.onnx", device="pi4-twin", p50_ms=20, seed=3),
+        ],
+    )
+    cand = make_run(
+        tmp_path,
+        [
+            ok("same.onnx", p50_ms=10, seed=4),
+            ok("slower.onnx", p50_ms=11, seed=5),
+            ok("changed.onnx", p50_ms=10),
+            ok("new.onnx"),
+            ok("same.onnx", device="elsewhere", fingerprint=dict(FINGERPRINT, hostname="other")),
+        ],
+    )
     out = by_check(gate(cand, baseline=base))
     same = out[("pi4", "same.onnx", "regression")]
     assert same.verdict == PASS and same.detail.startswith("not significant")  # not twin's
@@ -70,11 +82,16 @@ def test_regression_against_a_baseline(tmp_path):
     assert slower.measured == "1.098× [1.091–1.103]"  # ratio of medians, bootstrap 95%
     changed = out[("pi4", "changed.onnx", "regression")]
     assert changed.verdict == SKIP and changed.detail.startswith(
-        "not comparable: artifact changed (sha256 00000000 → ")
-    assert out[("pi4", "new.onnx", "regression")].detail == \
-        "not comparable: artifact not in the baseline"
-    assert out[("elsewhere", "same.onnx", "regression")].detail == \
-        "not comparable: device not in the baseline"
+        "not comparable: artifact changed (sha256 00000000 → "
+    )
+    assert (
+        out[("pi4", "new.onnx", "regression")].detail
+        == "not comparable: artifact not in the baseline"
+    )
+    assert (
+        out[("elsewhere", "same.onnx", "regression")].detail
+        == "not comparable: device not in the baseline"
+    )
     budgets = parse_budgets("budgets: [{artifact: slower.onnx, regression: 0.2}]", "b")
     loose = by_check(gate(cand, budgets, base))[("pi4", "slower.onnx", "regression")]
     assert loose.verdict == PASS and loose.limit == "≤ +20%"
@@ -85,8 +102,7 @@ def test_cli_exit_codes_table_and_junit(tmp_path, capsys):
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("budgets: [{artifact: a.onnx, p50_ms: 20}]")
     junit = tmp_path / "out" / "junit.xml"
-    assert main(["check", str(store.path), "--budgets", str(budgets),
-                 "--junit", str(junit)]) == 1
+    assert main(["check", str(store.path), "--budgets", str(budgets), "--junit", str(junit)]) == 1
     out = capsys.readouterr().out
     assert "error: timeout — no result in 600 s" in out and "2 passed, 1 failed" in out
     suite = ET.parse(junit).getroot().find("testsuite")
@@ -105,8 +121,9 @@ def test_cli_unusable_inputs_exit_2(tmp_path, capsys):
     bad.write_text("budgets: [{p50_ms: -1}]")
     assert main(["check", str(store.path), "--budgets", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("edgebench: error: %s: budgets[0].p50_ms: expected a positive number, "
-                   "got -1" % bad)
+    assert err == (
+        "edgebench: error: %s: budgets[0].p50_ms: expected a positive number, got -1" % bad
+    )
     assert main(["check", str(store.path), "--baseline", str(tmp_path / "nope")]) == 2
 
 
@@ -122,12 +139,25 @@ def real_run(tmp_path_factory):
 def test_end_to_end_run_then_check(real_run, limit, code):
     (real_run / "budgets.yaml").write_text(
         "budgets:\n  - device: host\n    artifact: '*.tflite'\n    p50_ms: %s\n"
-        "    top1: 0.9\n    peak_rss_mb: 2000\n" % limit)
-    proc = edgebench(["check", "res", "--budgets", "budgets.yaml", "--baseline", "res/latest",
-                      "--junit", "junit.xml"], cwd=real_run)
+        "    top1: 0.9\n    peak_rss_mb: 2000\n" % limit
+    )
+    proc = edgebench(
+        [
+            "check",
+            "res",
+            "--budgets",
+            "budgets.yaml",
+            "--baseline",
+            "res/latest",
+            "--junit",
+            "junit.xml",
+        ],
+        cwd=real_run,
+    )
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert "digits.int8.tflite" in proc.stdout and "p50_ms budgets[0]" in proc.stdout
     cases = list(ET.parse(real_run / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == 3 * 2 + 2 * 3  # measured + regression each, three limits x2 tflite
-    assert len(list(ET.parse(real_run / "junit.xml").getroot().iter("failure"))) == \
-        (0 if code == 0 else 2)
+    assert len(list(ET.parse(real_run / "junit.xml").getroot().iter("failure"))) == (
+        0 if code == 0 else 2
+    )

@@ -1,15 +1,15 @@
 """``edgebench history``: the lazily built index and p50 over runs."""
+
 import json
 import shutil
 
 import pytest
+from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 from harness import history
 from harness.cli import main
 from harness.gate import device_identity
 from harness.history import load_index, marker, series
-
-from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 OTHER = dict(FINGERPRINT, hostname="pi4-b")
 
@@ -19,23 +19,33 @@ def root(tmp_path):
     root = tmp_path / "results"
     for day, p50 in ((1, 10.0), (2, 10.2), (3, 12.0)):
         records = [ok("a.onnx", p50_ms=p50), ok("a.onnx", "pi4-b", p50_ms=20, fingerprint=OTHER)]
-        make_run(root, records, tags={"pi4": ["pi"]},
-                 created_at="2026-01-0%dT00:00:00+00:00" % day).mark_latest()
-    make_run(root, [failed("a.onnx"), ok("a.onnx", "renamed", p50_ms=9.0)],
-             created_at="2026-01-04T00:00:00+00:00")
-    make_run(root, [ok("a.onnx", p50_ms=9.0, digest="e" * 64)],  # a rebuilt artifact
-             created_at="2026-01-05T00:00:00+00:00")
+        make_run(
+            root, records, tags={"pi4": ["pi"]}, created_at="2026-01-0%dT00:00:00+00:00" % day
+        ).mark_latest()
+    make_run(
+        root,
+        [failed("a.onnx"), ok("a.onnx", "renamed", p50_ms=9.0)],
+        created_at="2026-01-04T00:00:00+00:00",
+    )
+    make_run(
+        root,
+        [ok("a.onnx", p50_ms=9.0, digest="e" * 64)],  # a rebuilt artifact
+        created_at="2026-01-05T00:00:00+00:00",
+    )
     return root
 
 
 def test_series_per_machine_and_artifact_hash(root):
     entries = load_index(root)
     assert len(entries) == 5 and [e["created_at"][:10] for e in entries] == [
-        "2026-01-0%d" % d for d in range(1, 6)]
+        "2026-01-0%d" % d for d in range(1, 6)
+    ]
     found = series(entries, device="pi")  # by tag; the renamed device is the same board
     ident = device_identity(ok("a.onnx"))
-    assert set(found) == {(ident, "a.onnx", ok("a.onnx").artifact["sha256"]),
-                          (ident, "a.onnx", "e" * 64)}
+    assert set(found) == {
+        (ident, "a.onnx", ok("a.onnx").artifact["sha256"]),
+        (ident, "a.onnx", "e" * 64),
+    }
     points = found[(ident, "a.onnx", ok("a.onnx").artifact["sha256"])]
     assert [p.device for p in points] == ["pi4", "pi4", "pi4", "pi4", "renamed"]
     assert points[3].p50_ms is None and points[3].reason == "timeout"
@@ -44,10 +54,11 @@ def test_series_per_machine_and_artifact_hash(root):
     assert steps[2] == pytest.approx(12 / 10.2, rel=0.02)
     assert steps[4] == pytest.approx(9 / 12, rel=0.02)  # against the last measured p50
     assert [marker(s) for s in steps] == ["", "", "▲ slower", "", "▼ faster"]
-    assert set(series(entries, device=ident[:6], artifact="eee")) == {
-        (ident, "a.onnx", "e" * 64)}
+    assert set(series(entries, device=ident[:6], artifact="eee")) == {(ident, "a.onnx", "e" * 64)}
     assert {k[0] for k in series(entries, artifact="*.onnx")} == {
-        ident, device_identity(ok("a.onnx", fingerprint=OTHER))}
+        ident,
+        device_identity(ok("a.onnx", fingerprint=OTHER)),
+    }
 
 
 def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):
@@ -59,6 +70,7 @@ def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):
     monkeypatch.undo()
     newest = root / first[-1]["run_id"]
     from harness.store import open_run
+
     open_run(newest).write_record(ok("b.onnx"))
     shutil.rmtree(root / first[0]["run_id"])
     again = load_index(root)
@@ -67,8 +79,22 @@ def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):
 
 
 def test_cli(root, capsys):
-    assert main(["history", "--root", str(root), "--device", "pi4", "--artifact",
-                 "a.onnx", "--threshold", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "history",
+                "--root",
+                str(root),
+                "--device",
+                "pi4",
+                "--artifact",
+                "a.onnx",
+                "--threshold",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "pi4-lab · aarch64 · Raspberry Pi 4 · Cortex-A72" in out
     assert "+17.6%" in out and "▲ slower" in out and "error: timeout" in out

@@ -2,6 +2,7 @@
 outside its workdir, and text from a board cannot drive the operator's terminal.
 
 Real sshd, real agent, real runtimes; the "board" is this machine, tampered with by hand."""
+
 from __future__ import annotations
 
 import io
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
+from conftest import FAST, edgebench
+from sshd import Sshd, skip_reason, start_sshd
+from test_ssh import device, needs_sshd, write_devices
 
 from agent.loader import REFUSED
 from agent.verify import sha256_file
@@ -19,14 +23,22 @@ from harness.ssh import SSHTransport
 from harness.store import open_run
 from harness.transport import interpret, printable
 
-from conftest import FAST, edgebench
-from sshd import Sshd, skip_reason, start_sshd
-from test_ssh import device, home, needs_sshd, server, write_devices  # noqa: F401 (fixtures)
-
 
 def run_args(inventory: Path, out: Path, models: List[Path], *extra: str) -> List[str]:
-    args = ["--devices-file", str(inventory), "run", "--devices", "board", "--quiet",
-            "--out", str(out)] + FAST + list(extra)
+    args = (
+        [
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "board",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+        + FAST
+        + list(extra)
+    )
     for model in models:
         args += ["--model", str(model)]
     return args
@@ -41,6 +53,7 @@ def flip_byte(path: Path, offset: int = 200) -> None:
 
 def same_size_zipapp(code: str, size: int) -> bytes:
     """A zipapp running ``code``, padded with a stored entry to exactly ``size`` bytes."""
+
     def archive(pad: int) -> bytes:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
@@ -56,14 +69,19 @@ def same_size_zipapp(code: str, size: int) -> bytes:
 
 # -- tampering on the board --------------------------------------------------------------
 
+
 @needs_sshd
 def test_tampered_blob_is_detected_resent_and_measured_correctly(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path) -> None:
+    server: Sshd, tmp_path: Path, home: Path, examples: Path
+) -> None:
     model = examples / "digits.onnx"
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "board", python=sys.executable, workdir=str(tmp_path / "wd"))])
-    args = run_args(inventory, tmp_path / "results", [model],
-                    "--eval", str(examples / "digits_eval.npz"))
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd"))],
+    )
+    args = run_args(
+        inventory, tmp_path / "results", [model], "--eval", str(examples / "digits_eval.npz")
+    )
     first = edgebench(args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     top1 = open_run(tmp_path / "results").records()[0].accuracy["top1"]
@@ -88,10 +106,13 @@ IMPOSTOR = "open(%r, 'w').write('executed')\n"
 
 @needs_sshd
 def test_swapped_agent_is_resent_by_a_run_and_never_executed(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path) -> None:
+    server: Sshd, tmp_path: Path, home: Path, examples: Path
+) -> None:
     model = examples / "digits.int8.tflite"
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "board", python=sys.executable, workdir=str(tmp_path / "wd"))])
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd"))],
+    )
     args = run_args(inventory, tmp_path / "results", [model])
     first = edgebench(args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -107,8 +128,7 @@ def test_swapped_agent_is_resent_by_a_run_and_never_executed(
 
 
 @needs_sshd
-def test_agent_swapped_after_deploy_is_refused(server: Sshd, tmp_path: Path,
-                                               home: Path) -> None:
+def test_agent_swapped_after_deploy_is_refused(server: Sshd, tmp_path: Path, home: Path) -> None:
     from harness.pack import build
 
     t = SSHTransport(device(server, tmp_path / "wd"))
@@ -140,15 +160,24 @@ exec {python} "$@"
 @needs_sshd
 @pytest.mark.parametrize("once", [True, False])
 def test_blob_damaged_before_each_run_is_transfer_failed_never_measured(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path, once: bool) -> None:
+    server: Sshd, tmp_path: Path, home: Path, examples: Path, once: bool
+) -> None:
     model = examples / "digits.onnx"
     workdir, done = tmp_path / "wd", tmp_path / "damaged-once"
     python = tmp_path / "python3"
-    python.write_text(SABOTEUR.format(python=sys.executable, workdir=workdir, done=done,
-                                      once="touch %s" % done if once else ""))
+    python.write_text(
+        SABOTEUR.format(
+            python=sys.executable,
+            workdir=workdir,
+            done=done,
+            once="touch %s" % done if once else "",
+        )
+    )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "board", python=str(python), workdir=str(workdir))])
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("board", python=str(python), workdir=str(workdir))],
+    )
     proc = edgebench(run_args(inventory, tmp_path / "results", [model]), cwd=tmp_path)
     run = open_run(tmp_path / "results")
     (record,) = run.records()
@@ -165,9 +194,12 @@ def test_blob_damaged_before_each_run_is_transfer_failed_never_measured(
 
 # -- nothing written outside the workdir -------------------------------------------------
 
+
 def snapshot(root: Path) -> Dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
-            for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in root.rglob("*")
+    }
 
 
 @pytest.fixture
@@ -184,7 +216,8 @@ def board_with_home(tmp_path: Path) -> Iterator[Sshd]:
 
 
 def test_a_run_over_ssh_leaves_the_board_users_home_untouched(
-        board_with_home: Sshd, tmp_path: Path, home: Path, examples: Path) -> None:
+    board_with_home: Sshd, tmp_path: Path, home: Path, examples: Path
+) -> None:
     board_home = tmp_path / "board-home"
     before = snapshot(board_home)
     workdir = tmp_path / "wd"
@@ -192,11 +225,20 @@ def test_a_run_over_ssh_leaves_the_board_users_home_untouched(
     chan = t._channel('echo "$HOME"')
     assert chan.makefile("rb").read().decode().strip() == str(board_home)
     t.close()
-    inventory = write_devices(tmp_path / "devices.yaml", [board_with_home.device_yaml(
-        "board", python=sys.executable, workdir=str(workdir))])
-    proc = edgebench(run_args(inventory, tmp_path / "results",
-                              [examples / "digits.onnx", examples / "digits.tflite"],
-                              "--eval", str(examples / "digits_eval.npz")), cwd=tmp_path)
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [board_with_home.device_yaml("board", python=sys.executable, workdir=str(workdir))],
+    )
+    proc = edgebench(
+        run_args(
+            inventory,
+            tmp_path / "results",
+            [examples / "digits.onnx", examples / "digits.tflite"],
+            "--eval",
+            str(examples / "digits_eval.npz"),
+        ),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert snapshot(board_home) == before
     # the runtime's own cache went to the workdir instead (ONNX Runtime's telemetry)
@@ -215,16 +257,27 @@ printf '"runtime": {"name": "\\u001b[5m"}}}\n'
 """
 
 
-def test_control_characters_from_a_board_are_escaped(tmp_path: Path,
-                                                     examples: Path) -> None:
+def test_control_characters_from_a_board_are_escaped(tmp_path: Path, examples: Path) -> None:
     python = tmp_path / "python3"
     python.write_text(HOSTILE)
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     inventory = tmp_path / "devices.yaml"
     inventory.write_text("devices:\n  board:\n    kind: local\n    python: %s\n" % python)
-    proc = edgebench(["--devices-file", str(inventory), "run", "--devices", "board",
-                      "--model", str(examples / "digits.onnx"), "--out",
-                      str(tmp_path / "results")] + FAST, cwd=tmp_path)
+    proc = edgebench(
+        [
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "board",
+            "--model",
+            str(examples / "digits.onnx"),
+            "--out",
+            str(tmp_path / "results"),
+        ]
+        + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "\x1b" not in proc.stderr + proc.stdout and "\x07" not in proc.stderr
     assert "bad \\x1b[2J\\x9b" in proc.stderr  # the failure line, escaped
@@ -240,8 +293,9 @@ def test_printable_keeps_text_and_escapes_controls() -> None:
     assert printable({"k\x1b": ["\x1b", 1, None]}) == {"k\\x1b": ["\\x1b", 1, None]}
 
 
-def test_local_agent_is_started_through_the_verifying_loader(tmp_path: Path,
-                                                             dynamic_onnx: Path) -> None:
+def test_local_agent_is_started_through_the_verifying_loader(
+    tmp_path: Path, dynamic_onnx: Path
+) -> None:
     """The local transport takes the same path: a zipapp changed after deploy is refused."""
     from harness.config import Device
     from harness.pack import build
@@ -252,8 +306,7 @@ def test_local_agent_is_started_through_the_verifying_loader(tmp_path: Path,
     zip_path.write_bytes(build(tmp_path / "cache").read_bytes())
     t.deploy(zip_path)
     mark = tmp_path / "MARK"
-    zip_path.write_bytes(same_size_zipapp(IMPOSTOR % str(mark),
-                                          zip_path.stat().st_size))
+    zip_path.write_bytes(same_size_zipapp(IMPOSTOR % str(mark), zip_path.stat().st_size))
     out = t.run_agent("version", {}, 30)
     assert out.returncode == REFUSED and not mark.exists()
     assert interpret(out, "dev", {"name": "m.onnx"}, 30).reason == "transfer-failed"

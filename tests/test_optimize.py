@@ -1,4 +1,5 @@
 """`edgebench optimize`: real recipes on the digits example and on tiny generated models."""
+
 import hashlib
 import json
 import subprocess
@@ -8,11 +9,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import EXAMPLES, ROOT, edgebench
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.optimize import Options, build_variants, parse_variant
-
-from conftest import EXAMPLES, ROOT, edgebench
 
 EVAL = EXAMPLES / "digits_eval.npz"
 
@@ -37,8 +37,7 @@ def built(tmp_path_factory, calib):
 def top1(path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with np.load(EVAL) as data:
-        predictions = [np.argmax(session.run(None, {"input": x[None]})[0])
-                       for x in data["inputs"]]
+        predictions = [np.argmax(session.run(None, {"input": x[None]})[0]) for x in data["inputs"]]
         return float(np.mean(np.array(predictions) == data["labels"]))
 
 
@@ -52,15 +51,15 @@ def test_int8_static_keeps_top1_within_a_point_at_a_third_of_the_size(built):
     model = onnx.load(str(static))
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
-    weight_scales = [numpy_helper.to_array(t) for t in model.graph.initializer
-                     if t.name.endswith("weight_scale")]
+    weight_scales = [
+        numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("weight_scale")
+    ]
     assert any(s.size > 1 for s in weight_scales)  # per-channel
 
 
 def test_fp16_keeps_float32_io_and_halves_the_size(built):
     _, parent, outcomes = built
-    session = ort.InferenceSession(str(outcomes["fp16"].path),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(outcomes["fp16"].path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].type == "tensor(float)"
     assert session.get_outputs()[0].type == "tensor(float)"
     assert outcomes["fp16"].manifest["size_bytes"] < 0.55 * parent["size_bytes"]
@@ -88,8 +87,9 @@ def test_manifest_records_parent_recipe_hashes_and_sizes(built):
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_pruning_reaches_the_target_sparsity(tmp_path, scope):
-    _, outcomes = build_variants(EXAMPLES / "digits.onnx", ["prune-70"], tmp_path,
-                                 Options(prune_scope=scope))
+    _, outcomes = build_variants(
+        EXAMPLES / "digits.onnx", ["prune-70"], tmp_path, Options(prune_scope=scope)
+    )
     model = onnx.load(str(outcomes[0].path))
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if len(t.dims) >= 2]
     zeros = [np.mean(w == 0) for w in weights]
@@ -102,25 +102,39 @@ def test_pruning_reaches_the_target_sparsity(tmp_path, scope):
 
 
 def test_a_second_build_is_a_cache_hit_and_a_new_recipe_is_not(tmp_path, calib):
-    first = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
-                           Options(calib=calib))[1][0]
+    first = build_variants(
+        EXAMPLES / "digits.onnx", ["int8-static"], tmp_path, Options(calib=calib)
+    )[1][0]
     mtime = first.path.stat().st_mtime_ns
-    again = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
-                           Options(calib=calib))[1][0]
+    again = build_variants(
+        EXAMPLES / "digits.onnx", ["int8-static"], tmp_path, Options(calib=calib)
+    )[1][0]
     assert (again.status, again.path.stat().st_mtime_ns) == ("cached", mtime)
-    other = build_variants(EXAMPLES / "digits.onnx", ["int8-static"], tmp_path,
-                           Options(calib=calib, calib_method="entropy"))[1][0]
+    other = build_variants(
+        EXAMPLES / "digits.onnx",
+        ["int8-static"],
+        tmp_path,
+        Options(calib=calib, calib_method="entropy"),
+    )[1][0]
     assert other.status == "built" and other.manifest["recipe"][0]["calib_method"] == "entropy"
     first.path.write_bytes(b"tampered")
-    assert build_variants(EXAMPLES / "digits.onnx", ["int8-static-entropy"], tmp_path,
-                          Options(calib=calib))[1][0].status == "built"
+    assert (
+        build_variants(
+            EXAMPLES / "digits.onnx", ["int8-static-entropy"], tmp_path, Options(calib=calib)
+        )[1][0].status
+        == "built"
+    )
 
 
 def test_nhwc_calibration_sets_are_transposed_for_an_nchw_model(tmp_path):
     with np.load(EVAL) as data:
         np.savez(tmp_path / "nhwc.npz", inputs=data["inputs"][:50].transpose(0, 2, 3, 1))
-    [outcome] = build_variants(EXAMPLES / "digits.onnx", ["int8-static-percentile"],
-                               tmp_path, Options(calib=tmp_path / "nhwc.npz"))[1]
+    [outcome] = build_variants(
+        EXAMPLES / "digits.onnx",
+        ["int8-static-percentile"],
+        tmp_path,
+        Options(calib=tmp_path / "nhwc.npz"),
+    )[1]
     assert outcome.ok, outcome.message
 
 
@@ -129,8 +143,10 @@ def weightless(tmp_path_factory):
     """Relu then Softmax: nothing to prune and nothing onnxruntime quantizes dynamically."""
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"])],
-        "weightless", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])
+        "weightless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path_factory.mktemp("models") / "weightless.onnx"
@@ -139,8 +155,9 @@ def weightless(tmp_path_factory):
 
 
 def test_a_recipe_that_does_not_apply_fails_alone(tmp_path, weightless):
-    _, outcomes = build_variants(weightless, ["prune-50", "int8-dynamic", "fp16"], tmp_path,
-                                 Options())
+    _, outcomes = build_variants(
+        weightless, ["prune-50", "int8-dynamic", "fp16"], tmp_path, Options()
+    )
     prune, dynamic, fp16 = outcomes
     assert not prune.ok and "nothing to prune" in prune.message and "Relu" in prune.message
     assert not dynamic.ok and "quantized no operator" in dynamic.message
@@ -149,15 +166,23 @@ def test_a_recipe_that_does_not_apply_fails_alone(tmp_path, weightless):
 
 
 def test_without_calibration_static_variants_fail_and_the_others_are_built(tmp_path):
-    proc = edgebench(["optimize", str(EXAMPLES / "digits.onnx"), "--out", str(tmp_path),
-                      "--variants", "int8-static,fp16,prune-30+int8-static"], cwd=tmp_path)
+    proc = edgebench(
+        [
+            "optimize",
+            str(EXAMPLES / "digits.onnx"),
+            "--out",
+            str(tmp_path),
+            "--variants",
+            "int8-static,fp16,prune-30+int8-static",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == 2 and all("needs a calibration set" in e for e in errors)
     assert errors[0].startswith("error: digits.int8-static.onnx: ")
     assert "built  digits.fp16.onnx" in proc.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "digits.fp16.json", "digits.fp16.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.fp16.json", "digits.fp16.onnx"]
 
 
 def test_a_corrupt_model_is_one_clear_error(tmp_path, truncated_onnx):
@@ -172,17 +197,23 @@ def test_bad_variant_names_are_usage_errors():
         with pytest.raises(ValueError, match="unknown variant step"):
             parse_variant(text)
     assert [s.kind for s in parse_variant("prune-50+int8-static-entropy")] == [
-        "prune", "int8-static"]
+        "prune",
+        "int8-static",
+    ]
     with pytest.raises(ValueError, match="calib-method must be one of"):
         Options(calib_method="kl")
 
 
 def test_tflite_recipes_build_with_ai_edge_quantizer(tmp_path, calib):
     pytest.importorskip("ai_edge_quantizer")
-    parent, outcomes = build_variants(EXAMPLES / "digits.tflite", None, tmp_path,
-                                      Options(calib=calib))
+    parent, outcomes = build_variants(
+        EXAMPLES / "digits.tflite", None, tmp_path, Options(calib=calib)
+    )
     assert [(o.variant, o.status) for o in outcomes] == [
-        ("fp16", "built"), ("int8-dynamic", "built"), ("int8-static", "built")]
+        ("fp16", "built"),
+        ("int8-dynamic", "built"),
+        ("int8-static", "built"),
+    ]
     for outcome in outcomes:
         assert outcome.path.suffix == ".tflite"
         assert outcome.manifest["size_bytes"] < 0.55 * parent["size_bytes"]
@@ -192,12 +223,27 @@ def test_tflite_recipes_build_with_ai_edge_quantizer(tmp_path, calib):
 
 
 def test_a_missing_tool_names_the_extra_to_install(tmp_path):
-    code = ("import sys; sys.modules['ai_edge_quantizer'] = None; "
-            "from harness.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, "optimize",
-                           str(EXAMPLES / "digits.tflite"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, cwd=str(ROOT))
+    code = (
+        "import sys; sys.modules['ai_edge_quantizer'] = None; "
+        "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "optimize",
+            str(EXAMPLES / "digits.tflite"),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("edgebench: error: TFLite variants need ai-edge-quantizer "
-                                   "(missing ai_edge_quantizer): pip install "
-                                   "'edgebench[optimize-tflite]'")
+    assert proc.stderr.strip() == (
+        "edgebench: error: TFLite variants need ai-edge-quantizer "
+        "(missing ai_edge_quantizer): pip install "
+        "'edgebench[optimize-tflite]'"
+    )

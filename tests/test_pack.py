@@ -20,6 +20,11 @@ def test_zipapp_is_named_by_content_and_built_once(tmp_path):
 def test_zipapp_runs_isolated_without_the_harness(tmp_path):
     pyz = build(tmp_path)
     # -I: isolated mode, the repo is not on sys.path; the archive alone must suffice.
-    out = subprocess.run([sys.executable, "-I", str(pyz), "version"], cwd=str(tmp_path),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-I", str(pyz), "version"],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["protocol"] == 1

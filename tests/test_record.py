@@ -7,8 +7,9 @@ ART = {"name": "m.onnx", "sha256": "ab" * 32}
 
 
 def ok_record(samples=(1_000_000, 1_100_000, 900_000)):
-    return Record(status="ok", device="local", artifact=ART, samples_ns=samples,
-                  stats=summarize(samples))
+    return Record(
+        status="ok", device="local", artifact=ART, samples_ns=samples, stats=summarize(samples)
+    )
 
 
 def test_round_trip_keeps_every_field():
@@ -21,22 +22,28 @@ def test_round_trip_keeps_every_field():
 @pytest.mark.parametrize("samples", [(0,), (-5, 10), (1.5,), ()])
 def test_ok_record_rejects_non_positive_or_missing_latency(samples):
     with pytest.raises(RecordError):
-        Record(status="ok", device="local", artifact=ART, samples_ns=samples,
-               stats={"n": len(samples)})
+        Record(
+            status="ok", device="local", artifact=ART, samples_ns=samples, stats={"n": len(samples)}
+        )
 
 
 def test_stats_must_describe_the_samples():
     with pytest.raises(RecordError, match="stats.n"):
-        Record(status="ok", device="local", artifact=ART, samples_ns=(5, 6),
-               stats=summarize([5]))
+        Record(status="ok", device="local", artifact=ART, samples_ns=(5, 6), stats=summarize([5]))
 
 
 def test_error_record_needs_known_reason_and_no_latency():
     with pytest.raises(RecordError, match="reason code"):
         error_record("local", ART, "it-broke", "boom")
     with pytest.raises(RecordError, match="cannot carry"):
-        Record(status="error", device="local", artifact=ART, reason="crash", message="x",
-               samples_ns=(5,))
+        Record(
+            status="error",
+            device="local",
+            artifact=ART,
+            reason="crash",
+            message="x",
+            samples_ns=(5,),
+        )
     rec = error_record("local", ART, "crash", "killed\nby SIGSEGV")
     assert rec.message == "killed by SIGSEGV" and rec.fault_class == "infrastructure"
 
@@ -51,8 +58,7 @@ def test_newer_schema_and_unknown_fields_are_refused():
 
 def test_record_is_immutable_and_owns_its_data():
     artifact = dict(ART)
-    rec = Record(status="ok", device="d", artifact=artifact, samples_ns=[7],
-                 stats=summarize([7]))
+    rec = Record(status="ok", device="d", artifact=artifact, samples_ns=[7], stats=summarize([7]))
     artifact["name"] = "changed"
     assert rec.artifact["name"] == "m.onnx"
     with pytest.raises(AttributeError):

@@ -12,47 +12,83 @@ from harness.report import fmt_mb, fmt_ms, fmt_pct, markdown, plain_table, rende
 from harness.store import RunStore
 from harness.summary import COLUMNS
 
-SETTINGS = {"threads": None, "warmup_iterations": 10, "warmup_seconds": 0.5,
-            "min_iterations": 50, "min_seconds": 2.0, "max_seconds": 60.0,
-            "max_iterations": 100000, "memory_interval_ms": 50.0}
+SETTINGS = {
+    "threads": None,
+    "warmup_iterations": 10,
+    "warmup_seconds": 0.5,
+    "min_iterations": 50,
+    "min_seconds": 2.0,
+    "max_seconds": 60.0,
+    "max_iterations": 100000,
+    "memory_interval_ms": 50.0,
+}
 FINGERPRINT = {
-    "hostname": "raspberrypi", "arch": "aarch64", "board_model": "Raspberry Pi 4 Model B",
-    "kernel": "6.1.0-rpi7", "os": "Debian GNU/Linux 12", "python": "3.11.2",
-    "numpy": "1.26.4", "runtimes": {"onnxruntime": "1.17.1", "tflite_runtime": "2.14.0"},
-    "cpu_count": 4, "cpu_model": "Cortex-A72", "governor": "ondemand",
-    "freqs_mhz": [1800, 1800, 1800, 600], "temps_c_before": {"cpu-thermal": 45.26},
-    "temps_c_after": {"cpu-thermal": 51.0}, "loadavg": [0.12, 0.3, 0.25],
+    "hostname": "raspberrypi",
+    "arch": "aarch64",
+    "board_model": "Raspberry Pi 4 Model B",
+    "kernel": "6.1.0-rpi7",
+    "os": "Debian GNU/Linux 12",
+    "python": "3.11.2",
+    "numpy": "1.26.4",
+    "runtimes": {"onnxruntime": "1.17.1", "tflite_runtime": "2.14.0"},
+    "cpu_count": 4,
+    "cpu_model": "Cortex-A72",
+    "governor": "ondemand",
+    "freqs_mhz": [1800, 1800, 1800, 600],
+    "temps_c_before": {"cpu-thermal": 45.26},
+    "temps_c_after": {"cpu-thermal": 51.0},
+    "loadavg": [0.12, 0.3, 0.25],
     "mem_available_mb": 3456.4,
 }
 
 
-def ok_record(name="mobilenet.onnx", device="pi4", samples=None, started="2026-01-01T00:00:01",
-              fingerprint=FINGERPRINT) -> Record:
+def ok_record(
+    name="mobilenet.onnx",
+    device="pi4",
+    samples=None,
+    started="2026-01-01T00:00:01",
+    fingerprint=FINGERPRINT,
+) -> Record:
     samples = samples or [12_300_000 + 10_000 * (i % 5) for i in range(40)]
-    return Record(status="ok", device=device,
-                  artifact={"name": name, "sha256": "ab" * 32, "size_bytes": 14_200_000,
-                            "format": "onnx"},
-                  runtime={"name": "onnxruntime", "version": "1.17.1", "threads": 4,
-                           "providers_active": ["CPUExecutionProvider"]},
-                  settings=SETTINGS,
-                  timing={"load_ms": 123.456, "first_ms": 45.678},
-                  samples_ns=samples, stats=summarize(samples),
-                  memory={"rss_after_import_mb": 50.0, "rss_after_load_mb": 80.0,
-                          "peak_rss_mb": 91.234},
-                  accuracy={"top1": 0.7612, "top5": 0.93, "n": 1000},
-                  fingerprint=fingerprint, started_at=started)
+    return Record(
+        status="ok",
+        device=device,
+        artifact={"name": name, "sha256": "ab" * 32, "size_bytes": 14_200_000, "format": "onnx"},
+        runtime={
+            "name": "onnxruntime",
+            "version": "1.17.1",
+            "threads": 4,
+            "providers_active": ["CPUExecutionProvider"],
+        },
+        settings=SETTINGS,
+        timing={"load_ms": 123.456, "first_ms": 45.678},
+        samples_ns=samples,
+        stats=summarize(samples),
+        memory={"rss_after_import_mb": 50.0, "rss_after_load_mb": 80.0, "peak_rss_mb": 91.234},
+        accuracy={"top1": 0.7612, "top5": 0.93, "n": 1000},
+        fingerprint=fingerprint,
+        started_at=started,
+    )
 
 
 def failed_record(device="pi4") -> Record:
-    return error_record(device, {"name": "broken.tflite", "size_bytes": 1_000_000},
-                        "model-invalid", "op CUSTOM is | not supported",
-                        started_at="2026-01-01T00:00:00")
+    return error_record(
+        device,
+        {"name": "broken.tflite", "size_bytes": 1_000_000},
+        "model-invalid",
+        "op CUSTOM is | not supported",
+        started_at="2026-01-01T00:00:00",
+    )
 
 
 def unstable_record() -> Record:
     samples = [1_000_000] * 10 + [9_000_000] * 10
-    return ok_record(name="jittery.onnx", samples=samples, started="2026-01-01T00:00:02",
-                     fingerprint=dict(FINGERPRINT, temps_c_after={"cpu-thermal": 60.5}))
+    return ok_record(
+        name="jittery.onnx",
+        samples=samples,
+        started="2026-01-01T00:00:02",
+        fingerprint=dict(FINGERPRINT, temps_c_after={"cpu-thermal": 60.5}),
+    )
 
 
 def table_lines(text):
@@ -61,7 +97,12 @@ def table_lines(text):
 
 def test_formatting():
     assert [fmt_ms(v) for v in (0.0523, 1.234, 12.34, 123.4, None)] == [
-        "0.052", "1.23", "12.3", "123", ""]
+        "0.052",
+        "1.23",
+        "12.3",
+        "123",
+        "",
+    ]
     assert fmt_mb(14.2) == "14.20" and fmt_mb(None) == ""
     assert fmt_pct(0.7612) == "76.1%" and fmt_pct(None) == ""
 
@@ -70,23 +111,56 @@ def test_markdown_ok_record():
     text = markdown({"run_id": "20260101-000000-ab12"}, [ok_record()])
     assert text.startswith("# edgebench run 20260101-000000-ab12\n")
     assert "## pi4" in text
-    for fact in ("**Hostname:** raspberrypi", "**Board:** Raspberry Pi 4 Model B",
-                 "**Architecture:** aarch64", "**Kernel:** 6.1.0-rpi7", "**Python:** 3.11.2",
-                 "**numpy:** 1.26.4", "onnxruntime 1.17.1, tflite_runtime 2.14.0",
-                 "**CPU count:** 4", "**Governor:** ondemand",
-                 "**Frequencies (MHz):** 1800 ×3, 600", "cpu-thermal 45.3 → 51.0",
-                 "**Load average:** 0.12 0.30 0.25", "**Available memory (MB):** 3456"):
+    for fact in (
+        "**Hostname:** raspberrypi",
+        "**Board:** Raspberry Pi 4 Model B",
+        "**Architecture:** aarch64",
+        "**Kernel:** 6.1.0-rpi7",
+        "**Python:** 3.11.2",
+        "**numpy:** 1.26.4",
+        "onnxruntime 1.17.1, tflite_runtime 2.14.0",
+        "**CPU count:** 4",
+        "**Governor:** ondemand",
+        "**Frequencies (MHz):** 1800 ×3, 600",
+        "cpu-thermal 45.3 → 51.0",
+        "**Load average:** 0.12 0.30 0.25",
+        "**Available memory (MB):** 3456",
+    ):
         assert fact in text
     header, _, row = table_lines(text)
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "Artifact", "Runtime", "Size (MB)", "p50 (ms)", "p90 (ms)", "p99 (ms)",
-        "Throughput (inf/s)", "Load (ms)", "First (ms)", "Peak RSS (MB)", "Top-1", "Stable"]
+        "Artifact",
+        "Runtime",
+        "Size (MB)",
+        "p50 (ms)",
+        "p90 (ms)",
+        "p99 (ms)",
+        "Throughput (inf/s)",
+        "Load (ms)",
+        "First (ms)",
+        "Peak RSS (MB)",
+        "Top-1",
+        "Stable",
+    ]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells == ["mobilenet.onnx", "onnxruntime 1.17.1 (CPU)", "14.20", "12.3", "12.3",
-                     "12.3", "81.2", "123", "45.7", "91.23", "76.1%", "yes"]
-    assert ("How measured: warm-up 10 iterations / 0.5 s; then at least 50 iterations and "
-            "2.0 s (at most 60.0 s or 100000 iterations) per artifact; threads: runtime default")\
-        in text
+    assert cells == [
+        "mobilenet.onnx",
+        "onnxruntime 1.17.1 (CPU)",
+        "14.20",
+        "12.3",
+        "12.3",
+        "12.3",
+        "81.2",
+        "123",
+        "45.7",
+        "91.23",
+        "76.1%",
+        "yes",
+    ]
+    assert (
+        "How measured: warm-up 10 iterations / 0.5 s; then at least 50 iterations and "
+        "2.0 s (at most 60.0 s or 100000 iterations) per artifact; threads: runtime default"
+    ) in text
 
 
 def test_markdown_error_record_shows_reason_not_zeros():
@@ -104,7 +178,10 @@ def test_markdown_unstable_footnote_and_temperatures_span_the_run():
     rows = table_lines(text)[2:]
     # ordered by start time: the failure, the stable one, then the jittery one
     assert [r.split("|")[1].strip() for r in rows] == [
-        "broken.tflite", "mobilenet.onnx", "jittery.onnx"]
+        "broken.tflite",
+        "mobilenet.onnx",
+        "jittery.onnx",
+    ]
     assert rows[2].rstrip(" |").endswith("no [1]")
     reasons = "; ".join(records[0].stats["stability_reasons"])
     assert "- [1] jittery.onnx: " + reasons in text
@@ -113,8 +190,13 @@ def test_markdown_unstable_footnote_and_temperatures_span_the_run():
 
 
 def test_markdown_devices_and_unfinished_jobs():
-    meta = {"run_id": "r", "status": {"pi4": {"mobilenet.onnx": "ok", "big.onnx": "running"},
-                                      "jetson": {"x.onnx": "pending"}}}
+    meta = {
+        "run_id": "r",
+        "status": {
+            "pi4": {"mobilenet.onnx": "ok", "big.onnx": "running"},
+            "jetson": {"x.onnx": "pending"},
+        },
+    }
     text = markdown(meta, [ok_record(), ok_record(device="local", fingerprint={})])
     assert text.index("## pi4") < text.index("## jetson") < text.index("## local")
     assert "Not measured: big.onnx (running)" in text
@@ -125,10 +207,32 @@ def test_markdown_devices_and_unfinished_jobs():
 def test_plain_table():
     text = plain_table([ok_record(), failed_record()])
     header, ok_line, bad_line, failure = text.splitlines()
-    assert header.split() == ["Device", "Artifact", "Runtime", "p50", "ms", "p99", "ms",
-                              "inf/s", "RSS", "MB", "Top-1", "Status"]
-    assert ok_line.split() == ["pi4", "mobilenet.onnx", "onnxruntime", "(CPU)", "12.3", "12.3",
-                               "81.2", "91.23", "76.1%", "ok"]
+    assert header.split() == [
+        "Device",
+        "Artifact",
+        "Runtime",
+        "p50",
+        "ms",
+        "p99",
+        "ms",
+        "inf/s",
+        "RSS",
+        "MB",
+        "Top-1",
+        "Status",
+    ]
+    assert ok_line.split() == [
+        "pi4",
+        "mobilenet.onnx",
+        "onnxruntime",
+        "(CPU)",
+        "12.3",
+        "12.3",
+        "81.2",
+        "91.23",
+        "76.1%",
+        "ok",
+    ]
     assert bad_line.split() == ["pi4", "broken.tflite", "error"]  # no figures, no zeros
     assert failure == "pi4/broken.tflite: error: model-invalid — op CUSTOM is | not supported"
 
@@ -139,8 +243,18 @@ def test_terminal_table_with_rich(capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["Device", "Artifact"]
     rows = {line.split()[1]: line.split() for line in lines if line.startswith("pi4 ")}
-    assert rows["mobilenet.onnx"] == ["pi4", "mobilenet.onnx", "onnxruntime", "(CPU)", "12.3",
-                                      "12.3", "81.2", "91.23", "76.1%", "ok"]
+    assert rows["mobilenet.onnx"] == [
+        "pi4",
+        "mobilenet.onnx",
+        "onnxruntime",
+        "(CPU)",
+        "12.3",
+        "12.3",
+        "81.2",
+        "91.23",
+        "76.1%",
+        "ok",
+    ]
     assert rows["broken.tflite"] == ["pi4", "broken.tflite", "error"]
     assert rows["jittery.onnx"][-1] == "unstable"
     assert lines[-1] == "pi4/broken.tflite: error: model-invalid — op CUSTOM is | not supported"

@@ -1,5 +1,6 @@
 """The SSH transport against real OpenSSH servers on loopback (tests/sshd.py), and the
 board lease.  Nothing is mocked: the servers, the agent and the CLI are the real ones."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from conftest import FAST, ROOT, edgebench
+from sshd import Sshd, free_port, keygen, kill_tree, skip_reason, start_sshd
 
 from agent.faults import Fault
 from agent.lease import acquire
@@ -23,36 +26,22 @@ from harness.ssh import SSHTransport
 from harness.store import open_run
 from harness.transport import interpret
 
-from conftest import FAST, ROOT, edgebench
-from sshd import Sshd, free_port, keygen, kill_tree, skip_reason, start_sshd
-
 needs_sshd = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 NASTY = "we ird 'q\" ;touch MARK; $(touch MARK) `touch MARK` \\"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if skip_reason():
-        pytest.skip(skip_reason())
-    sshd = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield sshd
-    sshd.stop()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean client home: no ~/.ssh/config, known_hosts or keys of the real user."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return path
-
-
 def device(server: Sshd, workdir: Path, **changes: Any) -> Device:
-    fields = dict(name="board", kind="ssh", python=sys.executable, host=server.host,
-                  port=server.port, user=server.user, key=str(server.client_key),
-                  known_hosts=str(server.known_hosts), workdir=str(workdir))
+    fields = dict(
+        name="board",
+        kind="ssh",
+        python=sys.executable,
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        key=str(server.client_key),
+        known_hosts=str(server.known_hosts),
+        workdir=str(workdir),
+    )
     fields.update(changes)
     return Device(**fields)
 
@@ -97,16 +86,35 @@ def write_devices(path: Path, entries: List[str]) -> Path:
 
 # -- the whole CLI ------------------------------------------------------------------------
 
+
 @needs_sshd
 def test_run_over_ssh_matches_local_and_a_rerun_sends_nothing(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path) -> None:
-    inventory = write_devices(tmp_path / "devices.yaml", [
-        server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd")),
-        server.device_yaml("dead", port=free_port(), workdir=str(tmp_path / "wd2"))])
+    server: Sshd, tmp_path: Path, home: Path, examples: Path
+) -> None:
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [
+            server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd")),
+            server.device_yaml("dead", port=free_port(), workdir=str(tmp_path / "wd2")),
+        ],
+    )
     models = [examples / "digits.onnx", examples / "digits.tflite"]
-    args = ["--devices-file", str(inventory), "run", "--model", str(models[0]), "--model",
-            str(models[1]), "--eval", str(examples / "digits_eval.npz"),
-            "--devices", "local,board,dead", "--quiet", "--out", str(tmp_path / "results")] + FAST
+    args = [
+        "--devices-file",
+        str(inventory),
+        "run",
+        "--model",
+        str(models[0]),
+        "--model",
+        str(models[1]),
+        "--eval",
+        str(examples / "digits_eval.npz"),
+        "--devices",
+        "local,board,dead",
+        "--quiet",
+        "--out",
+        str(tmp_path / "results"),
+    ] + FAST
     first = edgebench(args, cwd=tmp_path)
     assert first.returncode == 1, first.stderr  # "dead" failed
     run = open_run(tmp_path / "results")
@@ -132,18 +140,23 @@ def test_run_over_ssh_matches_local_and_a_rerun_sends_nothing(
 
 @needs_sshd
 def test_probe_over_ssh(server: Sshd, tmp_path: Path, home: Path) -> None:
-    inventory = write_devices(tmp_path / "devices.yaml", [
-        server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd"))])
-    proc = edgebench(["--devices-file", str(inventory), "devices", "--probe",
-                      "--devices", "board", "--json"], cwd=tmp_path)
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("board", python=sys.executable, workdir=str(tmp_path / "wd"))],
+    )
+    proc = edgebench(
+        ["--devices-file", str(inventory), "devices", "--probe", "--devices", "board", "--json"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)["board"]
     assert info["arch"] and info["python"], info
 
 
 @needs_sshd
-def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
-                                  dynamic_onnx: Path) -> None:
+def test_hostile_names_are_quoted(
+    server: Sshd, tmp_path: Path, home: Path, dynamic_onnx: Path
+) -> None:
     """Names with spaces, quotes, ;, $() and backticks reach the board as data only."""
     nasty_dir = tmp_path / NASTY
     nasty_dir.mkdir()
@@ -152,37 +165,62 @@ def test_hostile_names_are_quoted(server: Sshd, tmp_path: Path, home: Path,
     # a wrapper script, not a symlink: a venv's Python started through a link outside the
     # venv loses the venv
     python = nasty_dir / ("py " + NASTY)
-    python.write_text("#!/bin/sh\nexec %s \"$@\"\n" % shlex.quote(sys.executable))
+    python.write_text('#!/bin/sh\nexec %s "$@"\n' % shlex.quote(sys.executable))
     python.chmod(0o755)
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "board", python=str(python), workdir=str(nasty_dir / "wd"),
-        env={"EDGEBENCH_NOTE": NASTY})])
-    proc = edgebench(["--devices-file", str(inventory), "run", "--model", str(model),
-                      "--input-shape", "x:1,64", "--devices", "board", "--quiet",
-                      "--out", str(tmp_path / "results")] + FAST, cwd=tmp_path)
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [
+            server.device_yaml(
+                "board",
+                python=str(python),
+                workdir=str(nasty_dir / "wd"),
+                env={"EDGEBENCH_NOTE": NASTY},
+            )
+        ],
+    )
+    proc = edgebench(
+        [
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--model",
+            str(model),
+            "--input-shape",
+            "x:1,64",
+            "--devices",
+            "board",
+            "--quiet",
+            "--out",
+            str(tmp_path / "results"),
+        ]
+        + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     record = open_run(tmp_path / "results").records()[0]
     assert record.ok and record.artifact["name"] == model.name
     remote_home = Path(os.path.expanduser("~" + server.user))
     for where in (remote_home, tmp_path, nasty_dir, nasty_dir / "wd", Path.cwd()):
         assert not (where / "MARK").exists(), where
-    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "cache",
-                                                              "lease"}
+    assert {p.name for p in (nasty_dir / "wd").iterdir()} == {"agents", "blobs", "cache", "lease"}
 
 
 # -- connection faults --------------------------------------------------------------------
 
+
 @needs_sshd
 def test_unknown_host_key_is_refused_unless_trusted_on_first_use(
-        server: Sshd, tmp_path: Path, home: Path) -> None:
+    server: Sshd, tmp_path: Path, home: Path
+) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     fault = fault_of(device(server, tmp_path / "wd", known_hosts=str(known)))
     assert fault.reason == "host-key" and "trust_on_first_use" in fault.message
     assert known.read_text() == ""
 
-    t = SSHTransport(device(server, tmp_path / "wd", known_hosts=str(known),
-                            trust_on_first_use=True))
+    t = SSHTransport(
+        device(server, tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
+    )
     t.deploy(fake_agent(tmp_path, "print('hi')"))
     t.close()
     assert known.read_text().split()[1:] == server.known_hosts.read_text().split()[1:]
@@ -201,10 +239,13 @@ def test_default_known_hosts_is_the_users(server: Sshd, tmp_path: Path, home: Pa
 def test_changed_host_key_is_refused(server: Sshd, tmp_path: Path, home: Path) -> None:
     other = keygen(tmp_path / "other_host_key")
     known = tmp_path / "known_hosts"
-    known.write_text("[%s]:%d %s\n" % (server.host, server.port, " ".join(
-        Path(str(other) + ".pub").read_text().split()[:2])))
-    fault = fault_of(device(server, tmp_path / "wd", known_hosts=str(known),
-                            trust_on_first_use=True))  # TOFU never overrides a change
+    known.write_text(
+        "[%s]:%d %s\n"
+        % (server.host, server.port, " ".join(Path(str(other) + ".pub").read_text().split()[:2]))
+    )
+    fault = fault_of(
+        device(server, tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
+    )  # TOFU never overrides a change
     assert fault.reason == "host-key" and "CHANGED" in fault.message
 
 
@@ -218,8 +259,7 @@ def test_wrong_key_is_auth_failed(server: Sshd, tmp_path: Path, home: Path, key:
 
 
 @needs_sshd
-def test_closed_port_is_unreachable_after_retries(server: Sshd, tmp_path: Path,
-                                                   home: Path) -> None:
+def test_closed_port_is_unreachable_after_retries(server: Sshd, tmp_path: Path, home: Path) -> None:
     start = time.monotonic()
     fault = fault_of(device(server, tmp_path / "wd", port=free_port()))
     assert fault.reason == "unreachable" and "refused" in fault.message.lower()
@@ -236,11 +276,18 @@ def test_proxyjump_alias_from_ssh_config(tmp_path: Path, home: Path) -> None:
         config.write_text(
             "Host board-alias\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s\n"
             "  ProxyJump hop\nHost hop\n  HostName 127.0.0.1\n  Port %d\n  IdentityFile %s\n"
-            % (target.port, target.user, target.client_key, jump.port, jump.client_key))
+            % (target.port, target.user, target.client_key, jump.port, jump.client_key)
+        )
         known = tmp_path / "known_hosts"
         known.write_text(jump.known_hosts.read_text() + target.known_hosts.read_text())
-        dev = Device(name="board", kind="ssh", python=sys.executable, host="board-alias",
-                     known_hosts=str(known), workdir=str(tmp_path / "wd"))
+        dev = Device(
+            name="board",
+            kind="ssh",
+            python=sys.executable,
+            host="board-alias",
+            known_hosts=str(known),
+            workdir=str(tmp_path / "wd"),
+        )
         t = SSHTransport(dev, ssh_config=str(config))
         t.deploy(fake_agent(tmp_path, "import sys; print(sys.stdin.read())"))
         assert len(t._conn.hops) == 1
@@ -264,11 +311,12 @@ time.sleep(300)
 
 @needs_sshd
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
-def test_timeout_and_cancel_kill_the_remote_processes(server: Sshd, tmp_path: Path,
-                                                      home: Path, how: str) -> None:
+def test_timeout_and_cancel_kill_the_remote_processes(
+    server: Sshd, tmp_path: Path, home: Path, how: str
+) -> None:
     t = SSHTransport(device(server, tmp_path / "wd"))
     t.deploy(fake_agent(tmp_path, HANG))
-    lines = []  # type: List[str]
+    lines: List[str] = []
     if how == "cancel":
         threading.Timer(1.5, t.cancel).start()
     start = time.monotonic()
@@ -304,12 +352,13 @@ def test_missing_python_is_runtime_missing(server: Sshd, tmp_path: Path, home: P
 
 
 @needs_sshd
-def test_lost_connection_during_a_run_is_unreachable(server: Sshd, tmp_path: Path,
-                                                     home: Path) -> None:
+def test_lost_connection_during_a_run_is_unreachable(
+    server: Sshd, tmp_path: Path, home: Path
+) -> None:
     t = SSHTransport(device(server, tmp_path / "wd"))
     t.deploy(fake_agent(tmp_path, HANG))
     pids_file = Path(t.agent_path + ".pids")
-    killed = []  # type: List[int]
+    killed: List[int] = []
 
     def cut() -> None:  # once the agent runs: everything below sshd, i.e. the connection
         deadline = time.monotonic() + 30
@@ -331,9 +380,11 @@ def test_lost_connection_during_a_run_is_unreachable(server: Sshd, tmp_path: Pat
 
 # -- uploads ------------------------------------------------------------------------------
 
+
 @needs_sshd
-def test_upload_is_verified_before_it_gets_its_name(server: Sshd, tmp_path: Path,
-                                                    home: Path) -> None:
+def test_upload_is_verified_before_it_gets_its_name(
+    server: Sshd, tmp_path: Path, home: Path
+) -> None:
     from harness.runner import sha256_file
 
     data = tmp_path / "model.onnx"
@@ -357,8 +408,11 @@ def test_upload_is_verified_before_it_gets_its_name(server: Sshd, tmp_path: Path
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "tiny"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here: %s" % proc.stderr.strip())
     yield mount
@@ -366,8 +420,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @needs_sshd
-def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path,
-                                tiny_disk: Path) -> None:
+def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path, tiny_disk: Path) -> None:
     from harness.runner import sha256_file
 
     data = tmp_path / "big.onnx"
@@ -392,8 +445,12 @@ with acquire(sys.argv[1], "harness-A", 5):
 
 
 def test_lease_makes_a_second_agent_wait_then_report_busy(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         start = time.monotonic()
@@ -414,8 +471,12 @@ def test_lease_makes_a_second_agent_wait_then_report_busy(tmp_path: Path) -> Non
 
 
 def test_lease_of_a_killed_holder_is_free(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline() == "held\n"
     holder.kill()  # SIGKILL: no cleanup runs, the kernel still drops the flock
     holder.wait()
@@ -426,14 +487,14 @@ def test_lease_of_a_killed_holder_is_free(tmp_path: Path) -> None:
 
 # -- boards that misbehave ----------------------------------------------------------------
 
+
 def descendants(pid: int) -> List[int]:
     """``pid`` and every process below it, parents first."""
-    children = {}  # type: Dict[int, List[int]]
+    children: Dict[int, List[int]] = {}
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit():
-                children.setdefault(int(proc_stat(int(entry.name))[1]), []).append(
-                    int(entry.name))
+                children.setdefault(int(proc_stat(int(entry.name))[1]), []).append(int(entry.name))
         except (FileNotFoundError, ProcessLookupError):
             pass
     found, todo = [], [pid]
@@ -445,23 +506,53 @@ def descendants(pid: int) -> List[int]:
 
 @needs_sshd
 def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
-        tmp_path: Path, home: Path, examples: Path) -> None:
+    tmp_path: Path, home: Path, examples: Path
+) -> None:
     """sshd and its sessions stopped (SIGSTOP) mid-run, TCP still up: the harness gives up
     at the device's timeout_s plus the kill's few seconds -- not minutes -- and does not
     claim a kill it could not deliver."""
     board = start_sshd(tmp_path / "sshd")
-    frozen = []  # type: List[int]
-    proc = None  # type: Any
+    frozen: List[int] = []
+    proc: Any = None
     try:
-        inventory = write_devices(tmp_path / "devices.yaml", [board.device_yaml(
-            "board", python=sys.executable, workdir=str(tmp_path / "wd"), timeout_s=12)])
+        inventory = write_devices(
+            tmp_path / "devices.yaml",
+            [
+                board.device_yaml(
+                    "board", python=sys.executable, workdir=str(tmp_path / "wd"), timeout_s=12
+                )
+            ],
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "--devices-file", str(inventory), "run",
-             "--devices", "board", "--model", str(examples / "digits.onnx"), "--model",
-             str(examples / "digits.tflite"), "--quiet", "--out", "res",
-             "--min-seconds", "60", "--max-seconds", "60", "--warmup-seconds", "0"],
-            cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "--devices-file",
+                str(inventory),
+                "run",
+                "--devices",
+                "board",
+                "--model",
+                str(examples / "digits.onnx"),
+                "--model",
+                str(examples / "digits.tflite"),
+                "--quiet",
+                "--out",
+                "res",
+                "--min-seconds",
+                "60",
+                "--max-seconds",
+                "60",
+                "--warmup-seconds",
+                "0",
+            ],
+            cwd=str(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
         lease = tmp_path / "wd" / "lease"
         deadline = time.monotonic() + 60
         while not (lease.exists() and lease.stat().st_size):  # the agent is measuring
@@ -495,23 +586,46 @@ def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
 
 @needs_sshd
 def test_disk_full_for_one_artifact_leaves_the_next_its_own_attempt(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path, tiny_disk: Path) -> None:
+    server: Sshd, tmp_path: Path, home: Path, examples: Path, tiny_disk: Path
+) -> None:
     big = tmp_path / "big.onnx"
-    big.write_bytes(os.urandom(3 * 10 ** 6))  # does not fit in 512 KiB; the 42 KB model does
+    big.write_bytes(os.urandom(3 * 10**6))  # does not fit in 512 KiB; the 42 KB model does
     small = examples / "digits.int8.tflite"
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "board", python=sys.executable, workdir=str(tiny_disk / "wd"))])
-    proc = edgebench(["--devices-file", str(inventory), "run", "--devices", "board",
-                      "--model", str(big), "--model", str(small), "--quiet",
-                      "--out", str(tmp_path / "res")] + FAST, cwd=tmp_path)
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("board", python=sys.executable, workdir=str(tiny_disk / "wd"))],
+    )
+    proc = edgebench(
+        [
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "board",
+            "--model",
+            str(big),
+            "--model",
+            str(small),
+            "--quiet",
+            "--out",
+            str(tmp_path / "res"),
+        ]
+        + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr
     records = {r.artifact["name"]: r for r in open_run(tmp_path / "res").records()}
     assert records["big.onnx"].reason == "disk-full", records["big.onnx"].message
     assert records[small.name].ok, records[small.name].message
 
 
-@pytest.fixture(params=[b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-                        b"SSH-\x1b[2J\x1b]0;owned\x07-evil\r\n"], ids=["http", "hostile-banner"])
+@pytest.fixture(
+    params=[
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        b"SSH-\x1b[2J\x1b]0;owned\x07-evil\r\n",
+    ],
+    ids=["http", "hostile-banner"],
+)
 def not_ssh(request: pytest.FixtureRequest) -> Iterator[int]:
     """A port that answers like a web server, or with a banner that is not SSH's."""
     import socket
@@ -541,12 +655,28 @@ def not_ssh(request: pytest.FixtureRequest) -> Iterator[int]:
 
 @needs_sshd
 def test_port_that_is_not_ssh_is_one_fault_line_without_tracebacks(
-        server: Sshd, tmp_path: Path, home: Path, examples: Path, not_ssh: int) -> None:
-    inventory = write_devices(tmp_path / "devices.yaml", [server.device_yaml(
-        "web", port=not_ssh, workdir=str(tmp_path / "wd"))])
-    proc = edgebench(["--devices-file", str(inventory), "run", "--devices", "web",
-                      "--model", str(examples / "digits.onnx"), "--quiet",
-                      "--out", str(tmp_path / "res")] + FAST, cwd=tmp_path)
+    server: Sshd, tmp_path: Path, home: Path, examples: Path, not_ssh: int
+) -> None:
+    inventory = write_devices(
+        tmp_path / "devices.yaml",
+        [server.device_yaml("web", port=not_ssh, workdir=str(tmp_path / "wd"))],
+    )
+    proc = edgebench(
+        [
+            "--devices-file",
+            str(inventory),
+            "run",
+            "--devices",
+            "web",
+            "--model",
+            str(examples / "digits.onnx"),
+            "--quiet",
+            "--out",
+            str(tmp_path / "res"),
+        ]
+        + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "paramiko" not in proc.stderr, proc.stderr
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr

@@ -16,12 +16,18 @@ from harness.summary import COLUMNS
 
 def ok_record(device: str = "local", name: str = "m.onnx", base_ns: int = 1_000_000) -> Record:
     samples = [base_ns + 1000 * i for i in range(30)]
-    return Record(status="ok", device=device,
-                  artifact={"name": name, "sha256": "ab" * 32, "size_bytes": 2_500_000,
-                            "format": "onnx"},
-                  runtime={"name": "onnxruntime", "version": "1.17.1",
-                           "providers_active": ["CPUExecutionProvider"]},
-                  samples_ns=samples, stats=summarize(samples))
+    return Record(
+        status="ok",
+        device=device,
+        artifact={"name": name, "sha256": "ab" * 32, "size_bytes": 2_500_000, "format": "onnx"},
+        runtime={
+            "name": "onnxruntime",
+            "version": "1.17.1",
+            "providers_active": ["CPUExecutionProvider"],
+        },
+        samples_ns=samples,
+        stats=summarize(samples),
+    )
 
 
 def summary_rows(store: RunStore):
@@ -31,8 +37,11 @@ def summary_rows(store: RunStore):
 
 
 def leftovers(root: Path):
-    return [p for p in root.rglob("*") if p.name.endswith(".tmp") or
-            (p.name.startswith(".") and p.name != ".")]
+    return [
+        p
+        for p in root.rglob("*")
+        if p.name.endswith(".tmp") or (p.name.startswith(".") and p.name != ".")
+    ]
 
 
 def test_create_makes_unique_run_dirs(tmp_path):
@@ -43,7 +52,9 @@ def test_create_makes_unique_run_dirs(tmp_path):
         assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", store.run_id)
         assert store.path == tmp_path / "results" / store.run_id
         assert json.loads((store.path / "run.json").read_text()) == {
-            "run_id": store.run_id, "status": {}}
+            "run_id": store.run_id,
+            "status": {},
+        }
 
 
 def test_meta_and_status(tmp_path):
@@ -53,9 +64,12 @@ def test_meta_and_status(tmp_path):
     store.set_status("local", "a.onnx", "ok")
     store.set_status("pi4", "b.tflite", "error")
     on_disk = json.loads((store.path / "run.json").read_text())
-    assert on_disk == {"asked": {"artifacts": ["a.onnx"]}, "devices": {"local": {}},
-                       "run_id": store.run_id,
-                       "status": {"local": {"a.onnx": "ok"}, "pi4": {"b.tflite": "error"}}}
+    assert on_disk == {
+        "asked": {"artifacts": ["a.onnx"]},
+        "devices": {"local": {}},
+        "run_id": store.run_id,
+        "status": {"local": {"a.onnx": "ok"}, "pi4": {"b.tflite": "error"}},
+    }
     assert store.meta() == on_disk
     store.meta()["status"]["local"]["a.onnx"] = "tampered"  # a copy
     assert open_run(store.path).meta()["status"]["local"]["a.onnx"] == "ok"
@@ -89,7 +103,9 @@ def test_write_record_and_summary(tmp_path):
     fields, rows = summary_rows(store)
     assert fields == COLUMNS
     assert [(r["artifact"], r["status"], r["reason"]) for r in rows] == [
-        ("broken.onnx", "error", "model-invalid"), ("m.onnx", "ok", "")]
+        ("broken.onnx", "error", "model-invalid"),
+        ("m.onnx", "ok", ""),
+    ]
     assert rows[0]["p50_ms"] == ""  # a failure has no figures, not zeros
     assert float(rows[1]["p50_ms"]) == pytest.approx(ok.stats["p50_ms"])
     assert store.records() == [bad, ok]
@@ -152,7 +168,8 @@ def test_concurrent_write_record(tmp_path, eager_thread_switching):
     fields, rows = summary_rows(store)
     assert fields == COLUMNS
     assert sorted((r["device"], r["artifact"]) for r in rows) == sorted(
-        ("dev%d" % n, "m%02d.onnx" % i) for n in range(4) for i in range(10))
+        ("dev%d" % n, "m%02d.onnx" % i) for n in range(4) for i in range(10)
+    )
     assert len(store.records()) == 40
     assert leftovers(tmp_path) == []
 
@@ -192,11 +209,17 @@ def test_open_run_errors(tmp_path):
         open_run(store.path)
 
 
-@pytest.mark.parametrize("content, why", [
-    ('{"status": "ok", "dev', "cannot read"),
-    ('{"status": "ok", "device": "local", "artifact": {"name": "m.onnx"}}', "not a valid record"),
-    ('[1, 2]', "not a valid record"),
-])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        ('{"status": "ok", "dev', "cannot read"),
+        (
+            '{"status": "ok", "device": "local", "artifact": {"name": "m.onnx"}}',
+            "not a valid record",
+        ),
+        ("[1, 2]", "not a valid record"),
+    ],
+)
 def test_corrupt_raw_file(tmp_path, content, why):
     store = RunStore.create(tmp_path)
     good = store.write_record(ok_record(name="good.onnx"))

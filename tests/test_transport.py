@@ -1,15 +1,16 @@
 """How agent processes end, through the real local transport: timeouts, crashes, bad output."""
+
 import os
 import stat
 import time
 from pathlib import Path
 
+from conftest import FAST_SETTINGS
+
 from agent.record import Record
 from harness.config import Device
 from harness.pack import build
 from harness.transport import AgentExit, LocalTransport, interpret
-
-from conftest import FAST_SETTINGS
 
 ART = {"name": "m.onnx", "sha256": "00" * 32}
 
@@ -28,16 +29,31 @@ def fake_python(tmp_path: Path, body: str) -> str:
 
 
 def job(model: Path, **settings):
-    return {"protocol": 1, "device": "dev", "artifact": {"path": str(model)},
-            "input_shapes": {"x": [1, 64]}, "settings": dict(FAST_SETTINGS, **settings)}
+    return {
+        "protocol": 1,
+        "device": "dev",
+        "artifact": {"path": str(model)},
+        "input_shapes": {"x": [1, 64]},
+        "settings": dict(FAST_SETTINGS, **settings),
+    }
 
 
 def test_timeout_kills_the_agent_and_its_children(tmp_path, dynamic_onnx):
     import sys
+
     t = transport(tmp_path, sys.executable)
     start = time.monotonic()
-    out = t.run_agent("run", job(dynamic_onnx, min_seconds=120, max_seconds=120,
-                                  min_iterations=10 ** 7, max_iterations=10 ** 7), timeout=3)
+    out = t.run_agent(
+        "run",
+        job(
+            dynamic_onnx,
+            min_seconds=120,
+            max_seconds=120,
+            min_iterations=10**7,
+            max_iterations=10**7,
+        ),
+        timeout=3,
+    )
     assert out.timed_out and time.monotonic() - start < 15
     rec = interpret(out, "dev", ART, 3)
     assert rec.reason == "timeout" and "killed" in rec.message
@@ -66,7 +82,8 @@ def test_agent_killed_by_a_signal_is_a_crash_naming_it(tmp_path, dynamic_onnx):
 
 def test_missing_interpreter_is_runtime_missing(tmp_path, dynamic_onnx):
     out = transport(tmp_path, str(tmp_path / "no-python")).run_agent(
-        "run", job(dynamic_onnx), timeout=30)
+        "run", job(dynamic_onnx), timeout=30
+    )
     assert interpret(out, "dev", ART, 30).reason == "runtime-missing"
 
 
@@ -78,8 +95,10 @@ def test_garbage_on_stdout_is_a_protocol_error(tmp_path, dynamic_onnx):
 
 
 def test_interpret_keeps_the_harness_names():
-    doc = ('{"record": {"status": "error", "reason": "model-invalid", "message": "bad", '
-           '"device": "agent-side", "artifact": {"name": "x"}}}')
+    doc = (
+        '{"record": {"status": "error", "reason": "model-invalid", "message": "bad", '
+        '"device": "agent-side", "artifact": {"name": "x"}}}'
+    )
     rec = interpret(AgentExit(0, doc, ""), "pi4", ART, 10)
     assert isinstance(rec, Record) and rec.device == "pi4" and rec.artifact["name"] == "m.onnx"
 

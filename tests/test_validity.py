@@ -1,6 +1,7 @@
 """Validity rules (agent/validity.py and the backends): throttling during the timed window,
 cooldown, require_accelerator, Edge TPU compilation, board warnings -- through the real
 agent and the real CLI on fixture boards (see test_boards.py)."""
+
 import csv
 import json
 import threading
@@ -8,13 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import EXAMPLES, FAST, agent_run, edgebench
+from test_boards import board, board_env, edgetpu_model
 
 from agent import bench, rt_onnx, rt_tflite, validity
 from agent.protocol import parse_job
 from agent.record import Record
-from conftest import EXAMPLES, FAST, agent_run, edgebench
 from harness.config import ConfigError, Cooldown, parse_inventory
-from test_boards import board, board_env, edgetpu_model
 
 DIGITS = str(EXAMPLES / "digits.onnx")
 WINDOW = {"min_seconds": 0.2, "min_iterations": 20, "warmup_seconds": 0.05}
@@ -32,8 +33,10 @@ def set_temp(root: Path, millidegrees: int) -> None:
 
 # --- throttling ------------------------------------------------------------------------------
 
+
 def window(before, after):
     from agent.boards import parse_throttled
+
     w = validity.Window()
     w.before = parse_throttled("throttled=%s" % before) if before else None
     w.after = parse_throttled("throttled=%s" % after) if after else None
@@ -45,17 +48,21 @@ def test_throttle_reasons_compare_before_and_after():
     # occurred since boot, long before the window: a warning elsewhere, not a flag
     assert window("0x50000", "0x50000").reasons() == []
     assert window("0x0", "0x40000").reasons() == [
-        "throttled occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x40000)"]
+        "throttled occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x40000)"
+    ]
     assert window("0x0", "0x50005").reasons() == [
         "under-voltage occurred during the timed window and was still on at its end "
         "(vcgencmd get_throttled 0x0 -> 0x50005)",
         "throttled occurred during the timed window and was still on at its end "
-        "(vcgencmd get_throttled 0x0 -> 0x50005)"]
+        "(vcgencmd get_throttled 0x0 -> 0x50005)",
+    ]
     assert window("0x80008", "0x80008").reasons() == [
         "soft-temperature-limit at the start of the timed window (vcgencmd get_throttled "
-        "0x80008 -> 0x80008)"]
+        "0x80008 -> 0x80008)"
+    ]
     assert window(None, "0x2").reasons() == [
-        "arm-frequency-capped at the end of the timed window (vcgencmd get_throttled 0x2)"]
+        "arm-frequency-capped at the end of the timed window (vcgencmd get_throttled 0x2)"
+    ]
 
 
 def test_a_throttle_during_the_window_flags_the_record(tmp_path):
@@ -68,7 +75,8 @@ def test_a_throttle_during_the_window_flags_the_record(tmp_path):
     assert v["throttled"] is True and v["flags"] == ["throttled"]
     assert v["reasons"] == [
         "under-voltage occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x50000)",
-        "throttled occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x50000)"]
+        "throttled occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x50000)",
+    ]
     assert v["get_throttled"]["after"]["since_boot"] == ["under-voltage", "throttled"]
     assert rec.fingerprint["board"]["raspberry_pi"]["throttled"]["raw"] == "0x0"
 
@@ -86,13 +94,13 @@ def test_temperature_over_the_limit_flags_the_record(tmp_path):
     set_temp(root, 82000)
     v = run_on(root, "pi5").fingerprint["validity"]
     assert v["flags"] == ["throttled"]
-    assert v["reasons"] == ["temperature reached 82.0 °C during the timed window "
-                            "(limit 80.0 °C)"]
+    assert v["reasons"] == ["temperature reached 82.0 °C during the timed window (limit 80.0 °C)"]
     v = run_on(root, "pi5", throttle_temp_c=90).fingerprint["validity"]
     assert v["throttled"] is False and v["throttle_temp_c"] == 90.0
 
 
 # --- cooldown -------------------------------------------------------------------------------
+
 
 def test_cooldown_waits_until_the_board_is_cool_then_proceeds(tmp_path):
     root = board(tmp_path, "pi5")
@@ -136,12 +144,17 @@ TRT_FIRST = {"providers": ["TensorrtExecutionProvider", "CPUExecutionProvider"]}
 
 
 def test_require_accelerator_with_an_unavailable_provider_is_an_error():
-    rec = Record.from_dict(agent_run({"artifact": {"path": DIGITS}, "onnx": TRT_FIRST,
-                                      "require_accelerator": True})["record"])
+    rec = Record.from_dict(
+        agent_run({"artifact": {"path": DIGITS}, "onnx": TRT_FIRST, "require_accelerator": True})[
+            "record"
+        ]
+    )
     assert rec.status == "error" and rec.reason == "accelerator-not-used"
     assert rec.fault_class == "config"
-    assert "TensorrtExecutionProvider was requested but this onnxruntime does not have it" \
+    assert (
+        "TensorrtExecutionProvider was requested but this onnxruntime does not have it"
         in rec.message
+    )
     assert not rec.samples_ns and not rec.stats  # never a CPU number in its place
 
 
@@ -149,18 +162,24 @@ def test_cpu_fallback_without_require_accelerator_is_flagged():
     rec = Record.from_dict(agent_run({"artifact": {"path": DIGITS}, "onnx": TRT_FIRST})["record"])
     assert rec.ok and rec.runtime["providers_active"] == ["CPUExecutionProvider"]
     assert rec.runtime["accelerator"] == {
-        "requested": "TensorrtExecutionProvider", "used": False,
+        "requested": "TensorrtExecutionProvider",
+        "used": False,
         "message": "TensorrtExecutionProvider was requested but the session runs on "
-                   "CPUExecutionProvider"}
+        "CPUExecutionProvider",
+    }
     assert rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
 
 
 def test_require_accelerator_without_any_accelerator_requested():
-    rec = Record.from_dict(agent_run({"artifact": {"path": DIGITS},
-                                      "require_accelerator": True})["record"])
+    rec = Record.from_dict(
+        agent_run({"artifact": {"path": DIGITS}, "require_accelerator": True})["record"]
+    )
     assert rec.reason == "accelerator-not-used" and "names no accelerator" in rec.message
-    rec = Record.from_dict(agent_run({"artifact": {"path": str(EXAMPLES / "digits.tflite")},
-                                      "require_accelerator": True})["record"])
+    rec = Record.from_dict(
+        agent_run(
+            {"artifact": {"path": str(EXAMPLES / "digits.tflite")}, "require_accelerator": True}
+        )["record"]
+    )
     assert rec.reason == "accelerator-not-used" and "no tflite.delegate" in rec.message
 
 
@@ -170,6 +189,7 @@ class FakeOrt:
 
     def __init__(self, active):
         import onnxruntime
+
         self._ort, self.active, self.created = onnxruntime, active, []
         self.__version__ = onnxruntime.__version__
         self.SessionOptions = onnxruntime.SessionOptions
@@ -180,21 +200,42 @@ class FakeOrt:
 
     def InferenceSession(self, path, sess_options=None, providers=None):
         self.created.append(providers)
-        session = self._ort.InferenceSession(path, sess_options=sess_options,
-                                             providers=["CPUExecutionProvider"])
-        return SimpleNamespace(get_providers=lambda: list(self.active), run=session.run,
-                               get_inputs=session.get_inputs, get_outputs=session.get_outputs)
+        session = self._ort.InferenceSession(
+            path, sess_options=sess_options, providers=["CPUExecutionProvider"]
+        )
+        return SimpleNamespace(
+            get_providers=lambda: list(self.active),
+            run=session.run,
+            get_inputs=session.get_inputs,
+            get_outputs=session.get_outputs,
+        )
 
 
 def jetson_job(tmp_path, **extra):
-    return parse_job(dict({
-        "protocol": 1, "artifact": {"path": DIGITS}, "settings": WINDOW,
-        "onnx": {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                               "CPUExecutionProvider"],
-                 "provider_options": {"TensorrtExecutionProvider": {
-                     "trt_engine_cache_enable": True,
-                     "trt_engine_cache_path": str(tmp_path / "trt-cache"),
-                     "trt_fp16_enable": True}}}}, **extra))
+    return parse_job(
+        dict(
+            {
+                "protocol": 1,
+                "artifact": {"path": DIGITS},
+                "settings": WINDOW,
+                "onnx": {
+                    "providers": [
+                        "TensorrtExecutionProvider",
+                        "CUDAExecutionProvider",
+                        "CPUExecutionProvider",
+                    ],
+                    "provider_options": {
+                        "TensorrtExecutionProvider": {
+                            "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(tmp_path / "trt-cache"),
+                            "trt_fp16_enable": True,
+                        }
+                    },
+                },
+            },
+            **extra,
+        )
+    )
 
 
 def test_tensorrt_session_reports_engine_build_and_cache(tmp_path, monkeypatch):
@@ -203,12 +244,26 @@ def test_tensorrt_session_reports_engine_build_and_cache(tmp_path, monkeypatch):
     rec = bench.run(jetson_job(tmp_path, require_accelerator=True))
     assert rec.ok, rec.message
     # provider options reach the session as ORT takes them: (name, {str: str})
-    assert ort.created == [[("TensorrtExecutionProvider", {
-        "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(tmp_path / "trt-cache"),
-        "trt_fp16_enable": "True"}), "CUDAExecutionProvider", "CPUExecutionProvider"]]
+    assert ort.created == [
+        [
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "trt_engine_cache_enable": "True",
+                    "trt_engine_cache_path": str(tmp_path / "trt-cache"),
+                    "trt_fp16_enable": "True",
+                },
+            ),
+            "CUDAExecutionProvider",
+            "CPUExecutionProvider",
+        ]
+    ]
     assert (tmp_path / "trt-cache").is_dir()
-    assert rec.runtime["trt_engine_cache"] == {"path": str(tmp_path / "trt-cache"),
-                                               "engines_before": 0, "engines_after": 0}
+    assert rec.runtime["trt_engine_cache"] == {
+        "path": str(tmp_path / "trt-cache"),
+        "engines_before": 0,
+        "engines_after": 0,
+    }
     assert rec.runtime["accelerator"]["used"] is True
     build = rec.timing["engine_build_ms"]
     assert build == pytest.approx(max(0.0, rec.timing["first_ms"] - rec.stats["p50_ms"]))
@@ -220,8 +275,9 @@ def test_tensorrt_falling_back_to_cpu_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(rt_onnx, "import_runtime", lambda job: ort)
     rec = bench.run(jetson_job(tmp_path, require_accelerator=True))
     assert rec.reason == "accelerator-not-used"
-    assert rec.message == ("TensorrtExecutionProvider was requested but the session runs on "
-                           "CPUExecutionProvider")
+    assert rec.message == (
+        "TensorrtExecutionProvider was requested but the session runs on CPUExecutionProvider"
+    )
     rec = bench.run(jetson_job(tmp_path))
     assert rec.ok and rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
     assert "engine_build_ms" not in rec.timing
@@ -231,18 +287,28 @@ EDGETPU = {"delegate": {"library": "libedgetpu.so.1", "options": {"device": "usb
 
 
 def test_edgetpu_delegate_with_an_uncompiled_model_under_require_accelerator():
-    rec = Record.from_dict(agent_run({"artifact": {"path": str(EXAMPLES / "digits.tflite")},
-                                      "tflite": EDGETPU, "require_accelerator": True})["record"])
+    rec = Record.from_dict(
+        agent_run(
+            {
+                "artifact": {"path": str(EXAMPLES / "digits.tflite")},
+                "tflite": EDGETPU,
+                "require_accelerator": True,
+            }
+        )["record"]
+    )
     assert rec.reason == "accelerator-not-used"
-    assert rec.message == ("digits.tflite is not compiled for the Edge TPU (no "
-                           "edgetpu-custom-op operator): the libedgetpu.so.1 delegate leaves "
-                           "it all on the CPU; compile it with edgetpu_compiler")
+    assert rec.message == (
+        "digits.tflite is not compiled for the Edge TPU (no "
+        "edgetpu-custom-op operator): the libedgetpu.so.1 delegate leaves "
+        "it all on the CPU; compile it with edgetpu_compiler"
+    )
 
 
 def test_edgetpu_delegate_with_an_uncompiled_model_is_flagged(monkeypatch):
     """libedgetpu cannot load here: a stand-in delegate that the interpreter never sees."""
-    name, module = rt_tflite.import_runtime(parse_job({"protocol": 1,
-                                                       "artifact": {"path": "m.tflite"}}))
+    name, module = rt_tflite.import_runtime(
+        parse_job({"protocol": 1, "artifact": {"path": "m.tflite"}})
+    )
 
     class Interpreter(module.Interpreter):
         def __init__(self, experimental_delegates=None, **kwargs):
@@ -250,29 +316,52 @@ def test_edgetpu_delegate_with_an_uncompiled_model_is_flagged(monkeypatch):
 
     fake = SimpleNamespace(Interpreter=Interpreter, load_delegate=lambda lib, opts: object())
     monkeypatch.setattr(rt_tflite, "import_runtime", lambda job: (name, fake))
-    rec = bench.run(parse_job({"protocol": 1, "settings": WINDOW, "tflite": EDGETPU,
-                               "artifact": {"path": str(EXAMPLES / "digits.tflite")}}))
+    rec = bench.run(
+        parse_job(
+            {
+                "protocol": 1,
+                "settings": WINDOW,
+                "tflite": EDGETPU,
+                "artifact": {"path": str(EXAMPLES / "digits.tflite")},
+            }
+        )
+    )
     assert rec.ok
     assert rec.runtime["accelerator"]["used"] is False
     assert rec.runtime["accelerator"]["edgetpu_op"] is False
     assert rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
     assert "not compiled for the Edge TPU" in rec.fingerprint["validity"]["reasons"][0]
     # where libedgetpu does not load the record is an error -- which still says both
-    rec = Record.from_dict(agent_run({"artifact": {"path": str(EXAMPLES / "digits.tflite")},
-                                      "tflite": EDGETPU})["record"])
+    rec = Record.from_dict(
+        agent_run({"artifact": {"path": str(EXAMPLES / "digits.tflite")}, "tflite": EDGETPU})[
+            "record"
+        ]
+    )
     assert rec.reason == "runtime-missing"
     assert "delegate libedgetpu.so.1 did not load" in rec.message
-    assert rec.message.endswith("; and digits.tflite is not compiled for the Edge TPU (no "
-                                "edgetpu-custom-op operator): the libedgetpu.so.1 delegate "
-                                "leaves it all on the CPU; compile it with edgetpu_compiler")
+    assert rec.message.endswith(
+        "; and digits.tflite is not compiled for the Edge TPU (no "
+        "edgetpu-custom-op operator): the libedgetpu.so.1 delegate "
+        "leaves it all on the CPU; compile it with edgetpu_compiler"
+    )
 
 
 def test_edgetpu_compiled_model_passes_the_check(tmp_path):
     compiled = edgetpu_model(tmp_path / "m_edgetpu.tflite")
-    job = parse_job({"protocol": 1, "tflite": EDGETPU, "require_accelerator": True,
-                     "artifact": {"path": str(compiled)}})
-    assert rt_tflite.accelerator_check(job) == {"requested": "libedgetpu.so.1", "used": True,
-                                                "message": "", "edgetpu_op": True}
+    job = parse_job(
+        {
+            "protocol": 1,
+            "tflite": EDGETPU,
+            "require_accelerator": True,
+            "artifact": {"path": str(compiled)},
+        }
+    )
+    assert rt_tflite.accelerator_check(job) == {
+        "requested": "libedgetpu.so.1",
+        "used": True,
+        "message": "",
+        "edgetpu_op": True,
+    }
     # ...and without the delegate it cannot load, with a hint why
     rec = Record.from_dict(agent_run({"artifact": {"path": str(compiled)}})["record"])
     assert rec.reason == "model-invalid"
@@ -281,26 +370,53 @@ def test_edgetpu_compiled_model_passes_the_check(tmp_path):
 
 # --- warnings -----------------------------------------------------------------------------
 
+
 def test_board_warnings_name_the_fix():
-    pi = {"governor": "ondemand", "board": {"family": "raspberry-pi", "raspberry_pi": {
-        "throttled": {"raw": "0x50000", "now": [], "since_boot": ["under-voltage",
-                                                                   "throttled"]}}}}
+    pi = {
+        "governor": "ondemand",
+        "board": {
+            "family": "raspberry-pi",
+            "raspberry_pi": {
+                "throttled": {
+                    "raw": "0x50000",
+                    "now": [],
+                    "since_boot": ["under-voltage", "throttled"],
+                }
+            },
+        },
+    }
     assert validity.board_warnings(pi) == [
         "cpufreq governor is ondemand, not performance: CPU frequency varies during the run; "
         "fix: `echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
         "scaling_governor`",
         "vcgencmd get_throttled 0x50000: under-voltage, throttled since boot -- check the "
-        "power supply and cooling"]
-    nano = {"governor": "schedutil", "board": {"family": "jetson", "jetson": {
-        "nvpmodel": {"mode": "5W", "id": 1},
-        "clocks": {"locked": False, "dynamic": ["cpu0", "GPU"]}}}}
+        "power supply and cooling",
+    ]
+    nano = {
+        "governor": "schedutil",
+        "board": {
+            "family": "jetson",
+            "jetson": {
+                "nvpmodel": {"mode": "5W", "id": 1},
+                "clocks": {"locked": False, "dynamic": ["cpu0", "GPU"]},
+            },
+        },
+    }
     found = validity.board_warnings(nano)
     assert found[0].endswith("fix: `sudo jetson_clocks`")
     assert found[1].startswith("Jetson power mode is 5W (nvpmodel 1), not MAXN")
-    assert found[2] == ("Jetson clocks are dynamic (cpu0, GPU): latency depends on DVFS; "
-                        "fix: `sudo jetson_clocks`")
-    locked = {"governor": "schedutil", "board": {"jetson": {
-        "nvpmodel": {"mode": "MAXN", "id": 0}, "clocks": {"locked": True, "dynamic": []}}}}
+    assert found[2] == (
+        "Jetson clocks are dynamic (cpu0, GPU): latency depends on DVFS; fix: `sudo jetson_clocks`"
+    )
+    locked = {
+        "governor": "schedutil",
+        "board": {
+            "jetson": {
+                "nvpmodel": {"mode": "MAXN", "id": 0},
+                "clocks": {"locked": True, "dynamic": []},
+            }
+        },
+    }
     assert validity.board_warnings(locked) == []
     assert validity.board_warnings({"governor": "performance"}) == []
     assert validity.board_warnings({"governor": None}) == []
@@ -308,18 +424,31 @@ def test_board_warnings_name_the_fix():
 
 # --- job and devices.yaml ---------------------------------------------------------------------
 
+
 def test_job_validity_fields_are_checked():
-    job = parse_job({"protocol": 1, "artifact": {"path": "m.onnx"}, "require_accelerator": True,
-                     "cooldown": {"max_temp_c": 55}, "throttle_temp_c": 85})
+    job = parse_job(
+        {
+            "protocol": 1,
+            "artifact": {"path": "m.onnx"},
+            "require_accelerator": True,
+            "cooldown": {"max_temp_c": 55},
+            "throttle_temp_c": 85,
+        }
+    )
     assert job.require_accelerator is True and job.throttle_temp_c == 85.0
     assert job.cooldown == {"max_temp_c": 55.0, "timeout_s": 300.0}
     defaults = parse_job({"protocol": 1, "artifact": {"path": "m.onnx"}, "cooldown": None})
     assert (defaults.require_accelerator, defaults.cooldown, defaults.throttle_temp_c) == (
-        False, None, None)
-    for bad, needle in [({"require_accelerator": "yes"}, "true or false"),
-                        ({"cooldown": {"timeout_s": 5}}, "max_temp_c"),
-                        ({"cooldown": {"max_temp_c": -1}}, "cooldown.max_temp_c"),
-                        ({"throttle_temp_c": True}, "throttle_temp_c")]:
+        False,
+        None,
+        None,
+    )
+    for bad, needle in [
+        ({"require_accelerator": "yes"}, "true or false"),
+        ({"cooldown": {"timeout_s": 5}}, "max_temp_c"),
+        ({"cooldown": {"max_temp_c": -1}}, "cooldown.max_temp_c"),
+        ({"throttle_temp_c": True}, "throttle_temp_c"),
+    ]:
         rec = Record.from_dict(agent_run(dict({"artifact": {"path": DIGITS}}, **bad))["record"])
         assert rec.reason == "job-invalid" and needle in rec.message
 
@@ -352,33 +481,55 @@ def test_devices_yaml_validity_keys():
     jetson, coral = inv.devices
     assert jetson.require_accelerator and coral.require_accelerator
     assert jetson.cooldown == Cooldown(50.0, 600.0) and jetson.throttle_temp_c == 85.0
-    assert jetson.onnx.to_dict()["provider_options"] == {"TensorrtExecutionProvider": {
-        "trt_engine_cache_enable": True, "trt_engine_cache_path": "~/.cache/edgebench/trt",
-        "trt_max_workspace_size": 1073741824}}
+    assert jetson.onnx.to_dict()["provider_options"] == {
+        "TensorrtExecutionProvider": {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": "~/.cache/edgebench/trt",
+            "trt_max_workspace_size": 1073741824,
+        }
+    }
     assert coral.cooldown is None and coral.throttle_temp_c is None
     hash(inv)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("devices:\n  pi:\n    host: p\n    require_accelerator: true\n",
-     "devices.pi.require_accelerator: no accelerator to require"),
-    ("devices:\n  pi:\n    host: p\n    cooldown: {max_temp_c: 50, timeout_s: 900}\n",
-     "devices.pi.cooldown.timeout_s: 900 s is not less than timeout_s (600 s)"),
-    ("devices:\n  pi:\n    host: p\n    cooldown: {timeout_s: 9}\n",
-     "devices.pi.cooldown: missing required key 'max_temp_c'"),
-    ("devices:\n  pi:\n    host: p\n    cooldown: {max_temp: 50}\n",
-     "devices.pi.cooldown.max_temp: unknown key 'max_temp' (did you mean 'max_temp_c'?)"),
-    ("devices:\n  pi:\n    host: p\n    throttle_temp_c: hot\n",
-     "devices.pi.throttle_temp_c: expected a positive number, got 'hot'"),
-    ("devices:\n  j:\n    host: j\n    onnx:\n      providers: [CUDAExecutionProvider]\n"
-     "      provider_options: {TensorrtExecutionProvider: {trt_fp16_enable: true}}\n",
-     "devices.j.onnx.provider_options.TensorrtExecutionProvider: 'TensorrtExecutionProvider' "
-     "is not in onnx.providers (providers: CUDAExecutionProvider)"),
-    ("devices:\n  j:\n    host: j\n    onnx:\n      providers: [CUDAExecutionProvider]\n"
-     "      provider_options: {CUDAExecutionProvider: {device_id: [0]}}\n",
-     "devices.j.onnx.provider_options.CUDAExecutionProvider.device_id: expected a string, "
-     "number or true/false, got a list"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "devices:\n  pi:\n    host: p\n    require_accelerator: true\n",
+            "devices.pi.require_accelerator: no accelerator to require",
+        ),
+        (
+            "devices:\n  pi:\n    host: p\n    cooldown: {max_temp_c: 50, timeout_s: 900}\n",
+            "devices.pi.cooldown.timeout_s: 900 s is not less than timeout_s (600 s)",
+        ),
+        (
+            "devices:\n  pi:\n    host: p\n    cooldown: {timeout_s: 9}\n",
+            "devices.pi.cooldown: missing required key 'max_temp_c'",
+        ),
+        (
+            "devices:\n  pi:\n    host: p\n    cooldown: {max_temp: 50}\n",
+            "devices.pi.cooldown.max_temp: unknown key 'max_temp' (did you mean 'max_temp_c'?)",
+        ),
+        (
+            "devices:\n  pi:\n    host: p\n    throttle_temp_c: hot\n",
+            "devices.pi.throttle_temp_c: expected a positive number, got 'hot'",
+        ),
+        (
+            "devices:\n  j:\n    host: j\n    onnx:\n      providers: [CUDAExecutionProvider]\n"
+            "      provider_options: {TensorrtExecutionProvider: {trt_fp16_enable: true}}\n",
+            "devices.j.onnx.provider_options.TensorrtExecutionProvider: "
+            "'TensorrtExecutionProvider' is not in onnx.providers "
+            "(providers: CUDAExecutionProvider)",
+        ),
+        (
+            "devices:\n  j:\n    host: j\n    onnx:\n      providers: [CUDAExecutionProvider]\n"
+            "      provider_options: {CUDAExecutionProvider: {device_id: [0]}}\n",
+            "devices.j.onnx.provider_options.CUDAExecutionProvider.device_id: expected a string, "
+            "number or true/false, got a list",
+        ),
+    ],
+)
 def test_devices_yaml_validity_errors(text, message):
     with pytest.raises(ConfigError) as info:
         parse_inventory(text, "devices.yaml")
@@ -387,19 +538,27 @@ def test_devices_yaml_validity_errors(text, message):
 
 # --- the whole tool: edgebench run / report / devices --probe -----------------------------------
 
+
 def test_cli_run_flags_reports_and_summarises(tmp_path):
     pi = board(tmp_path, "pi5")
     (pi / "fake-vcgencmd/throttled").write_text("0x0\n0x0\n0x50005\n")
     orin = board(tmp_path, "orin-nano")
-    devices = {"devices": {
-        "pi5": {"kind": "local", "env": board_env(pi, "pi5")},
-        "orin": {"kind": "local", "env": board_env(orin, "orin-nano")},
-        "gpu": {"kind": "local", "require_accelerator": True,
-                "onnx": {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}},
-    }}
+    devices = {
+        "devices": {
+            "pi5": {"kind": "local", "env": board_env(pi, "pi5")},
+            "orin": {"kind": "local", "env": board_env(orin, "orin-nano")},
+            "gpu": {
+                "kind": "local",
+                "require_accelerator": True,
+                "onnx": {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]},
+            },
+        }
+    }
     (tmp_path / "devices.yaml").write_text(json.dumps(devices))  # JSON is YAML
-    proc = edgebench(["run", "--devices", "pi5,orin,gpu", "--model", DIGITS, "--out", "res",
-                      "--quiet"] + FAST, cwd=tmp_path)
+    proc = edgebench(
+        ["run", "--devices", "pi5,orin,gpu", "--model", DIGITS, "--out", "res", "--quiet"] + FAST,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr  # gpu: a measurement failed
     run = tmp_path / "res" / "latest"
     with open(run / "summary.csv", newline="") as fh:
@@ -410,19 +569,23 @@ def test_cli_run_flags_reports_and_summarises(tmp_path):
     assert float(rows["orin"]["energy_mj"]) > 0
     assert rows["gpu"]["reason"] == "accelerator-not-used" and rows["gpu"]["throttled"] == ""
     report = (run / "report.md").read_text()
-    pi_part = report[report.index("## pi5"):report.index("## orin")]
-    assert ("cpufreq governor is ondemand, not performance: CPU frequency varies during the "
-            "run; fix: `echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
-            "scaling_governor`") in pi_part
+    pi_part = report[report.index("## pi5") : report.index("## orin")]
+    assert (
+        "cpufreq governor is ondemand, not performance: CPU frequency varies during the "
+        "run; fix: `echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
+        "scaling_governor`"
+    ) in pi_part
     assert "⚑ throttled [F1]" in pi_part and "| Flags |" in pi_part
-    assert ("- [F1] digits.onnx: under-voltage occurred during the timed window and was still "
-            "on at its end (vcgencmd get_throttled 0x0 -> 0x50005)") in pi_part
+    assert (
+        "- [F1] digits.onnx: under-voltage occurred during the timed window and was still "
+        "on at its end (vcgencmd get_throttled 0x0 -> 0x50005)"
+    ) in pi_part
     assert "**Throttle state (vcgencmd):** 0x0 — now: none; since boot: none" in pi_part
-    orin_part = report[report.index("## orin"):report.index("## gpu")]
+    orin_part = report[report.index("## orin") : report.index("## gpu")]
     assert "| Energy (mJ/inf) |" in orin_part and "Warnings:" not in orin_part
     assert "**Power mode (nvpmodel):** MAXN_SUPER (id 2)" in orin_part
     assert "**Power rails:** VDD_IN, VDD_CPU_GPU_CV, VDD_SOC" in orin_part
-    gpu_part = report[report.index("## gpu"):]
+    gpu_part = report[report.index("## gpu") :]
     assert "error: accelerator-not-used — TensorrtExecutionProvider was requested" in gpu_part
     # re-rendering a stored run gives the same report
     again = edgebench(["report", str(run)], cwd=tmp_path)
@@ -433,8 +596,12 @@ def test_cli_devices_probe_shows_the_board(tmp_path):
     pi = board(tmp_path, "pi5")
     (pi / "fake-vcgencmd/throttled").write_text("0x50000\n")
     nano = board(tmp_path, "jetson-nano")
-    devices = {"devices": {"pi5": {"kind": "local", "env": board_env(pi, "pi5")},
-                           "nano": {"kind": "local", "env": board_env(nano, "jetson-nano")}}}
+    devices = {
+        "devices": {
+            "pi5": {"kind": "local", "env": board_env(pi, "pi5")},
+            "nano": {"kind": "local", "env": board_env(nano, "jetson-nano")},
+        }
+    }
     (tmp_path / "devices.yaml").write_text(json.dumps(devices))
     proc = edgebench(["devices", "--probe"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -4,9 +4,11 @@
 MobileNetV2, width 1.0, 224x224x3 input, 1000 classes (about 3.5 M parameters), written out in
 torch (no torchvision), exported to
 
-  OUT/mobilenetv2.onnx     fp32 ONNX, input ``input`` [1,3,224,224] (NCHW), output ``logits`` [1,1000]
-  OUT/mobilenetv2.tflite   fp32 TFLite, input ``input`` [1,224,224,3] (NHWC), output ``logits`` [1,1000]
-                           (BatchNorm folded; written with examples/tflite_writer.py; skip with --no-tflite)
+  OUT/mobilenetv2.onnx     fp32 ONNX, input ``input`` [1,3,224,224] (NCHW),
+                           output ``logits`` [1,1000]
+  OUT/mobilenetv2.tflite   fp32 TFLite, input ``input`` [1,224,224,3] (NHWC),
+                           output ``logits`` [1,1000] (BatchNorm folded; written with
+                           examples/tflite_writer.py; skip with --no-tflite)
 
 The weights are random: the model is for timing and memory, not accuracy. BatchNorm running
 statistics are estimated from a forward pass over seeded random images, so activations stay
@@ -47,8 +49,10 @@ class ConvBNAct(nn.Sequential):
     """Conv (no bias) + BatchNorm + optional ReLU6. ``groups=channels`` for depthwise."""
 
     def __init__(self, cin, cout, kernel=3, stride=1, groups=1, act=True):
-        layers = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                  nn.BatchNorm2d(cout)]
+        layers = [
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         if act:
             layers.append(nn.ReLU6(inplace=False))
         super().__init__(*layers)
@@ -62,9 +66,9 @@ class InvertedResidual(nn.Module):
         self.use_res = stride == 1 and cin == cout
         layers = []
         if expand_ratio != 1:
-            layers.append(ConvBNAct(cin, hidden, kernel=1))                     # expand
-        layers.append(ConvBNAct(hidden, hidden, 3, stride, groups=hidden))      # depthwise
-        layers.append(ConvBNAct(hidden, cout, kernel=1, act=False))            # linear project
+            layers.append(ConvBNAct(cin, hidden, kernel=1))  # expand
+        layers.append(ConvBNAct(hidden, hidden, 3, stride, groups=hidden))  # depthwise
+        layers.append(ConvBNAct(hidden, cout, kernel=1, act=False))  # linear project
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -126,8 +130,9 @@ def init_random(model: MobileNetV2, seed: int = SEED) -> None:
 def export_onnx(model, path: Path) -> None:
     warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
     dummy = torch.zeros(1, 3, 224, 224)
-    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17,
-                  do_constant_folding=True)
+    kwargs = dict(
+        input_names=["input"], output_names=["logits"], opset_version=17, do_constant_folding=True
+    )
     try:
         torch.onnx.export(model, (dummy,), str(path), dynamo=False, **kwargs)
     except TypeError:  # older torch without the dynamo argument
@@ -167,8 +172,16 @@ def build_tflite(model: MobileNetV2, path: Path) -> int:
             p = (k - 1) // 2
             h, wd = h + 2 * p, wd + 2 * p
             pd = w.add_tensor(name("pad"), [n, h, wd, c], f32)
-            w.add_operator("PAD", [x, w.add_tensor(name("paddings"), data=np.array(
-                [[0, 0], [p, p], [p, p], [0, 0]], np.int32))], [pd])
+            w.add_operator(
+                "PAD",
+                [
+                    x,
+                    w.add_tensor(
+                        name("paddings"), data=np.array([[0, 0], [p, p], [p, p], [0, 0]], np.int32)
+                    ),
+                ],
+                [pd],
+            )
             x, padding = pd, "VALID"
             oh, ow = (h - k) // s + 1, (wd - k) // s + 1
         else:
@@ -177,17 +190,33 @@ def build_tflite(model: MobileNetV2, path: Path) -> int:
         if block.depthwise:
             cout = wt.shape[0]
             out = w.add_tensor(name("dwconv"), [n, oh, ow, cout], f32)
-            w.add_operator("DEPTHWISE_CONV_2D",
-                           [x, w.add_tensor(name("dw_weights"), data=np.ascontiguousarray(wt.transpose(1, 2, 3, 0))),
-                            w.add_tensor(name("dw_bias"), data=b)], [out],
-                           tw.depthwise_conv2d_options(padding, s, 1, act))
+            w.add_operator(
+                "DEPTHWISE_CONV_2D",
+                [
+                    x,
+                    w.add_tensor(
+                        name("dw_weights"), data=np.ascontiguousarray(wt.transpose(1, 2, 3, 0))
+                    ),
+                    w.add_tensor(name("dw_bias"), data=b),
+                ],
+                [out],
+                tw.depthwise_conv2d_options(padding, s, 1, act),
+            )
         else:
             cout = wt.shape[0]
             out = w.add_tensor(name("conv"), [n, oh, ow, cout], f32)
-            w.add_operator("CONV_2D",
-                           [x, w.add_tensor(name("weights"), data=np.ascontiguousarray(wt.transpose(0, 2, 3, 1))),
-                            w.add_tensor(name("bias"), data=b)], [out],
-                           tw.conv2d_options(padding, s, act))
+            w.add_operator(
+                "CONV_2D",
+                [
+                    x,
+                    w.add_tensor(
+                        name("weights"), data=np.ascontiguousarray(wt.transpose(0, 2, 3, 1))
+                    ),
+                    w.add_tensor(name("bias"), data=b),
+                ],
+                [out],
+                tw.conv2d_options(padding, s, act),
+            )
         return out, (n, oh, ow, cout)
 
     shape = (1, 224, 224, 3)
@@ -205,14 +234,24 @@ def build_tflite(model: MobileNetV2, path: Path) -> int:
                 y = s
             x, shape = y, yshape
     pooled = w.add_tensor("pool", [1, shape[3]], f32)
-    w.add_operator("MEAN", [x, w.add_tensor("pool/axes", data=np.array([1, 2], np.int32))], [pooled],
-                   tw.reducer_options(keep_dims=False))
+    w.add_operator(
+        "MEAN",
+        [x, w.add_tensor("pool/axes", data=np.array([1, 2], np.int32))],
+        [pooled],
+        tw.reducer_options(keep_dims=False),
+    )
     fc = model.classifier[1]
     out = w.add_tensor("logits", [1, fc.out_features], f32)
-    w.add_operator("FULLY_CONNECTED",
-                   [pooled, w.add_tensor("fc/weights", data=fc.weight.detach().numpy().astype(f32)),
-                    w.add_tensor("fc/bias", data=fc.bias.detach().numpy().astype(f32))], [out],
-                   tw.fully_connected_options())
+    w.add_operator(
+        "FULLY_CONNECTED",
+        [
+            pooled,
+            w.add_tensor("fc/weights", data=fc.weight.detach().numpy().astype(f32)),
+            w.add_tensor("fc/bias", data=fc.bias.detach().numpy().astype(f32)),
+        ],
+        [out],
+        tw.fully_connected_options(),
+    )
     w.set_io([inp], [out])
     return w.save(path)
 
@@ -220,7 +259,9 @@ def build_tflite(model: MobileNetV2, path: Path) -> int:
 # ---------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=HERE / "out", help="output directory (default: %(default)s)")
+    ap.add_argument(
+        "--out", type=Path, default=HERE / "out", help="output directory (default: %(default)s)"
+    )
     ap.add_argument("--no-tflite", action="store_true", help="write only the ONNX model")
     ap.add_argument("--seed", type=int, default=SEED)
     args = ap.parse_args(argv)
@@ -233,12 +274,14 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"MobileNetV2 1.0/224: {n_params:,} parameters (BatchNorm included)")
 
-    x = (torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed + 1)) * 2 - 1)
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed + 1)) * 2 - 1
     with torch.no_grad():
         ref = model(x).numpy()
         feats = model.features(x)
-    print(f"activations: last feature map mean {feats.mean():.3f} std {feats.std():.3f}; "
-          f"logits std {ref.std():.4f}")
+    print(
+        f"activations: last feature map mean {feats.mean():.3f} std {feats.std():.3f}; "
+        f"logits std {ref.std():.4f}"
+    )
     if not np.isfinite(ref).all() or ref.std() < 1e-6:
         print("FAILED: degenerate activations", file=sys.stderr)
         return 1
@@ -247,18 +290,24 @@ def main(argv=None) -> int:
     onnx_path = args.out / "mobilenetv2.onnx"
     export_onnx(model, onnx_path)
     import onnxruntime as ort
+
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = np.concatenate([sess.run(["logits"], {"input": x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    got = np.concatenate(
+        [sess.run(["logits"], {"input": x[i : i + 1].numpy()})[0] for i in range(len(x))]
+    )
     err = float(np.abs(got - ref).max())
     rel = err / float(np.abs(ref).max())
     ok &= rel < 1e-3
-    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB), "
-          f"max|onnx-torch| {err:.2e} (relative {rel:.1e})")
+    print(
+        f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB), "
+        f"max|onnx-torch| {err:.2e} (relative {rel:.1e})"
+    )
 
     if not args.no_tflite:
         tfl_path = args.out / "mobilenetv2.tflite"
         size = build_tflite(model, tfl_path)
         from ai_edge_litert.interpreter import Interpreter
+
         it = Interpreter(model_path=str(tfl_path))
         it.allocate_tensors()
         i, o = it.get_input_details()[0], it.get_output_details()[0]
@@ -270,7 +319,10 @@ def main(argv=None) -> int:
         err = float(np.abs(np.stack(outs) - ref).max())
         rel = err / float(np.abs(ref).max())
         ok &= rel < 1e-3
-        print(f"wrote {tfl_path} ({size / 1e6:.2f} MB), max|tflite-torch| {err:.2e} (relative {rel:.1e})")
+        print(
+            f"wrote {tfl_path} ({size / 1e6:.2f} MB), "
+            f"max|tflite-torch| {err:.2e} (relative {rel:.1e})"
+        )
 
     if not ok:
         print("FAILED: an exported model does not match torch", file=sys.stderr)
