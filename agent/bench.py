@@ -158,12 +158,12 @@ def run(job: Job) -> Record:
     runtime: Dict[str, Any] = {}
 
     def failed(reason: str, message: str) -> Record:
-        fp["validity"] = {"warnings": validity.board_warnings(fp)}
         return error_record(
             reason=reason,
             message=message,
             runtime=runtime,
             fingerprint=fp,
+            validity={"warnings": validity.board_warnings(fp)},
             finished_at=now(),
             **base,
         )
@@ -247,7 +247,7 @@ def run(job: Job) -> Record:
         "measure_s": measure_ns / 1e9,
         "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
     }
-    _board_timing(
+    verdict = _board_timing(
         timing,
         fp,
         job,
@@ -265,6 +265,7 @@ def run(job: Job) -> Record:
         status="ok",
         runtime=runtime,
         fingerprint=fp,
+        validity=verdict,
         samples_ns=tuple(samples),
         stats=stats,
         timing=timing,
@@ -302,8 +303,9 @@ def _board_timing(
     m1: int,
     inferences: int,
     cooled: Any,
-) -> None:
-    """Energy, tegrastats, engine build and the validity verdict of an ok record."""
+) -> Dict[str, Any]:
+    """Energy, tegrastats and engine build into ``timing``; returns the validity verdict
+    of an ok record."""
     if cooled is not None:
         timing["cooldown_s"] = cooled.get("waited_s")
     energy = board.energy(m0, m1) or tegra.energy(m0, m1)
@@ -333,4 +335,4 @@ def _board_timing(
     verdict["peak_temp_c"] = peak
     if window.available:
         verdict["get_throttled"] = window.to_dict()
-    fp["validity"] = verdict
+    return verdict

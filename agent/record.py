@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-SCHEMA_VERSION = 1
+from .jsonshape import NUMBER, POSITIVE, Each, ListOf, shape_error
+
+# Version 2 moved the validity verdict from ``fingerprint["validity"]`` to ``validity``.
+SCHEMA_VERSION = 2
 
 # Stable reason codes, grouped by fault class (LAVA style).  The class decides retries and
 # exit codes: only "infrastructure" faults are worth retrying.
@@ -69,6 +72,7 @@ class Record:
     memory: Mapping[str, Any] = field(default_factory=dict)
     accuracy: Mapping[str, Any] = field(default_factory=dict)
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    validity: Mapping[str, Any] = field(default_factory=dict)  # agent/validity.py's verdict
     started_at: str = ""
     finished_at: str = ""
     stderr_tail: str = ""
@@ -84,6 +88,7 @@ class Record:
             "memory",
             "accuracy",
             "fingerprint",
+            "validity",
         ):
             object.__setattr__(self, name, _frozen_copy(getattr(self, name)))
         object.__setattr__(self, "samples_ns", tuple(self.samples_ns))
@@ -150,15 +155,29 @@ class Record:
             "memory": _frozen_copy(self.memory),
             "accuracy": _frozen_copy(self.accuracy),
             "fingerprint": _frozen_copy(self.fingerprint),
+            "validity": _frozen_copy(self.validity),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "stderr_tail": self.stderr_tail,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+    def from_dict(cls, data: Any) -> Record:
+        """The record a JSON document of any schema version this code reads holds; what is
+        wrong with it is a one-line RecordError naming the field."""
         if not isinstance(data, Mapping):
             raise RecordError("a record must be a JSON object, not %s" % type(data).__name__)
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+            raise RecordError(
+                "unsupported schema_version %r (this code reads 1 to %d; a newer edgebench "
+                "wrote it)" % (version, SCHEMA_VERSION)
+            )
+        for older in range(version, SCHEMA_VERSION):
+            data = _UPGRADE[older](data)
+        why = _shape_error(data)
+        if why:
+            raise RecordError(why)
         known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
         unknown = sorted(set(data) - known)
         if unknown:
@@ -172,6 +191,118 @@ class Record:
         data = self.to_dict()
         data.update(changes)
         return Record.from_dict(data)
+
+
+def _v1_to_v2(data: Mapping[str, Any]) -> Dict[str, Any]:
+    """Version 1 kept the validity verdict inside the fingerprint."""
+    out = dict(data, schema_version=2)
+    fp = data.get("fingerprint")
+    if isinstance(fp, Mapping) and "validity" in fp:
+        out["fingerprint"] = {k: v for k, v in fp.items() if k != "validity"}
+        out["validity"] = fp["validity"]
+    return out
+
+
+# schema_version -> the document one version newer; a loader per version, as pyperf keeps
+_UPGRADE: Dict[int, Callable[[Mapping[str, Any]], Dict[str, Any]]] = {1: _v1_to_v2}
+
+# The fields readers rely on (see jsonshape): a stored record edited by hand or cut short is
+# a one-line error naming the field, never a TypeError deep in a report.
+SHAPE = {
+    "schema_version": int,
+    "device": str,
+    "reason": str,
+    "message": str,
+    "started_at": str,
+    "finished_at": str,
+    "stderr_tail": str,
+    "samples_ns": ListOf(int),
+    "artifact": {
+        "name": str,
+        "sha256": str,
+        "parent_sha256": str,
+        "variant": str,
+        "size_bytes": NUMBER,
+        "format": str,
+    },
+    "runtime": {
+        "name": str,
+        "version": str,
+        "providers_active": ListOf(str),
+        "delegate": (str, dict),
+    },
+    "settings": dict.fromkeys(
+        (
+            "threads",
+            "warmup_iterations",
+            "warmup_seconds",
+            "min_iterations",
+            "min_seconds",
+            "max_seconds",
+            "max_iterations",
+            "memory_interval_ms",
+        ),
+        NUMBER,
+    ),
+    "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
+    "stats": dict(
+        dict.fromkeys(
+            ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "throughput_ips"), POSITIVE
+        ),
+        std_ms=NUMBER,
+        cv=NUMBER,
+        n=int,
+        stable=bool,
+        stability_reasons=ListOf(str),
+    ),
+    "memory": dict(
+        dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"), NUMBER),
+        series=ListOf(ListOf(NUMBER, 2)),
+    ),
+    "accuracy": {"top1": NUMBER, "top5": NUMBER},
+    "validity": {
+        "throttled": bool,
+        "flags": ListOf(str),
+        "reasons": ListOf(str),
+        "warnings": ListOf(str),
+    },
+    "fingerprint": {
+        "temps_c_before": Each(NUMBER),
+        "temps_c_after": Each(NUMBER),
+        "freqs_mhz": ListOf(NUMBER),
+        "loadavg": ListOf(NUMBER),
+        "mem_available_mb": NUMBER,
+        "runtimes": Each(object),
+        "governor": str,
+        "board": {
+            "family": str,
+            "edgetpu": ListOf(dict),
+            "power_rails": ListOf(str),
+            "raspberry_pi": {
+                "arm_mhz": NUMBER,
+                "throttled": {"raw": str, "now": ListOf(str), "since_boot": ListOf(str)},
+            },
+            "jetson": {
+                "l4t": str,
+                "nvpmodel": {"mode": str, "id": int},
+                "clocks": {"locked": bool, "dynamic": ListOf(str)},
+            },
+        },
+    },
+}
+REQUIRED = ("status", "device", "artifact")
+OK_REQUIRED = ("p50_ms", "p90_ms")  # read without a fallback for an ok record
+
+
+def _shape_error(data: Mapping[str, Any]) -> Optional[str]:
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        return "missing field %r" % missing[0]
+    why = shape_error(dict(data), SHAPE)
+    if why is None and data["status"] == "ok":
+        absent = [k for k in OK_REQUIRED if (data.get("stats") or {}).get(k) is None]
+        why = "stats.%s: missing (an ok record has it)" % absent[0] if absent else None
+    return why
 
 
 def error_record(

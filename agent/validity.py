@@ -2,7 +2,7 @@
 throttling during the timed window, board settings that skew numbers, and whether the
 requested accelerator actually ran the model.
 
-The verdict goes into ``record.fingerprint["validity"]``::
+The verdict goes into ``record.validity``::
 
     {"throttled": bool, "flags": ["throttled", ...], "reasons": ["...", ...],
      "warnings": ["...", ...], "throttle_temp_c": 80.0}

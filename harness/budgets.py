@@ -24,6 +24,7 @@ from agent.record import Record
 from harness import summary
 from harness.config import Checker, ConfigError, load_yaml, read_text
 from harness.report import error_text, fmt_pct
+from harness.store import RunMeta
 
 MAXIMA = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb")
 MINIMA = ("top1", "top5")
@@ -98,11 +99,11 @@ class Budgets:
         return min(given) if given else DEFAULT_REGRESSION
 
 
-def load_budgets(path: Optional[str], meta: Mapping[str, Any]) -> Optional[Budgets]:
+def load_budgets(path: Optional[str], meta: RunMeta) -> Optional[Budgets]:
     """The budgets file at ``path``; without one, the budgets of the plan the run was made
     from (run.json ``plan.budgets``), if it had any."""
     if path is None:
-        plan = meta.get("plan") or {}
+        plan = meta.plan or {}
         if plan.get("budgets") is None:
             return None
         return budgets_from(plan["budgets"], str(plan.get("file") or "run.json plan"))

@@ -63,7 +63,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .store import open_run
 
     store = open_run(args.resume)
-    request = Request.from_description(store.meta().get("request") or {}, store.path / "run.json")
+    request = Request.from_description(store.meta().request, store.path / "run.json")
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .plan import build as build_plan
     from .plan import load_plan
     from .runner import Artifact, Request, utc_now
-    from .store import RunStore
+    from .store import RunMeta, RunStore
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
@@ -141,19 +141,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     store = RunStore.create(args.out)
     store.write_meta(
-        {
-            "run_id": store.path.name,
-            "created_at": utc_now(),
-            "argv": sys.argv[1:],
-            "tool": host_info(),
-            "inventory": inventory.source,
-            "request": request.describe(),
-            "devices": {
+        RunMeta(
+            run_id=store.run_id,
+            created_at=utc_now(),
+            argv=tuple(sys.argv[1:]),
+            tool=host_info(),
+            inventory=inventory.source,
+            request=request.describe(),
+            devices={
                 d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)} for d in devices
             },
-            "status": {d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
-            **({"plan": dict(plan.describe(), builds=builds)} if plan else {}),
-        }
+            status={d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
+            plan=dict(plan.describe(), builds=builds) if plan else None,
+        )
     )
     store.mark_latest()
     records, runner = _execute(args, store, request, devices)

@@ -29,6 +29,8 @@ from typing import (
 
 import yaml
 
+from agent.jsonshape import show as _show
+
 BUILTIN = "<built-in>"
 DEFAULT_FILE = "devices.yaml"
 KINDS = ("local", "ssh")
@@ -258,14 +260,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return "did you mean %r?" % close[0] if close else ""
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 class Checker:

@@ -80,7 +80,7 @@ def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Ch
     meta, records = store.meta(), store.records()
     tags = device_tags(meta)
     out = []
-    for device in dict.fromkeys(list(meta.get("status") or {}) + [r.device for r in records]):
+    for device in dict.fromkeys(list(meta.status) + [r.device for r in records]):
         on_device = [r for r in records if r.device == device]
         if not on_device:  # nothing measured there: nothing can ship
             out.append(Choice(device, "", [], [], None))

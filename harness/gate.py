@@ -18,7 +18,7 @@ from agent.record import Record
 from harness.budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
 from harness.compare import print_table
 from harness.compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, Change, compare
-from harness.store import RunStore
+from harness.store import RunMeta, RunStore
 
 IDENTITY_FIELDS = ("hostname", "arch", "board_model", "cpu_model")
 
@@ -47,12 +47,9 @@ def device_identities(records: Sequence[Record]) -> Dict[str, Optional[str]]:
     return out
 
 
-def device_tags(meta: Mapping[str, Any]) -> Dict[str, List[str]]:
+def device_tags(meta: RunMeta) -> Dict[str, List[str]]:
     """Device name -> tags, from run.json."""
-    return {
-        name: list((info or {}).get("tags") or [])
-        for name, info in (meta.get("devices") or {}).items()
-    }
+    return {name: list((info or {}).get("tags") or []) for name, info in meta.devices.items()}
 
 
 def find_baseline(
@@ -127,7 +124,7 @@ def gate(
     done = {(r.device, str(r.artifact["name"])) for r in records}
     out = [
         Verdict(device, artifact, "measured", FAIL, detail="not measured (%s)" % status)
-        for device, jobs in (meta.get("status") or {}).items()
+        for device, jobs in meta.status.items()
         for artifact, status in jobs.items()
         if (device, artifact) not in done
     ]

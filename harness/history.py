@@ -16,20 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from agent.jsonshape import POSITIVE, ListOf, shape_error
 from harness.budgets import DEFAULT_REGRESSION
 from harness.compare import print_table
 from harness.gate import device_identities, device_tags, identity_fields
 from harness.report import fmt_ms
-from harness.store import (
-    META_FILE,
-    POSITIVE,
-    SUMMARY_FILE,
-    ListOf,
-    StoreError,
-    atomic_write,
-    open_run,
-    shape_error,
-)
+from harness.store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {
@@ -77,7 +69,7 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
     return {
         "run_id": store.run_id,
         "stamp": _stamp(run_dir),
-        "created_at": meta.get("created_at") or "",
+        "created_at": meta.created_at or "",
         "records": [
             {
                 "device": r.device,

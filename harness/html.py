@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from html import escape
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 from agent.record import Record
 from agent.stats import percentile
 from harness.compare import side_by_side
 from harness.pareto import pareto
 from harness.report import device_section, how_measured
-from harness.store import RunStore
+from harness.store import RunMeta, RunStore
 from harness.svg import PALETTE, Axis, Chart, axis
 
 REPORT_FILE = "report.html"
@@ -50,7 +50,7 @@ def write_report(store: RunStore) -> Path:
 
 def render_html(store: RunStore) -> str:
     meta, records = store.meta(), store.records()
-    status: Mapping[str, Mapping[str, str]] = meta.get("status") or {}
+    status = meta.status
     devices = list(dict.fromkeys(list(status) + [r.device for r in records]))
     names = dict.fromkeys(str(r.artifact["name"]) for r in records)
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
@@ -127,12 +127,12 @@ def _markdown(lines: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def _overview(meta: Mapping[str, Any]) -> str:
-    request = meta.get("request") or {}
+def _overview(meta: RunMeta) -> str:
+    request = meta.request
     facts = [
-        ("Started", meta.get("created_at")),
-        ("Finished", meta.get("finished_at")),
-        ("Devices", ", ".join(meta.get("status") or {})),
+        ("Started", meta.created_at),
+        ("Finished", meta.finished_at),
+        ("Devices", ", ".join(meta.status)),
         (
             "Artifacts",
             ", ".join(

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from agent.record import Record
 from agent.validity import board_warnings
 from harness import summary
-from harness.store import RunStore, summary_csv
+from harness.store import RunMeta, RunStore, summary_csv
 
 FORMATS = ("md", "csv", "json")
 
@@ -50,7 +50,7 @@ def _runtime(record: Record, with_version: bool = True) -> str:
 
 def flags(record: Record) -> List[str]:
     """Validity flags of an ok record (``throttled``, ``accelerator-not-used``, ...)."""
-    return list((record.fingerprint.get("validity") or {}).get("flags") or []) if record.ok else []
+    return list(record.validity.get("flags") or []) if record.ok else []
 
 
 def device_warnings(records: List[Record]) -> List[str]:
@@ -60,10 +60,9 @@ def device_warnings(records: List[Record]) -> List[str]:
     for record in records:
         if not record.fingerprint:
             continue
-        validity = record.fingerprint.get("validity")
         found = (
-            (validity.get("warnings") or [])
-            if isinstance(validity, Mapping)
+            (record.validity.get("warnings") or [])
+            if record.validity
             else board_warnings(record.fingerprint)
         )
         out.extend(w for w in found if w not in out)
@@ -264,7 +263,7 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
                 )
                 cells["stable"] = "no [%d]" % len(notes)
             if cells["flags"]:
-                reasons = (record.fingerprint.get("validity") or {}).get("reasons") or []
+                reasons = record.validity.get("reasons") or []
                 flagged.append("%s: %s" % (cells["artifact"], "; ".join(reasons)))
                 cells["flags"] = "⚑ %s [F%d]" % (cells["flags"], len(flagged))
             lines.append("| " + " | ".join(md_cell(cells[k]) for _, k in columns) + " |")
@@ -283,12 +282,12 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
     return lines
 
 
-def markdown(meta: Mapping[str, Any], records: List[Record]) -> str:
+def markdown(meta: RunMeta, records: List[Record]) -> str:
     """The run report: per device, its fingerprint and a table of its artifacts."""
-    status: Mapping[str, Mapping[str, str]] = meta.get("status") or {}
+    status = meta.status
     devices = list(status) + [r.device for r in records if r.device not in status]
     ordered = sorted(records, key=lambda r: r.started_at)
-    lines = ["# edgebench run %s" % meta.get("run_id", "(unnamed)"), ""]
+    lines = ["# edgebench run %s" % meta.run_id, ""]
     for device in dict.fromkeys(devices):
         lines += device_section(
             device, [r for r in ordered if r.device == device], status.get(device, {})
@@ -338,7 +337,7 @@ def _failures(records: List[Record]) -> List[str]:
         if not r.ok:
             lines.append("%s/%s: %s" % (r.device, r.artifact.get("name"), error_text(r)))
         elif flags(r):
-            reasons = (r.fingerprint.get("validity") or {}).get("reasons") or []
+            reasons = r.validity.get("reasons") or []
             lines.append(
                 "%s/%s: flagged %s — %s"
                 % (r.device, r.artifact.get("name"), ", ".join(flags(r)), "; ".join(reasons))
@@ -387,7 +386,7 @@ def terminal_table(records: List[Record]) -> None:
         console.print(Text(line, style="red" if ": error: " in line else "yellow"))
 
 
-def run_report(meta: Mapping[str, Any], records: List[Record]) -> str:
+def run_report(meta: RunMeta, records: List[Record]) -> str:
     """report.md: the per-device sections, then the variants' trade-offs when there are any."""
     from .tradeoff import markdown as trade_offs  # tradeoff builds on this module
 

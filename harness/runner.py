@@ -154,7 +154,7 @@ def unfinished(store: RunStore) -> Dict[str, List[str]]:
         for r in store.records()
         if r.ok or r.fault_class != "infrastructure"
     }
-    status = store.meta().get("status") or {}  # its shape checked when the run was opened
+    status = store.meta().status
     return {device: [a for a in arts if (device, a) not in done] for device, arts in status.items()}
 
 

@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import secrets
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from agent.jsonshape import NUMBER, Each, ListOf, shape_error
 from agent.record import Record, RecordError
-from harness.config import _show
 from harness.summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
@@ -154,130 +154,84 @@ def _read_json(path: Path) -> Any:
         raise StoreError("%s: cannot read (%s)" % (path, " ".join(str(exc).split()))) from None
 
 
-# --- What the readers of a stored run rely on ------------------------------------------------
-# run.json and the raw records are plain files: one edited by hand or cut short is a one-line
-# StoreError naming the file and the field, never a TypeError deep in a report.  Only the
-# fields the harness reads are checked; each may be absent or null (not measured), but a
-# present value has its type.  Items of lists and free-keyed objects may not be null.
+# --- run.json ---------------------------------------------------------------------------------
 
-NUMBER = (int, float)
-POSITIVE = (float, int)  # a number above 0 (latencies divide); its own tuple, told apart by id
+META_VERSION = 1  # a run.json without schema_version was written before it had one: version 1
 
 
 @dataclass(frozen=True)
-class Each:
-    """A JSON object with free keys whose values all have ``shape``."""
+class RunMeta:
+    """run.json: what a run was asked, on which devices, and how far each job got.
 
-    shape: Any
+    The one definition of the file: writers replace fields (:meth:`RunStore.update_meta`),
+    readers use attributes.  A field at its default is not written, so a run.json keeps the
+    keys it held before this model (plus ``schema_version``).
+    """
+
+    run_id: str
+    created_at: Optional[str] = None
+    argv: Tuple[str, ...] = ()
+    tool: Mapping[str, Any] = field(default_factory=dict)  # hostinfo.host_info()
+    inventory: Optional[str] = None  # the devices file the run used
+    request: Mapping[str, Any] = field(default_factory=dict)  # runner.Request.describe()
+    devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # kind, host, tags
+    status: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # pending, ok, error:*
+    plan: Optional[Mapping[str, Any]] = None  # plan.Plan.describe() plus its builds
+    bytes_sent: Mapping[str, int] = field(default_factory=dict)  # per device
+    interrupted: Optional[bool] = None
+    finished_at: Optional[str] = None
+    resumed_at: Optional[str] = None
+    schema_version: int = META_VERSION
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (Mapping, list, tuple)):
+                value = tuple(value) if f.name == "argv" else copy.deepcopy(value)
+                object.__setattr__(self, f.name, value)
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {"run_id": self.run_id, "schema_version": self.schema_version, "status": {}}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if value != default or f.name == "status":
+                out[f.name] = list(value) if f.name == "argv" else copy.deepcopy(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, run_id: str) -> RunMeta:
+        """The run.json document ``data`` of run ``run_id`` (its directory name, for a file
+        without one); what is wrong with it is one line naming the field, raised as
+        ValueError."""
+        why = shape_error(data, _META_SHAPE)
+        if why:
+            raise ValueError(why)
+        version = data.get("schema_version", 1)
+        if not 1 <= version <= META_VERSION:
+            raise ValueError(
+                "unsupported schema_version %d (this edgebench reads 1 to %d; a newer one "
+                "wrote it)" % (version, META_VERSION)
+            )
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError("unknown field %r" % unknown[0])
+        given = {k: v for k, v in data.items() if v is not None}
+        return cls(**dict({"run_id": run_id, "schema_version": 1}, **given))
 
 
-@dataclass(frozen=True)
-class ListOf:
-    """A JSON array of ``shape`` items (exactly ``length`` of them when given)."""
-
-    shape: Any
-    length: Optional[int] = None
-
-
-_KINDS = {
-    str: "a string",
-    NUMBER: "a number",
-    POSITIVE: "a number above 0",
-    int: "an integer",
-    bool: "true or false",
-    dict: "an object",
-    (str, dict): "a string or an object",
-}
-
-RECORD_SHAPE = {
+# What readers rely on: a run.json edited by hand is a one-line error naming the field.
+_META_SHAPE = {
     "schema_version": int,
-    "device": str,
-    "reason": str,
-    "message": str,
-    "started_at": str,
-    "finished_at": str,
-    "stderr_tail": str,
-    "samples_ns": ListOf(int),
-    "artifact": {
-        "name": str,
-        "sha256": str,
-        "parent_sha256": str,
-        "variant": str,
-        "size_bytes": NUMBER,
-        "format": str,
-    },
-    "runtime": {
-        "name": str,
-        "version": str,
-        "providers_active": ListOf(str),
-        "delegate": (str, dict),
-    },
-    "settings": dict.fromkeys(
-        (
-            "threads",
-            "warmup_iterations",
-            "warmup_seconds",
-            "min_iterations",
-            "min_seconds",
-            "max_seconds",
-            "max_iterations",
-            "memory_interval_ms",
-        ),
-        NUMBER,
-    ),
-    "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
-    "stats": dict(
-        dict.fromkeys(
-            ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "throughput_ips"), POSITIVE
-        ),
-        std_ms=NUMBER,
-        cv=NUMBER,
-        n=int,
-        stable=bool,
-        stability_reasons=ListOf(str),
-    ),
-    "memory": dict(
-        dict.fromkeys(("peak_rss_mb", "rss_after_import_mb", "rss_after_load_mb"), NUMBER),
-        series=ListOf(ListOf(NUMBER, 2)),
-    ),
-    "accuracy": {"top1": NUMBER, "top5": NUMBER},
-    "fingerprint": {
-        "temps_c_before": Each(NUMBER),
-        "temps_c_after": Each(NUMBER),
-        "freqs_mhz": ListOf(NUMBER),
-        "loadavg": ListOf(NUMBER),
-        "mem_available_mb": NUMBER,
-        "runtimes": Each(object),
-        "governor": str,
-        "validity": {
-            "throttled": bool,
-            "flags": ListOf(str),
-            "reasons": ListOf(str),
-            "warnings": ListOf(str),
-        },
-        "board": {
-            "family": str,
-            "edgetpu": ListOf(dict),
-            "power_rails": ListOf(str),
-            "raspberry_pi": {
-                "arm_mhz": NUMBER,
-                "throttled": {"raw": str, "now": ListOf(str), "since_boot": ListOf(str)},
-            },
-            "jetson": {
-                "l4t": str,
-                "nvpmodel": {"mode": str, "id": int},
-                "clocks": {"locked": bool, "dynamic": ListOf(str)},
-            },
-        },
-    },
-}
-RECORD_REQUIRED = ("status", "device", "artifact")
-OK_REQUIRED = ("p50_ms", "p90_ms")  # read without a fallback for an ok record
-
-META_SHAPE = {
     "run_id": str,
     "created_at": str,
+    "argv": ListOf(str),
+    "tool": dict,
+    "inventory": str,
     "finished_at": str,
+    "resumed_at": str,
+    "interrupted": bool,
+    "bytes_sent": Each(NUMBER),
     "status": Each(Each(str)),
     "devices": Each({"kind": str, "host": str, "tags": ListOf(str)}),
     "request": {
@@ -293,79 +247,10 @@ META_SHAPE = {
 }
 
 
-def _leaf_ok(value: Any, shape: Any) -> bool:
-    """``value`` is of the type ``shape`` names; a number is finite (an integer within 64
-    bits, as numpy takes it), a POSITIVE one above 0."""
-    if shape is object:
-        return True
-    if not isinstance(value, shape) or (isinstance(value, bool) and shape is not bool):
-        return False
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63 and (shape is not POSITIVE or value > 0)
-    if isinstance(value, float):
-        return math.isfinite(value) and (shape is not POSITIVE or value > 0)
-    return True
-
-
-def shape_error(value: Any, shape: Any, where: str = "") -> Optional[str]:
-    """Why ``value`` does not have ``shape`` (``stats.p50_ms: expected a number, got
-    'fast'``), or None."""
-
-    def wrong(kind: str) -> str:
-        return "%sexpected %s, got %s" % (where + ": " if where else "", kind, _show(value))
-
-    def inner(key: Any) -> str:
-        return "%s.%s" % (where, key) if where else str(key)
-
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            return wrong("an object")
-        items = [(inner(k), value[k], sub) for k, sub in shape.items() if value.get(k) is not None]
-    elif isinstance(shape, Each):
-        if not isinstance(value, dict):
-            return wrong("an object")
-        items = [(inner(k), v, shape.shape) for k, v in value.items()]
-    elif isinstance(shape, ListOf):
-        if not isinstance(value, list) or len(value) != (shape.length or len(value)):
-            return wrong("a list" if shape.length is None else "a list of %d" % shape.length)
-        if (
-            shape.shape is int
-            and set(map(type, value)) <= {int}
-            and -(2**63) <= min(value, default=0)
-            and max(value, default=0) < 2**63
-        ):
-            return None  # 100 000 samples at C speed
-        if not isinstance(shape.shape, (dict, Each, ListOf)):
-            bad = next((i for i, v in enumerate(value) if not _leaf_ok(v, shape.shape)), None)
-            return (
-                None
-                if bad is None
-                else shape_error(value[bad], shape.shape, "%s[%d]" % (where, bad))
-            )
-        items = [("%s[%d]" % (where, i), v, shape.shape) for i, v in enumerate(value)]
-    else:
-        return None if _leaf_ok(value, shape) else wrong(_KINDS[shape])
-    return next((why for w, v, sub in items for why in [shape_error(v, sub, w)] if why), None)
-
-
-def record_error(data: Any) -> Optional[str]:
-    """What is wrong with a stored record's JSON, as far as the harness reads it."""
-    if not isinstance(data, dict):
-        return shape_error(data, RECORD_SHAPE)
-    missing = [key for key in RECORD_REQUIRED if key not in data]
-    if missing:
-        return "missing field %r" % missing[0]
-    why = shape_error(data, RECORD_SHAPE)
-    if why is None and data["status"] == "ok":
-        absent = [k for k in OK_REQUIRED if (data.get("stats") or {}).get(k) is None]
-        why = "stats.%s: missing (an ok record has it)" % absent[0] if absent else None
-    return why
-
-
 class RunStore:
     """One run directory.  Use :meth:`create` for a new run or :func:`open_run`."""
 
-    def __init__(self, path: Path, meta: Dict[str, Any]) -> None:
+    def __init__(self, path: Path, meta: RunMeta) -> None:
         self.path = path
         self.run_id = path.name
         self._meta = meta
@@ -385,38 +270,38 @@ class RunStore:
                 continue
             except OSError as exc:
                 raise StoreError("%s: cannot create (%s)" % (path, exc.strerror or exc)) from None
-        store = cls(path, {})
-        store.write_meta({})
+        store = cls(path, RunMeta(path.name))
+        store.write_meta(store.meta())
         return store
 
     @property
     def root(self) -> Path:
         return self.path.parent
 
-    def meta(self) -> Dict[str, Any]:
+    def meta(self) -> RunMeta:
         with self._lock:
-            return copy.deepcopy(self._meta)
+            return self._meta
 
-    def write_meta(self, meta: Dict[str, Any]) -> None:
-        """Replace run.json with ``meta`` (plus ``run_id`` and an empty ``status``)."""
-        data = copy.deepcopy(dict(meta))
-        data.setdefault("run_id", self.run_id)
-        data.setdefault("status", {})
+    def write_meta(self, meta: RunMeta) -> None:
+        """Replace run.json with ``meta``."""
         with self._lock:
-            self._meta = data
-            atomic_write(self.path / META_FILE, _dumps(data))
+            self._save_meta(meta)
 
-    def update_meta(self, **fields: Any) -> None:
-        """Set top-level fields of run.json without touching the rest."""
+    def update_meta(self, **changes: Any) -> None:
+        """Set fields of run.json (RunMeta's names) without touching the rest."""
         with self._lock:
-            self._meta.update(copy.deepcopy(fields))
-            atomic_write(self.path / META_FILE, _dumps(self._meta))
+            self._save_meta(dataclasses.replace(self._meta, **changes))
 
     def set_status(self, device: str, artifact: str, status: str) -> None:
         """Record the status of one device x artifact job in run.json."""
         with self._lock:
-            self._meta.setdefault("status", {}).setdefault(device, {})[artifact] = status
-            atomic_write(self.path / META_FILE, _dumps(self._meta))
+            jobs = dict(self._meta.status)
+            jobs[device] = dict(jobs.get(device, {}), **{artifact: status})
+            self._save_meta(dataclasses.replace(self._meta, status=jobs))
+
+    def _save_meta(self, meta: RunMeta) -> None:
+        self._meta = meta  # kept when the disk refuses it: the run's report still shows it
+        atomic_write(self.path / META_FILE, _dumps(meta.to_dict()))
 
     def _record_path(self, device: str, artifact: str) -> Path:
         return self.path / RAW_DIR / safe_name(device) / (safe_name(artifact) + ".json")
@@ -450,11 +335,7 @@ class RunStore:
         out = []
         for path in sorted((self.path / RAW_DIR).glob("*/*.json")):
             try:
-                data = _read_json(path)
-                why = record_error(data)
-                if why:
-                    raise RecordError(why)
-                out.append(Record.from_dict(data))
+                out.append(Record.from_dict(_read_json(path)))
             except (StoreError, RecordError) as exc:
                 text = (
                     str(exc)
@@ -499,8 +380,8 @@ def open_run(path: PathLike) -> RunStore:
     meta_path = given / META_FILE
     if not meta_path.is_file():
         raise StoreError("%s: not a run directory (no %s)" % (given, META_FILE))
-    meta = _read_json(meta_path)
-    why = shape_error(meta, META_SHAPE)
-    if why:
-        raise StoreError("%s: %s" % (meta_path, why))
+    try:
+        meta = RunMeta.from_dict(_read_json(meta_path), given.resolve().name)
+    except ValueError as exc:
+        raise StoreError("%s: %s" % (meta_path, exc)) from None
     return RunStore(given.resolve(), meta)

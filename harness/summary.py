@@ -48,7 +48,7 @@ def _mb(num_bytes: Optional[float]) -> Optional[float]:
 def row(record: Record) -> Dict[str, Any]:
     """One summary row; figures a failed record does not have stay empty, never zero."""
     stats, memory, timing = record.stats, record.memory, record.timing
-    validity = record.fingerprint.get("validity") or {}
+    validity = record.validity
     after_load, after_import = memory.get("rss_after_load_mb"), memory.get("rss_after_import_mb")
     model_rss = (
         after_load - after_import if after_load is not None and after_import is not None else None

@@ -13,6 +13,7 @@ from . import summary
 from .optimize import PRUNE_NOTE
 from .pareto import pareto
 from .report import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
+from .store import RunMeta
 
 HEADER = (
     "Variant",
@@ -111,15 +112,10 @@ def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> Li
     return notes + (["Pruning: %s." % PRUNE_NOTE] if pruned else [])
 
 
-def sections(meta: Mapping[str, Any], records: Sequence[Record]) -> List[Section]:
+def sections(meta: RunMeta, records: Sequence[Record]) -> List[Section]:
     """One section per device and model; empty when the run has no variants."""
-    builds = {
-        str(b["file"]): b for b in (meta.get("plan") or {}).get("builds", []) if b.get("file")
-    }
-    order = {
-        str(a.get("name")): i
-        for i, a in enumerate((meta.get("request") or {}).get("artifacts", []))
-    }
+    builds = {str(b["file"]): b for b in (meta.plan or {}).get("builds", []) if b.get("file")}
+    order = {str(a.get("name")): i for i, a in enumerate(meta.request.get("artifacts", []))}
     out = []
     for (device, parent), group in _groups(records, order).items():
         original = next((r for r in group if r.artifact["variant"] == "fp32"), None)
@@ -136,7 +132,7 @@ def sections(meta: Mapping[str, Any], records: Sequence[Record]) -> List[Section
     return out
 
 
-def markdown(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
+def markdown(meta: RunMeta, records: Sequence[Record]) -> str:
     """The report.md section ("" without variants)."""
     lines: List[str] = []
     for section in sections(meta, records):
@@ -165,7 +161,7 @@ def markdown(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
     )
 
 
-def text(meta: Mapping[str, Any], records: Sequence[Record]) -> str:
+def text(meta: RunMeta, records: Sequence[Record]) -> str:
     """The same tables for the terminal, columns aligned ("" without variants)."""
     blocks = []
     for section in sections(meta, records):

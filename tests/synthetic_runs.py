@@ -13,6 +13,9 @@ from agent.record import Record, error_record
 from agent.stats import summarize
 from harness.store import RunStore
 
+# A run as edgebench wrote it with records of schema version 1 (tests/fixtures/README.md)
+V1_RUN = Path(__file__).parent / "fixtures" / "runs-v1" / "20261201-010556-32ee"
+
 FINGERPRINT = {
     "hostname": "pi4-lab",
     "arch": "aarch64",
@@ -107,12 +110,10 @@ def make_run(
         )
     for device, names in pending.items():
         status.setdefault(device, {}).update(dict.fromkeys(names, "pending"))
-    store.write_meta(
-        {
-            "created_at": created_at,
-            "status": status,
-            "devices": {d: {"kind": "ssh", "tags": list((tags or {}).get(d, []))} for d in status},
-        }
+    store.update_meta(
+        created_at=created_at,
+        status=status,
+        devices={d: {"kind": "ssh", "tags": list((tags or {}).get(d, []))} for d in status},
     )
     for r in records:
         store.write_record(r)

@@ -4,12 +4,13 @@ import json
 import shutil
 
 import pytest
-from synthetic_runs import FINGERPRINT, failed, make_run, ok
+from synthetic_runs import FINGERPRINT, V1_RUN, failed, make_run, ok
 
 from harness import history
 from harness.cli import main
 from harness.gate import device_identity
 from harness.history import load_index, marker, series
+from harness.store import open_run
 
 OTHER = dict(FINGERPRINT, hostname="pi4-b")
 
@@ -101,6 +102,20 @@ def test_cli(root, capsys):
     assert main(["history", "--root", str(root), "--device", "nano"]) == 2
     assert "no measurement in" in capsys.readouterr().err
     assert main(["history", "--root", str(root / "missing")]) == 2
+
+
+def test_history_over_runs_of_record_schema_1_and_2_shows_both(tmp_path, capsys):
+    root = tmp_path / "results"
+    shutil.copytree(V1_RUN, root / V1_RUN.name)
+    [v1] = [
+        r for r in open_run(root / V1_RUN.name).records() if r.artifact["name"] == "digits.tflite"
+    ]
+    later = v1.replace(stats=dict(v1.stats, p50_ms=2 * v1.stats["p50_ms"]))
+    make_run(root, [later], created_at="2026-12-02T00:00:00+00:00")
+    assert main(["history", "--root", str(root), "--artifact", "digits.tflite"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "2026-12-01" in out and "2026-12-02" in out and "+100.0%" in out
 
 
 def test_damaged_runs_are_skipped_with_a_note(root, capsys):

@@ -93,12 +93,12 @@ def test_tampered_blob_is_detected_resent_and_measured_correctly(
     run = open_run(tmp_path / "results")
     record = run.records()[0]
     assert record.ok and record.accuracy["top1"] == top1
-    assert run.meta()["bytes_sent"]["board"] == model.stat().st_size  # that file only
+    assert run.meta().bytes_sent["board"] == model.stat().st_size  # that file only
     assert sha256_file(blob) == sha256_file(model)
 
     unchanged = edgebench(args, cwd=tmp_path)
     assert unchanged.returncode == 0, unchanged.stderr
-    assert open_run(tmp_path / "results").meta()["bytes_sent"]["board"] == 0
+    assert open_run(tmp_path / "results").meta().bytes_sent["board"] == 0
 
 
 IMPOSTOR = "open(%r, 'w').write('executed')\n"
@@ -124,7 +124,7 @@ def test_swapped_agent_is_resent_by_a_run_and_never_executed(
     assert again.returncode == 0, again.stderr
     run = open_run(tmp_path / "results")
     assert run.records()[0].ok and not mark.exists()
-    assert run.meta()["bytes_sent"]["board"] == agent.stat().st_size  # the agent only
+    assert run.meta().bytes_sent["board"] == agent.stat().st_size  # the agent only
 
 
 @needs_sshd
@@ -181,7 +181,7 @@ def test_blob_damaged_before_each_run_is_transfer_failed_never_measured(
     proc = edgebench(run_args(inventory, tmp_path / "results", [model]), cwd=tmp_path)
     run = open_run(tmp_path / "results")
     (record,) = run.records()
-    sent = run.meta()["bytes_sent"]["board"]
+    sent = run.meta().bytes_sent["board"]
     agent_size = next((workdir / "agents").iterdir()).stat().st_size
     assert sent == agent_size + 2 * model.stat().st_size  # sent, damaged, sent again
     if once:

@@ -1,4 +1,7 @@
+import json
+
 import pytest
+from synthetic_runs import V1_RUN
 
 from agent.record import SCHEMA_VERSION, Record, RecordError, error_record
 from agent.stats import summarize
@@ -54,6 +57,25 @@ def test_newer_schema_and_unknown_fields_are_refused():
         Record.from_dict(dict(data, schema_version=SCHEMA_VERSION + 1))
     with pytest.raises(RecordError, match="unknown record fields: extra"):
         Record.from_dict(dict(data, extra=1))
+
+
+def test_a_v1_record_loads_with_its_validity_verdict_moved_out_of_the_fingerprint():
+    path = V1_RUN / "raw" / "local" / "digits.tflite.json"
+    v1 = json.loads(path.read_text())
+    rec = Record.from_dict(v1)
+    assert rec.schema_version == SCHEMA_VERSION == 2
+    assert rec.validity == v1["fingerprint"]["validity"] and rec.validity["flags"] == ["throttled"]
+    assert "validity" not in rec.fingerprint
+    assert rec.fingerprint == {k: v for k, v in v1["fingerprint"].items() if k != "validity"}
+    assert rec.samples_ns == tuple(v1["samples_ns"]) and rec.stats == v1["stats"]
+    assert Record.from_dict(rec.to_dict()) == rec  # written back as version 2
+
+
+def test_a_record_is_checked_field_by_field_in_every_version():
+    v1 = json.loads((V1_RUN / "raw" / "local" / "digits.onnx.json").read_text())
+    v1["fingerprint"]["validity"]["flags"] = "throttled"
+    with pytest.raises(RecordError, match=r"^validity\.flags: expected a list, got 'throttled'$"):
+        Record.from_dict(v1)
 
 
 def test_record_is_immutable_and_owns_its_data():

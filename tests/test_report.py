@@ -275,7 +275,6 @@ def test_terminal_table_without_rich(capsys, monkeypatch):
 
 def test_render(tmp_path):
     store = RunStore.create(tmp_path)
-    store.write_meta({"run_id": store.run_id})
     store.write_record(ok_record())
     store.write_record(failed_record())
     md = render(store, "md")

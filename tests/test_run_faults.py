@@ -65,12 +65,12 @@ def test_an_exception_in_a_device_worker_is_an_internal_record(tmp_path, example
     device = Device(name="local", kind="local", python=sys.executable, env=(("A=B", "1"),))
     store = RunStore.create(tmp_path / "res")
     request = Request(artifacts=(Artifact.from_path(examples / "digits.onnx"),))
-    store.write_meta({"status": {"local": {"digits.onnx": "pending"}}})
+    store.update_meta(status={"local": {"digits.onnx": "pending"}})
     runner = Runner(store, request, [device], build(default_cache()))
     [record] = runner.run()
     assert record.reason == "internal" and record.fault_class == "bug"
     assert "ValueError" in record.message and "environment variable" in record.message
-    assert store.meta()["status"]["local"]["digits.onnx"] == "error:internal"
+    assert store.meta().status["local"]["digits.onnx"] == "error:internal"
     assert (store.path / "raw" / "local" / "digits.onnx.json").is_file()
 
 
@@ -265,9 +265,7 @@ def stored_run(tmp_path, examples):
     """A run directory as `run` leaves it, with nothing measured yet."""
     store = RunStore.create(tmp_path / "res")
     request = Request(artifacts=(Artifact.from_path(examples / "digits.onnx"),))
-    store.write_meta(
-        {"request": request.describe(), "status": {"local": {"digits.onnx": "pending"}}}
-    )
+    store.update_meta(request=request.describe(), status={"local": {"digits.onnx": "pending"}})
     return store.path
 
 

@@ -130,12 +130,12 @@ def test_run_over_ssh_matches_local_and_a_rerun_sends_nothing(
         for key, value in board_doc.items():
             if isinstance(value, dict):
                 assert value.keys() == local_doc[key].keys(), key
-    sent = run.meta()["bytes_sent"]["board"]
+    sent = run.meta().bytes_sent["board"]
     assert sent > sum(m.stat().st_size for m in models)  # + the agent and the eval set
 
     again = edgebench(args, cwd=tmp_path)
     assert again.returncode == 1, again.stderr
-    assert open_run(tmp_path / "results").meta()["bytes_sent"]["board"] == 0
+    assert open_run(tmp_path / "results").meta().bytes_sent["board"] == 0
 
 
 @needs_sshd

@@ -2,16 +2,24 @@ import csv
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from synthetic_runs import V1_RUN
 
 from agent.record import Record, error_record
 from agent.stats import summarize
-from harness.store import RunStore, StoreError, atomic_write, open_run
+from harness.report import render
+from harness.store import META_VERSION, RunStore, StoreError, atomic_write, open_run
 from harness.summary import COLUMNS
+
+
+def _v1_run(tmp_path: Path) -> Path:
+    """A copy of the stored run of schema version 1 (tests/fixtures/README.md)."""
+    return Path(shutil.copytree(V1_RUN, tmp_path / V1_RUN.parent.name / V1_RUN.name))
 
 
 def ok_record(device: str = "local", name: str = "m.onnx", base_ns: int = 1_000_000) -> Record:
@@ -53,26 +61,72 @@ def test_create_makes_unique_run_dirs(tmp_path):
         assert store.path == tmp_path / "results" / store.run_id
         assert json.loads((store.path / "run.json").read_text()) == {
             "run_id": store.run_id,
+            "schema_version": META_VERSION,
             "status": {},
         }
 
 
 def test_meta_and_status(tmp_path):
     store = RunStore.create(tmp_path)
-    store.write_meta({"asked": {"artifacts": ["a.onnx"]}, "devices": {"local": {}}})
+    store.update_meta(argv=("run", "--quiet"), devices={"local": {}})
     store.set_status("local", "a.onnx", "running")
     store.set_status("local", "a.onnx", "ok")
     store.set_status("pi4", "b.tflite", "error")
     on_disk = json.loads((store.path / "run.json").read_text())
     assert on_disk == {
-        "asked": {"artifacts": ["a.onnx"]},
+        "argv": ["run", "--quiet"],
         "devices": {"local": {}},
         "run_id": store.run_id,
+        "schema_version": META_VERSION,
         "status": {"local": {"a.onnx": "ok"}, "pi4": {"b.tflite": "error"}},
     }
-    assert store.meta() == on_disk
-    store.meta()["status"]["local"]["a.onnx"] = "tampered"  # a copy
-    assert open_run(store.path).meta()["status"]["local"]["a.onnx"] == "ok"
+    assert store.meta().to_dict() == on_disk
+    assert open_run(store.path).meta() == store.meta()
+    with pytest.raises(TypeError):
+        store.update_meta(asked=1)  # only RunMeta's fields
+
+
+def test_run_json_of_before_schema_version_loads_and_reports_the_same(tmp_path):
+    run = _v1_run(tmp_path)
+    meta = open_run(run).meta()
+    assert meta.schema_version == 1 and meta.run_id == run.name and meta.interrupted is False
+    assert meta.status["local"]["digits.tflite"] == "ok" and meta.bytes_sent == {"local": 0}
+    assert meta.devices["local"] == {"kind": "local", "host": None, "tags": ["host"]}
+    before = json.loads((run / "run.json").read_text())
+    assert dict(meta.to_dict(), schema_version=None) == dict(before, schema_version=None)
+    assert render(open_run(run), "md") == (run / "report.md").read_text()
+    assert render(open_run(run), "csv") == (run / "summary.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (dict(schema_version=2), "unsupported schema_version 2 (this edgebench reads 1 to 1"),
+        (dict(asked=1), "unknown field 'asked'"),
+        (dict(argv="run"), "argv: expected a list"),
+        (dict(bytes_sent={"local": "0"}), "bytes_sent.local: expected a number"),
+    ],
+)
+def test_a_run_json_it_cannot_read_is_one_line(tmp_path, change, says):
+    run = _v1_run(tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(meta, **change)))
+    with pytest.raises(StoreError) as err:
+        open_run(run)
+    assert str(err.value).startswith("%s: %s" % (run / "run.json", says))
+
+
+def test_a_record_of_a_newer_schema_is_one_line(tmp_path):
+    run = _v1_run(tmp_path)
+    raw = run / "raw" / "local" / "digits.onnx.json"
+    raw.write_text(json.dumps(dict(json.loads(raw.read_text()), schema_version=3)))
+    with pytest.raises(StoreError) as err:
+        open_run(run).records()
+    assert str(err.value) == (
+        "%s: not a valid record (unsupported schema_version 3 (this code reads 1 to 2; a newer "
+        "edgebench wrote it)); fix it, or delete it and `edgebench run --resume %s` measures "
+        "it again" % (raw, run)
+    )
 
 
 def test_concurrent_set_status(tmp_path):

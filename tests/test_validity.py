@@ -71,7 +71,7 @@ def test_a_throttle_during_the_window_flags_the_record(tmp_path):
     (root / "fake-vcgencmd/throttled").write_text("0x0\n0x0\n0x50000\n")
     rec = run_on(root, "pi5")
     assert rec.ok  # flagged, still measured
-    v = rec.fingerprint["validity"]
+    v = rec.validity
     assert v["throttled"] is True and v["flags"] == ["throttled"]
     assert v["reasons"] == [
         "under-voltage occurred during the timed window (vcgencmd get_throttled 0x0 -> 0x50000)",
@@ -84,7 +84,7 @@ def test_a_throttle_during_the_window_flags_the_record(tmp_path):
 def test_a_quiet_window_is_not_flagged(tmp_path):
     root = board(tmp_path, "pi5")
     rec = run_on(root, "pi5")
-    v = rec.fingerprint["validity"]
+    v = rec.validity
     assert v["throttled"] is False and v["flags"] == [] and v["reasons"] == []
     assert v["throttle_temp_c"] == 80.0 and v["peak_temp_c"] == 52.65  # Pi default limit
 
@@ -92,10 +92,10 @@ def test_a_quiet_window_is_not_flagged(tmp_path):
 def test_temperature_over_the_limit_flags_the_record(tmp_path):
     root = board(tmp_path, "pi5")
     set_temp(root, 82000)
-    v = run_on(root, "pi5").fingerprint["validity"]
+    v = run_on(root, "pi5").validity
     assert v["flags"] == ["throttled"]
     assert v["reasons"] == ["temperature reached 82.0 °C during the timed window (limit 80.0 °C)"]
-    v = run_on(root, "pi5", throttle_temp_c=90).fingerprint["validity"]
+    v = run_on(root, "pi5", throttle_temp_c=90).validity
     assert v["throttled"] is False and v["throttle_temp_c"] == 90.0
 
 
@@ -117,7 +117,7 @@ def test_cooldown_waits_until_the_board_is_cool_then_proceeds(tmp_path):
     assert cooled["end_temp_c"] == 45.0 and 0.9 <= cooled["waited_s"] < 10
     assert rec.timing["cooldown_s"] == cooled["waited_s"]
     assert rec.fingerprint["temps_c_before"] == {"thermal_zone0:cpu-thermal": 45.0}
-    assert rec.fingerprint["validity"]["flags"] == []
+    assert rec.validity["flags"] == []
 
 
 def test_cooldown_gives_up_after_its_timeout_and_flags_a_hot_start(tmp_path):
@@ -127,7 +127,7 @@ def test_cooldown_gives_up_after_its_timeout_and_flags_a_hot_start(tmp_path):
     assert rec.ok
     cooled = rec.fingerprint["cooldown"]
     assert cooled["cooled"] is False and 0.6 <= cooled["waited_s"] < 3
-    v = rec.fingerprint["validity"]
+    v = rec.validity
     assert v["flags"] == ["hot-start"] and v["throttled"] is False  # 75 °C < 80 °C
     assert "cooldown gave up after 1 s at 75.0 °C (wanted below 60.0 °C)" in v["reasons"]
 
@@ -167,7 +167,7 @@ def test_cpu_fallback_without_require_accelerator_is_flagged():
         "message": "TensorrtExecutionProvider was requested but the session runs on "
         "CPUExecutionProvider",
     }
-    assert rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
+    assert rec.validity["flags"] == ["accelerator-not-used"]
 
 
 def test_require_accelerator_without_any_accelerator_requested():
@@ -267,7 +267,7 @@ def test_tensorrt_session_reports_engine_build_and_cache(tmp_path, monkeypatch):
     assert rec.runtime["accelerator"]["used"] is True
     build = rec.timing["engine_build_ms"]
     assert build == pytest.approx(max(0.0, rec.timing["first_ms"] - rec.stats["p50_ms"]))
-    assert rec.fingerprint["validity"]["flags"] == []
+    assert rec.validity["flags"] == []
 
 
 def test_tensorrt_falling_back_to_cpu_is_caught(tmp_path, monkeypatch):
@@ -279,7 +279,7 @@ def test_tensorrt_falling_back_to_cpu_is_caught(tmp_path, monkeypatch):
         "TensorrtExecutionProvider was requested but the session runs on CPUExecutionProvider"
     )
     rec = bench.run(jetson_job(tmp_path))
-    assert rec.ok and rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
+    assert rec.ok and rec.validity["flags"] == ["accelerator-not-used"]
     assert "engine_build_ms" not in rec.timing
 
 
@@ -329,8 +329,8 @@ def test_edgetpu_delegate_with_an_uncompiled_model_is_flagged(monkeypatch):
     assert rec.ok
     assert rec.runtime["accelerator"]["used"] is False
     assert rec.runtime["accelerator"]["edgetpu_op"] is False
-    assert rec.fingerprint["validity"]["flags"] == ["accelerator-not-used"]
-    assert "not compiled for the Edge TPU" in rec.fingerprint["validity"]["reasons"][0]
+    assert rec.validity["flags"] == ["accelerator-not-used"]
+    assert "not compiled for the Edge TPU" in rec.validity["reasons"][0]
     # where libedgetpu does not load the record is an error -- which still says both
     rec = Record.from_dict(
         agent_run({"artifact": {"path": str(EXAMPLES / "digits.tflite")}, "tflite": EDGETPU})[
