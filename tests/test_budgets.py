@@ -11,6 +11,7 @@ from harness.budgets import (
     load_budgets,
     parse_budgets,
 )
+from harness.store import RunMeta
 
 FILE = """
 budgets:
@@ -54,7 +55,7 @@ def test_parse_and_match_names_tags_and_globs():
 def test_a_plan_with_other_sections_is_fine(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("models: [a.onnx]\noptimize: {int8: true}\n" + FILE)
-    assert len(load_budgets(str(plan), {}).entries) == 3
+    assert len(load_budgets(str(plan), RunMeta("r")).entries) == 3
 
 
 @pytest.mark.parametrize(
@@ -95,19 +96,19 @@ def test_errors_name_the_file_and_key(text, message):
 
 def test_without_a_file_the_budgets_of_the_runs_plan_apply():
     plan = {"file": "plan.yaml", "budgets": [{"artifact": "*", "top1_vs_parent": 0.98}]}
-    budgets = load_budgets(None, {"plan": plan})
+    budgets = load_budgets(None, RunMeta("r", plan=plan))
     assert budgets.source == "plan.yaml" and budgets.entries[0].limits == (
         ("top1_vs_parent", 0.98),
     )
-    assert load_budgets(None, {"plan": {"file": "p.yaml"}}) is None
-    assert load_budgets(None, {}) is None
+    assert load_budgets(None, RunMeta("r", plan={"file": "p.yaml"})) is None
+    assert load_budgets(None, RunMeta("r")) is None
     with pytest.raises(BudgetError, match=r"^p.yaml: budgets\[0\].top1: expected"):
-        load_budgets(None, {"plan": {"file": "p.yaml", "budgets": [{"top1": "high"}]}})
+        load_budgets(None, RunMeta("r", plan={"file": "p.yaml", "budgets": [{"top1": "high"}]}))
 
 
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(BudgetError, match="nope.yaml: cannot read the budgets"):
-        load_budgets(str(tmp_path / "nope.yaml"), {})
+        load_budgets(str(tmp_path / "nope.yaml"), RunMeta("r"))
 
 
 def verdicts(record, text, same_device=()):

@@ -3,6 +3,7 @@
 from agent.record import Record, error_record
 from agent.stats import summarize
 from harness import tradeoff
+from harness.store import RunMeta
 
 PARENT = "ab" * 32
 
@@ -28,10 +29,11 @@ def variant(name, p50_ms, top1, size_mb=1.0, device="pi4", variant_of="fp32"):
 
 
 def run(records, builds=()):
-    meta = {
-        "request": {"artifacts": [{"name": r.artifact["name"]} for r in records]},
-        "plan": {"builds": list(builds)},
-    }
+    meta = RunMeta(
+        "r",
+        request={"artifacts": [{"name": r.artifact["name"]} for r in records]},
+        plan={"builds": list(builds)},
+    )
     return meta, records
 
 
