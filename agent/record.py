@@ -3,6 +3,8 @@
 The agent produces it and the harness stores, summarises and gates on it, so both sides
 share this one definition.  A record is either ``ok`` (with raw samples and statistics) or
 ``error`` (with a reason code from :data:`REASONS` and a message) -- never a zero latency.
+:meth:`Record.from_dict` is the loader: it reads every earlier ``schema_version`` (one
+upgrade step per version) and checks the fields readers rely on (:data:`SHAPE`).
 """
 
 from __future__ import annotations
@@ -169,9 +171,10 @@ class Record:
             raise RecordError("a record must be a JSON object, not %s" % type(data).__name__)
         version = data.get("schema_version", SCHEMA_VERSION)
         if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+            newer = type(version) is int and version > SCHEMA_VERSION
             raise RecordError(
-                "unsupported schema_version %r (this code reads 1 to %d; a newer edgebench "
-                "wrote it)" % (version, SCHEMA_VERSION)
+                "unsupported schema_version %r (this code reads 1 to %d%s)"
+                % (version, SCHEMA_VERSION, "; a newer edgebench wrote it" * newer)
             )
         for older in range(version, SCHEMA_VERSION):
             data = _UPGRADE[older](data)

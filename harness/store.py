@@ -210,8 +210,8 @@ class RunMeta:
         version = data.get("schema_version", 1)
         if not 1 <= version <= META_VERSION:
             raise ValueError(
-                "unsupported schema_version %d (this edgebench reads 1 to %d; a newer one "
-                "wrote it)" % (version, META_VERSION)
+                "unsupported schema_version %d (this edgebench reads 1 to %d%s)"
+                % (version, META_VERSION, "; a newer one wrote it" * (version > META_VERSION))
             )
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
