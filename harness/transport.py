@@ -1,9 +1,11 @@
 """The boundary between the runner and a device: how the agent is started and spoken to.
 
 A transport deploys the agent, stages artifacts, and runs one agent command with a job on
-stdin and a deadline.  Whatever went wrong on the way -- a crash, a kill, a timeout, a
-document that is not one -- is turned into an error record here, identically for every
-transport, so `local` and SSH yield the same records.
+stdin and a deadline.  Every transport runs it through one loop, :func:`supervise` (feed the
+job, stream stderr, kill at the deadline or on cancel), and whatever went wrong on the way --
+a crash, a kill, a timeout, a document that is not one -- is read by one function,
+:func:`agent_answer`, so `local` and SSH yield the same records, and ``devices --probe`` the
+same reasons.
 
 Both start the agent through ``agent/loader.py``, sent inline: it checks the zipapp's sha256
 and runs exactly the bytes it checked.  Text from a device (its stderr, its documents) goes
