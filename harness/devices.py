@@ -13,7 +13,7 @@ from agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
 from .pack import build, default_cache
-from .transport import make_transport, parse_document
+from .transport import agent_answer, make_transport
 
 PROBE_TIMEOUT_S = 120.0
 
@@ -54,26 +54,13 @@ def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
             "onnx": device.onnx.to_dict(),
         }
         outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
-    except Fault as fault:
+        return agent_answer(outcome, PROBE_TIMEOUT_S, lambda doc: dict(doc["probe"]))
+    except Fault as fault:  # the agent's failures read as in a run's records
         return {"error": fault.reason, "message": fault.message}
     except Exception as exc:  # a fault of ours or of this host: this device's answer
         return {"error": "internal", "message": "%s: %s" % (type(exc).__name__, exc)}
     finally:
         transport.close()
-    if outcome.timed_out:
-        return {"error": "timeout", "message": "no answer within %.0f s" % PROBE_TIMEOUT_S}
-    try:
-        return dict(parse_document(outcome.stdout)["probe"])
-    except (ValueError, KeyError, TypeError):
-        last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
-        reason = (
-            "runtime-missing"
-            if outcome.returncode == 127  # the Python did not start
-            else "crash"
-            if outcome.returncode
-            else "protocol"
-        )
-        return {"error": reason, "message": last[0]}
 
 
 def _describe(info: Dict[str, Any]) -> Dict[str, Any]:

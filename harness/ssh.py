@@ -7,16 +7,16 @@ Layout on the board, all under the device's workdir (nothing is written elsewher
     lease                                held by the running agent (agent/lease.py)
     cache/                               the runtimes' caches ($XDG_CACHE_HOME of the agent)
 
-Files travel through one small receiver run by the device's own Python (:data:`RECEIVE`):
-it answers whether the board already has the file -- hashing the copy there, since a file
-can change on the board after it arrived -- else takes the bytes on stdin into a temporary
-file in the same directory, hashes them as it writes, and renames the file into place only
-if the sha256 matches; a re-run that finds an intact copy sends nothing.  Streaming over an
-exec channel (from a memory map, into 1 MiB blocks) keeps pace with ``scp``
-(benchmarks/transfer.py), reports a full disk as ENOSPC -- paramiko's pipelined SFTP writes
-drop most error replies -- and needs no sftp-server on the board.  The agent is started
-through ``agent/loader.py`` (sent inline), which runs it only from bytes whose sha256 it
-checked, and the agent checks its inputs the same way before using them.
+Files travel through one small receiver run by the device's own Python (``agent/receive.py``,
+sent inline as :data:`RECEIVE`): it answers whether the board already has the file -- hashing
+the copy there, since a file can change on the board after it arrived -- else takes the bytes
+on stdin into a temporary file in the same directory, hashes them as it writes, and renames
+the file into place only if the sha256 matches; a re-run that finds an intact copy sends
+nothing.  Streaming over an exec channel (from a memory map, into 1 MiB blocks) keeps pace
+with ``scp`` (benchmarks/transfer.py), reports a full disk as ENOSPC -- paramiko's pipelined
+SFTP writes drop most error replies -- and needs no sftp-server on the board.  The agent is
+started through ``agent/loader.py`` (sent inline), which runs it only from bytes whose sha256
+it checked, and the agent checks its inputs the same way before using them.
 
 Remote commands are strings for the remote shell: every argument goes through
 ``shlex.quote``.  The agent runs as ``exec sh -c WRAPPER ...``: sshd makes the login shell a
@@ -33,7 +33,6 @@ at once instead of waiting again.
 from __future__ import annotations
 
 import ast
-import json
 import mmap
 import os
 import re
@@ -42,98 +41,38 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional
 
 import paramiko
 
+from agent import receive
 from agent.faults import Fault
 from agent.verify import sha256_file
 
 from .config import Device
 from .sshconn import Connection, open_connection
 from .transport import (
+    KILL_WAIT_S,
     LOADER,
-    TAIL_LINES,
     AgentExit,
+    AgentProcess,
     Progress,
     StderrSink,
     Transport,
     agent_env,
     printable,
-    pump_lines,
+    supervise,
 )
 
 CHUNK = 1 << 20
 COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress
-KILL_WAIT_S = 5.0  # opening the kill's channel, starting it and hearing back, in all
 # Prints the PID (= process group) first, then runs the agent as a child, so that a signal
 # that kills the agent shows as status 128+N instead of vanishing with the process.
 WRAPPER = 'echo "@pid $$" >&2; "$@"; exit $?'
 PID_LINE = re.compile(r"^@pid (\d+)$")
-# argv: workdir, subdirectory, file name, sha256, size.  Replies are Python literals on stdout,
-# ("edgebench", state, path, detail): "have" (a copy with that sha256 is there) or "send",
-# then after the bytes "ok", "mismatch", "short" or "disk-full".  Runs on the board with -S:
-# the standard library only, and not json or tempfile, whose imports would more than double
-# its start-up time.
-RECEIVE = r"""import errno, hashlib, io, os, sys
-workdir, sub, name, want = sys.argv[1:5]
-size = int(sys.argv[5])
-folder = os.path.abspath(os.path.join(os.path.expanduser(workdir), sub))
-final = os.path.join(folder, name)
-view = memoryview(bytearray(1 << 20))
-def reply(state, detail=""):
-    sys.stdout.write(repr(("edgebench", state, final, detail)) + "\n")
-    sys.stdout.flush()
-def sha256(path):
-    digest = hashlib.sha256()
-    with io.FileIO(path) as fh:
-        for n in iter(lambda: fh.readinto(view), 0):
-            digest.update(view[:n])
-    return digest.hexdigest()
-if os.path.isfile(final) and os.path.getsize(final) == size and sha256(final) == want:
-    reply("have")
-    sys.exit(0)
-if not os.path.isdir(folder):
-    os.makedirs(folder)
-tmp = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))  # a dead namesake's is stale
-try:  # a 1 MiB pipe from sshd instead of 64 KiB: 16x fewer wake-ups, ~30% faster uploads
-    import fcntl
-    fcntl.fcntl(0, 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
-except (ImportError, OSError):
-    pass
-stdin = io.FileIO(0, closefd=False)
-try:
-    out = open(tmp, "wb")
-    reply("send")
-    digest, left = hashlib.sha256(), size
-    with out:
-        while left:  # whole 1 MiB blocks: a third of the system time of socket-sized ones
-            got, block = 0, min(left, len(view))
-            while got < block:
-                n = stdin.readinto(view[got:block])
-                if not n:
-                    reply("short", "%d of %d bytes arrived" % (size - left + got, size))
-                    sys.exit(1)
-                got += n
-            digest.update(view[:got])
-            out.write(view[:got])
-            left -= got
-    if digest.hexdigest() != want:
-        reply("mismatch", digest.hexdigest())
-        sys.exit(3)
-    os.rename(tmp, final)
-    reply("ok")
-except (IOError, OSError) as exc:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        reply("disk-full", str(exc))
-        sys.exit(28)
-    raise
-finally:
-    if os.path.exists(tmp):
-        os.remove(tmp)
-"""
+# The upload receiver, sent inline like the loader (its text is checked by vermin and ruff).
+RECEIVE = Path(receive.__file__).read_text(encoding="utf-8")
 # A board that fails a transfer without the link or the disk being the cause (a corrupted
 # upload, an unwritable workdir).
 DEVICE_FAILED = "transfer-failed"
@@ -353,71 +292,16 @@ class SSHTransport(Transport):
     ) -> AgentExit:
         assert self.agent_path, "deploy() first"
         chan = self._channel(self.agent_command(command))
-        pid: List[int] = []
         try:
-            return self._follow(chan, pid, job, timeout, on_stderr)
-        except BaseException:
-            if not chan.exit_status_ready():  # never leave an agent running behind us
-                self._kill(pid[0] if pid else None)
-            raise
+            outcome = supervise(_RemoteProcess(self, chan), job, timeout, self._cancel, on_stderr)
         finally:
             chan.close()
-
-    def _follow(
-        self,
-        chan: paramiko.Channel,
-        pid: List[int],
-        job: Dict[str, Any],
-        timeout: float,
-        on_stderr: Optional[StderrSink],
-    ) -> AgentExit:
-        """Feed the job, stream stderr, and wait for the exit -- or kill at the deadline."""
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        out_chunks: List[bytes] = []
-        readers = [
-            threading.Thread(
-                target=pump_lines,
-                daemon=True,
-                args=(_strip_pid(chan.makefile_stderr("rb"), pid), tail, on_stderr),
-            ),
-            threading.Thread(
-                target=lambda: out_chunks.append(chan.makefile("rb").read()), daemon=True
-            ),
-        ]
-        for t in readers:
-            t.start()
-        try:
-            chan.sendall(json.dumps(job).encode())
-            chan.shutdown_write()
-        except (OSError, EOFError, paramiko.SSHException):
-            pass  # the agent died early or the link is gone: the status says which
-        timed_out = interrupted = kill_failed = False
-        deadline = time.monotonic() + timeout
-        while not chan.status_event.wait(0.1):  # set by the exit status, or by a close
-            interrupted = self._cancel.is_set()
-            timed_out = not interrupted and time.monotonic() >= deadline
-            if interrupted or timed_out:
-                kill_failed = not self._kill(pid[0] if pid else None)
-                if not kill_failed:
-                    chan.status_event.wait(KILL_WAIT_S)
-                chan.close()  # the readers stop even if the kill did not get through
-                break
-        for t in readers:
-            t.join(timeout=KILL_WAIT_S)
-        chan.close()
-        if chan.exit_status == -1 and not self._alive() and not (timed_out or interrupted):
+        killed = outcome.timed_out or outcome.interrupted
+        if chan.exit_status == -1 and not self._alive() and not killed:
             raise Fault(
                 "unreachable", "lost the connection to %s during the run" % self.device.name
             )
-        stdout = b"".join(out_chunks).decode("utf-8", "replace")
-        return AgentExit(
-            exit_code(chan.exit_status, stdout),
-            stdout,
-            "\n".join(tail),
-            timed_out,
-            interrupted,
-            kill_failed,
-        )
+        return outcome
 
     def _kill(self, pid: Optional[int]) -> bool:
         """SIGKILL the agent's process group (or at least the wrapper) from a new channel;
@@ -439,6 +323,37 @@ class SSHTransport(Transport):
             return chan.exit_status != -1
         finally:
             chan.close()
+
+
+class _RemoteProcess(AgentProcess):
+    """The agent behind an exec channel: its stderr starts with the wrapper's ``@pid N``,
+    the process group that a kill from a second channel takes down."""
+
+    def __init__(self, transport: SSHTransport, chan: paramiko.Channel) -> None:
+        self.transport, self.chan = transport, chan
+        self.pid: List[int] = []
+        self.stdout = chan.makefile("rb")
+        self.stderr = _strip_pid(chan.makefile_stderr("rb"), self.pid)
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.chan.sendall(data)
+            self.chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the agent died early or the link is gone: the status says which
+
+    def wait(self, seconds: float) -> bool:
+        return bool(self.chan.status_event.wait(seconds))  # set by the exit status or a close
+
+    def kill(self) -> bool:
+        killed = self.transport._kill(self.pid[0] if self.pid else None)
+        if killed:
+            self.chan.status_event.wait(KILL_WAIT_S)
+        self.chan.close()  # the readers stop even if the kill did not get through
+        return killed
+
+    def returncode(self, stdout: str) -> Optional[int]:
+        return exit_code(self.chan.exit_status, stdout)
 
 
 def _map(path: Path) -> memoryview:

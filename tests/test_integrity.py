@@ -5,21 +5,28 @@ Real sshd, real agent, real runtimes; the "board" is this machine, tampered with
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import io
+import os
+import shlex
 import stat
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 from conftest import FAST, edgebench
 from sshd import Sshd, skip_reason, start_sshd
+from test_compat import NO_PY38, _python38
 from test_ssh import device, needs_sshd, write_devices
 
+from agent import receive
 from agent.loader import REFUSED
 from agent.verify import sha256_file
-from harness.ssh import SSHTransport
+from harness.ssh import RECEIVE, SSHTransport
 from harness.store import open_run
 from harness.transport import interpret, printable
 
@@ -310,3 +317,64 @@ def test_local_agent_is_started_through_the_verifying_loader(
     out = t.run_agent("version", {}, 30)
     assert out.returncode == REFUSED and not mark.exists()
     assert interpret(out, "dev", {"name": "m.onnx"}, 30).reason == "transfer-failed"
+
+
+# -- the upload receiver (agent/receive.py) ------------------------------------------------
+
+
+@needs_sshd
+def test_the_receiver_that_runs_on_the_board_is_agent_receive(
+    server: Sshd, tmp_path: Path, home: Path
+) -> None:
+    """What the board runs is the module vermin and ruff check, byte for byte."""
+    sent = tmp_path / "sent.py"
+    python = tmp_path / "python3"  # the board's Python, noting the code it is given
+    python.write_text(
+        '#!/bin/sh\n[ "$2" = -c ] && printf %%s "$3" > %s\nexec %s "$@"\n'
+        % (shlex.quote(str(sent)), shlex.quote(sys.executable))
+    )
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    data = tmp_path / "m.onnx"
+    data.write_bytes(b"model bytes")
+    t = SSHTransport(device(server, tmp_path / "wd", python=str(python)))
+    try:
+        remote = t.stage(data, sha256_file(data))
+    finally:
+        t.close()
+    assert Path(remote).read_bytes() == b"model bytes"
+    assert sent.read_bytes() == Path(receive.__file__).read_bytes()
+
+
+@pytest.mark.parametrize("which", ["host", "3.8"])
+def test_receiver_stores_only_verified_bytes_on_python_3_8(tmp_path: Path, which: str) -> None:
+    """Run as the board runs it (``python -S -c``, the home as the current directory, where
+    a hashlib.py must not be imported): stored, found again, short and damaged uploads."""
+    python = sys.executable if which == "host" else _python38()
+    if python is None:
+        pytest.skip(NO_PY38)
+    cwd = tmp_path / "home"
+    cwd.mkdir()
+    mark = tmp_path / "MARK"
+    (cwd / "hashlib.py").write_text("open(%r, 'w').close()\n" % str(mark))
+    data = os.urandom(2 * receive.BLOCK + 5)  # whole blocks and a rest
+    want = hashlib.sha256(data).hexdigest()
+
+    def upload(name: str, payload: bytes) -> Tuple[int, List[str]]:
+        proc = subprocess.run(
+            [python, "-S", "-c", RECEIVE, str(tmp_path / "wd"), "blobs", name, want]
+            + [str(len(data))],
+            input=payload,
+            cwd=str(cwd),
+            capture_output=True,
+        )
+        replies = [ast.literal_eval(line)[1] for line in proc.stdout.decode().splitlines()]
+        return proc.returncode, replies
+
+    assert upload("m.bin", data) == (0, ["send", "ok"])
+    assert upload("m.bin", b"") == (0, ["have"])
+    assert upload("short.bin", data[:-1]) == (receive.SHORT, ["send", "short"])
+    damaged = bytes([data[0] ^ 0xFF]) + data[1:]
+    assert upload("damaged.bin", damaged) == (receive.MISMATCH, ["send", "mismatch"])
+    assert os.listdir(tmp_path / "wd" / "blobs") == ["m.bin"]  # no partial file left
+    assert (tmp_path / "wd" / "blobs" / "m.bin").read_bytes() == data
+    assert not mark.exists()

@@ -1,14 +1,19 @@
 """How agent processes end, through the real local transport: timeouts, crashes, bad output."""
 
+import _thread
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FAST_SETTINGS
+from test_ssh import gone
 
 from agent.record import Record
 from harness.config import Device
+from harness.devices import probe_one
 from harness.pack import build
 from harness.transport import AgentExit, LocalTransport, interpret
 
@@ -108,3 +113,37 @@ def test_device_environment_reaches_the_agent(tmp_path, dynamic_onnx):
     t = transport(tmp_path, python, env=(("EDGEBENCH_TEST_MARK", "hello-board"),))
     out = t.run_agent("run", job(dynamic_onnx), timeout=30)
     assert "hello-board" in out.stderr_tail and out.returncode == 3
+
+
+def test_an_exception_in_the_harness_leaves_no_agent_behind(tmp_path, dynamic_onnx):
+    """The agent has its own process group (Ctrl-C does not reach it): whatever stops the
+    harness mid-run, the supervise loop kills the group on the way out."""
+    pids = tmp_path / "pids"
+    python = fake_python(tmp_path, "sleep 300 & echo $$ $! > %s; wait" % pids)
+    t = transport(tmp_path, python)
+
+    def interrupt_once_running() -> None:
+        deadline = time.monotonic() + 30
+        while not (pids.exists() and pids.read_text().endswith("\n")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        t.run_agent("run", job(dynamic_onnx), timeout=60)
+    started = [int(p) for p in pids.read_text().split()]  # the agent and its child
+    deadline = time.monotonic() + 5
+    while not all(gone(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(gone(p) for p in started), started
+
+
+def test_probe_reads_an_agent_exit_as_a_run_does(tmp_path):
+    python = fake_python(tmp_path, 'echo "segfault coming" >&2; kill -SEGV $$')
+    info = probe_one(Device(name="dev", kind="local", python=python), build(tmp_path / "cache"))
+    message = "the agent was killed by SIGSEGV: segfault coming"
+    assert info == {"error": "crash", "message": message}
+    out = transport(tmp_path, python).run_agent("run", {}, timeout=30)
+    assert interpret(out, "dev", ART, 30).message == message
