@@ -4,6 +4,7 @@ source model before conversion)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
@@ -92,16 +93,18 @@ def apply(
 ) -> None:
     """Write ``target`` from ``source``; ``progress(text[, done, total])`` hears about the
     calibration."""
-    qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
-    ranges = None
-    if step.kind == "int8-static":
-        ranges = qt.calibrate(
-            {k: _Counted(v, progress) for k, v in _calibration(source, calib).items()}
+    with warnings.catch_warnings():  # the quantizer's own interpreter settings, not ours
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
+        ranges = None
+        if step.kind == "int8-static":
+            ranges = qt.calibrate(
+                {k: _Counted(v, progress) for k, v in _calibration(source, calib).items()}
+            )
+        progress("quantizing")
+        qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).export_model(
+            str(target)
         )
-    progress("quantizing")
-    qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).export_model(
-        str(target)
-    )
 
 
 class _Counted:
