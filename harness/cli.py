@@ -8,6 +8,7 @@ or SIGTERM).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import signal
 import sys
@@ -127,9 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     artifacts = [Artifact.from_path(p) for p in paths]
     builds: List[Dict[str, Any]] = []
     if plan is not None:  # the fp32 originals and the variants built from them
-        artifacts, builds = build_plan(
-            plan, plan.variants_dir or Path(args.out) / "variants", lambda line: _echo(args, line)
-        )
+        from .progress import BuildDisplay
+
+        echo = functools.partial(_echo, args)
+        with BuildDisplay(echo, quiet=args.quiet or args.json) as display:
+            artifacts, builds = build_plan(
+                plan, plan.variants_dir or Path(args.out) / "variants", echo, display
+            )
     request = Request(
         artifacts=tuple(artifacts),
         eval_path=eval_path,
@@ -193,16 +198,22 @@ def _echo(args: argparse.Namespace, line: str) -> None:
         print(line, file=sys.stderr)
 
 
+def _show(line: str) -> None:
+    """An ``optimize`` line, as soon as it is known: errors on stderr, the rest on stdout."""
+    print(line, file=sys.stderr if line.startswith("error") else sys.stdout, flush=True)
+
+
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .optimize import (
         VARIANT_HELP,
         BuildError,
         Options,
         build_variants,
+        notes,
         parse_variant,
-        report,
         variant_name,
     )
+    from .progress import BuildDisplay
 
     try:
         variants = args.variants and [
@@ -218,11 +229,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             args.prune_scope,
             args.activations,
         )
-        parent, outcomes = build_variants(Path(args.model), variants, Path(args.out), options)
+        with BuildDisplay(_show) as display:
+            _, outcomes = build_variants(
+                Path(args.model), variants, Path(args.out), options, display
+            )
     except (ValueError, BuildError) as exc:
         raise UsageError(str(exc)) from None
-    for line in report(parent, outcomes):
-        print(line, file=sys.stderr if line.startswith("error") else sys.stdout)
+    for line in notes(outcomes):
+        _show(line)
     return 0 if all(o.ok for o in outcomes) else 1
 
 

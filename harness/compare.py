@@ -20,19 +20,13 @@ from harness.store import RunStore
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Mapping[str, str] = {}
 ) -> None:
-    """A table on stdout (rich when installed); a cell whose whole text is a key of
-    ``styles`` gets that style (``{"fail": "red"}``)."""
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-    except ImportError:
-        table = [list(headers)] + [list(r) for r in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-        for line in table:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-        return
+    """A table on stdout; a cell whose whole text is a key of ``styles`` gets that style
+    (``{"fail": "red"}``)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for header in headers:
         grid.add_column(header, overflow="fold")

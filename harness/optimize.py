@@ -7,10 +7,14 @@ a variant whose manifest names the same parent hash and recipe, and whose file s
 recorded hash, is not rebuilt.  A failed variant is an :class:`Outcome` with a one-line
 message; the other variants are still built.  The format-specific work is in
 ``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built.
+What the tools print goes to ``model.V.log`` (``model.log`` while the model is checked), kept
+when they printed something; a :class:`Watch` hears how the builds go.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import json
 import os
@@ -19,8 +23,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from .capture import captured
 from .runner import sha256_file, utc_now
 from .store import StoreError, atomic_write, writable_dir
 
@@ -243,19 +248,51 @@ def _recipes(model: Path) -> Any:
         ) from None
 
 
+class Watch:
+    """Hears how a build goes (this one ignores it all)."""
+
+    def model(self, parent: Mapping[str, Any]) -> None:
+        """The model checked out; ``parent`` is its description."""
+
+    def phase(self, file: str, text: str, done: int = 0, total: int = 0) -> None:
+        """``file`` is being built and is now ``text`` (e.g. "calibrating", ``done`` of
+        ``total`` batches when counted)."""
+
+    def outcome(self, outcome: Outcome, parent: Mapping[str, Any]) -> None:
+        """A variant asked for is finished: built, found in the cache, or failed."""
+
+
+@contextlib.contextmanager
+def logged(log: Path) -> Iterator[None]:
+    """The tools' output into ``log``; a BuildError raised meanwhile says where that is."""
+    try:
+        with captured(log):
+            yield
+    except BuildError as exc:
+        if log.is_file():
+            raise BuildError("%s (the tools' output: %s)" % (exc, log)) from None
+        raise
+    except OSError as exc:  # the log itself cannot be written
+        raise BuildError("cannot write %s (%s)" % (log, exc.strerror or exc)) from None
+
+
 class Builder:
     """Builds the variants of one model into ``out_dir``; a composition reuses (and keeps)
     the variant of its leading steps."""
 
-    def __init__(self, model: Path, out_dir: Path, options: Options) -> None:
+    def __init__(
+        self, model: Path, out_dir: Path, options: Options, watch: Optional[Watch] = None
+    ) -> None:
         need_file(model, "model file")
         self.model = model
         self.out_dir = out_dir
         self.options = options
-        self.recipes = _recipes(model)
-        self.recipes.check(model)
-        self.parent = describe(model, self.recipes)
+        self.watch = watch or Watch()
         writable_dir(out_dir)  # before any build: a file or a read-only folder there is fatal
+        with logged(out_dir / (model.stem + ".log")):  # LiteRT, say, greets its first model
+            self.recipes = _recipes(model)
+            self.recipes.check(model)
+            self.parent = describe(model, self.recipes)
         # a calibration set that was given must be usable, whether or not a variant needs it
         self._calib = load_calibration(options.calib) if options.calib else None
         self._built: Dict[str, Outcome] = {}
@@ -337,13 +374,17 @@ class Builder:
         ``target`` and return its manifest."""
         started = time.monotonic()
         calib = self._calibration().inputs if step.kind == "int8-static" else None
+        progress = functools.partial(self.watch.phase, target.name)
+        progress("building")
         with tempfile.TemporaryDirectory(dir=str(self.out_dir), prefix=".build-") as work:
             tmp = Path(work) / target.name
-            try:
-                self.recipes.apply(source, tmp, step, recipe[-1], calib)
-                self.recipes.verify(tmp)
-            except Exception as exc:  # the tools raise many kinds; each is one variant's fault
-                raise BuildError(one_line(exc)) from None
+            with logged(target.with_suffix(".log")):
+                try:
+                    self.recipes.apply(source, tmp, step, recipe[-1], calib, progress)
+                    progress("verifying")
+                    self.recipes.verify(tmp)
+                except Exception as exc:  # the tools raise many kinds; each is one variant's
+                    raise BuildError(one_line(exc)) from None  # fault
             manifest = dict(
                 {
                     "schema_version": MANIFEST_VERSION,
@@ -370,13 +411,22 @@ class Builder:
 
 
 def build_variants(
-    model: Path, variants: Optional[Sequence[str]], out_dir: Path, options: Options
+    model: Path,
+    variants: Optional[Sequence[str]],
+    out_dir: Path,
+    options: Options,
+    watch: Optional[Watch] = None,
 ) -> Tuple[Dict[str, Any], List[Outcome]]:
     """The model's own description and one outcome per variant (default: all recipes for its
     format).  BuildError only when the model itself is unusable."""
-    builder = Builder(model, out_dir, options)
+    builder = Builder(model, out_dir, options, watch)
+    builder.watch.model(builder.parent)
     chosen = DEFAULT_VARIANTS[model.suffix.lower()[1:]] if variants is None else variants
-    return builder.parent, [builder.build(v) for v in dict.fromkeys(chosen)]
+    outcomes = []
+    for variant in dict.fromkeys(chosen):
+        outcomes.append(builder.build(variant))
+        builder.watch.outcome(outcomes[-1], builder.parent)
+    return builder.parent, outcomes
 
 
 def _mb(num_bytes: float) -> str:
@@ -401,19 +451,17 @@ def outcome_line(outcome: Outcome, parent: Mapping[str, Any]) -> str:
     return text + (", %.1f s" % m["build_seconds"] if outcome.status == "built" else "")
 
 
-def report(parent: Mapping[str, Any], outcomes: Sequence[Outcome]) -> List[str]:
-    """The lines ``edgebench optimize`` prints: the input, each variant, and the pruning note."""
-    lines = [
-        "input  %s  %s MB, gzip %s MB, %s parameters, sparsity %.1f%%"
-        % (
-            parent["file"],
-            _mb(parent["size_bytes"]),
-            _mb(parent["gzip_bytes"]),
-            format(parent["parameters"], ","),
-            100 * parent["sparsity"],
-        )
-    ]
-    lines += [outcome_line(o, parent) for o in outcomes]
-    if any(o.ok and "note" in o.manifest for o in outcomes):
-        lines.append("note: " + PRUNE_NOTE)
-    return lines
+def input_line(parent: Mapping[str, Any]) -> str:
+    """The line ``edgebench optimize`` starts with: the model it builds from."""
+    return "input  %s  %s MB, gzip %s MB, %s parameters, sparsity %.1f%%" % (
+        parent["file"],
+        _mb(parent["size_bytes"]),
+        _mb(parent["gzip_bytes"]),
+        format(parent["parameters"], ","),
+        100 * parent["sparsity"],
+    )
+
+
+def notes(outcomes: Sequence[Outcome]) -> List[str]:
+    """The lines after the variants: the pruning note when a pruned variant was built."""
+    return ["note: " + PRUNE_NOTE] if any(o.ok and "note" in o.manifest for o in outcomes) else []

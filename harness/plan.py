@@ -37,8 +37,8 @@ from .optimize import (
     PRUNE_SCOPES,
     BuildError,
     Options,
+    Watch,
     build_variants,
-    outcome_line,
     parse_variant,
     variant_name,
 )
@@ -234,11 +234,12 @@ def _settings(check: Checker, value: Any, key: str) -> Dict[str, Any]:
 
 
 def build(
-    plan: Plan, variants_dir: Path, echo: Callable[[str], None]
+    plan: Plan, variants_dir: Path, echo: Callable[[str], None], watch: Watch
 ) -> Tuple[List[Artifact], List[Dict[str, Any]]]:
     """Build every model's variants (once; later runs hit the cache).  Returns the artifacts to
     measure -- each original as variant ``fp32``, then its variants -- and one build entry per
-    variant for run.json.  A variant that fails is reported and left out."""
+    variant for run.json.  ``watch`` hears how the builds go (and reports each variant); a
+    model that cannot be used is an ``echo``ed error, and its variants are left out."""
     artifacts: List[Artifact] = []
     builds: List[Dict[str, Any]] = []
     for model in plan.models:
@@ -246,7 +247,7 @@ def build(
         artifacts.append(dataclasses.replace(original, variant="fp32"))  # the parent itself
         try:
             parent, outcomes = build_variants(
-                model.path, model.variants, variants_dir, plan.options
+                model.path, model.variants, variants_dir, plan.options, watch
             )
         except BuildError as exc:
             echo("error: %s; its variants are not built" % exc)
@@ -257,7 +258,6 @@ def build(
             continue
         builds.append(dict(parent, model=original.name, variant="fp32", status="original"))
         for outcome in outcomes:
-            echo(outcome_line(outcome, parent))
             builds.append(dict(outcome.to_dict(), model=original.name))
             if outcome.ok:
                 artifacts.append(

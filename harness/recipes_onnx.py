@@ -9,10 +9,8 @@ can suit ARM boards better.  Weights are symmetric, so pruned zeros stay zero wh
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -93,16 +91,21 @@ def settings(step: Step, options: Options) -> Dict[str, Any]:
 
 
 def apply(
-    source: Path, target: Path, step: Step, recipe: Mapping[str, Any], calib: Optional[Any]
+    source: Path,
+    target: Path,
+    step: Step,
+    recipe: Mapping[str, Any],
+    calib: Optional[Any],
+    progress: Callable[..., None],
 ) -> None:
-    """Write ``target`` from ``source``; intermediate files go next to ``target``."""
-    with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print their progress
-        if step.kind == "fp16":
-            _fp16(source, target)
-        elif step.kind == "prune":
-            _prune(source, target, float(recipe["sparsity"]), str(recipe["scope"]))
-        else:
-            _quantize(source, target, step.kind, recipe, calib)
+    """Write ``target`` from ``source``; intermediate files go next to ``target``.
+    ``progress(text[, done, total])`` hears about the long parts."""
+    if step.kind == "fp16":
+        _fp16(source, target)
+    elif step.kind == "prune":
+        _prune(source, target, float(recipe["sparsity"]), str(recipe["scope"]))
+    else:
+        _quantize(source, target, step.kind, recipe, calib, progress)
 
 
 def inspect(path: Path) -> Dict[str, Any]:
@@ -147,7 +150,12 @@ def _fp16(source: Path, target: Path) -> None:
 
 
 def _quantize(
-    source: Path, target: Path, kind: str, recipe: Mapping[str, Any], calib: Optional[Any]
+    source: Path,
+    target: Path,
+    kind: str,
+    recipe: Mapping[str, Any],
+    calib: Optional[Any],
+    progress: Callable[..., None],
 ) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -160,8 +168,10 @@ def _quantize(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = target.with_name("preprocessed." + target.name)
+    progress("preprocessing")
     quant_pre_process(str(source), str(prepared))
     if kind == "int8-dynamic":
+        progress("quantizing")
         quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
     else:
         model = onnx.load(str(prepared))
@@ -175,13 +185,14 @@ def _quantize(
         dims = tuple(
             d.dim_value or d.dim_param or None for d in inputs[0].type.tensor_type.shape.dim
         )
-        feeds = iter(
-            [{inputs[0].name: b} for b in calibration_batches(calib, dims, inputs[0].name)]
-        )
+        batches = calibration_batches(calib, dims, inputs[0].name)
+        feeds = iter(enumerate(batches))
 
         class Reader(CalibrationDataReader):
             def get_next(self) -> Optional[Dict[str, Any]]:
-                return next(feeds, None)
+                index, batch = next(feeds, (len(batches), None))
+                progress("calibrating", index, len(batches))
+                return None if batch is None else {inputs[0].name: batch}
 
         method = {
             "minmax": CalibrationMethod.MinMax,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -84,15 +84,42 @@ def settings(step: Step, options: Options) -> Dict[str, Any]:
 
 
 def apply(
-    source: Path, target: Path, step: Step, recipe: Mapping[str, Any], calib: Optional[Any]
+    source: Path,
+    target: Path,
+    step: Step,
+    recipe: Mapping[str, Any],
+    calib: Optional[Any],
+    progress: Callable[..., None],
 ) -> None:
+    """Write ``target`` from ``source``; ``progress(text[, done, total])`` hears about the
+    calibration."""
     with warnings.catch_warnings():  # the quantizer's own interpreter settings, not ours
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
-        ranges = qt.calibrate(_calibration(source, calib)) if step.kind == "int8-static" else None
+        ranges = None
+        if step.kind == "int8-static":
+            ranges = qt.calibrate(
+                {k: _Counted(v, progress) for k, v in _calibration(source, calib).items()}
+            )
+        progress("quantizing")
         qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).export_model(
             str(target)
         )
+
+
+class _Counted:
+    """Calibration samples that report how far a pass through them has come (ai-edge-quantizer
+    makes two: a quick one to count them, then the calibration)."""
+
+    def __init__(self, samples: List[Dict[str, Any]], progress: Callable[..., None]) -> None:
+        self.samples = samples
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for done, sample in enumerate(self.samples):
+            self.progress("calibrating", done, len(self.samples))
+            yield sample
+        self.progress("calibrating", len(self.samples), len(self.samples))
 
 
 def _calibration(source: Path, calib: Any) -> Dict[str, List[Dict[str, Any]]]:

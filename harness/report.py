@@ -11,6 +11,11 @@ import sys
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from agent.record import Record
 from agent.validity import board_warnings
 from harness import summary
@@ -305,6 +310,7 @@ _TERM_COLUMNS = [
     ("Artifact", "artifact"),
     ("Runtime", "runtime"),
     ("p50 ms", "p50"),
+    ("p90 ms", "p90"),  # what budgets hold
     ("p99 ms", "p99"),
     ("inf/s", "throughput"),
     ("RSS MB", "rss"),
@@ -345,25 +351,8 @@ def _failures(records: List[Record]) -> List[str]:
     return lines
 
 
-def plain_table(records: List[Record]) -> str:
-    """A fixed-width text table (used when rich is not installed)."""
-    table = [[h for h, _ in _TERM_COLUMNS]]
-    table += [[c[k] for _, k in _TERM_COLUMNS] for c in map(_term_cells, records)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(_TERM_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    return "\n".join(lines + _failures(records)) + "\n"
-
-
-def terminal_table(records: List[Record]) -> None:
-    """Print a compact table of ``records`` to the terminal."""
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-    except ImportError:
-        print(plain_table(records), end="")
-        return
+def terminal_table(records: List[Record], console: Optional[Console] = None) -> None:
+    """Print a compact table of ``records`` to the terminal (or ``console``)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for header, key in _TERM_COLUMNS:
         if key in ("device", "artifact", "runtime"):  # these shrink on a narrow terminal
@@ -372,15 +361,15 @@ def terminal_table(records: List[Record]) -> None:
             table.add_column(header, justify="left" if key == "status" else "right", no_wrap=True)
     styles = {"error": "red", "flagged": "yellow", "unstable": "yellow", "ok": "green"}
     for cells in map(_term_cells, records):
-        # Text, not markup: names may contain "[...]"
+        # Text, not markup (names may contain "[...]") nor highlighted (digits.int8.tflite)
         table.add_row(
             *(
                 Text(cells[k], style=styles[cells[k]] if k == "status" else "")
                 for _, k in _TERM_COLUMNS
             )
         )
-    # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; give it room instead.
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    if console is None:  # off a terminal (CI logs, pipes) rich would wrap at 80 columns
+        console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
     console.print(table)
     for line in _failures(records):
         console.print(Text(line, style="red" if ": error: " in line else "yellow"))

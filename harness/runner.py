@@ -25,7 +25,8 @@ from .config import ConfigError, Device
 from .store import RunStore, StoreError
 from .transport import Transport, interpret, make_transport, printable
 
-Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
+# (device, artifact, kind, payload); kind: queued, start, upload, progress, log, done
+Event = Callable[[str, str, str, Any], None]
 # How long an agent waits for another benchmark on its board to finish (agent/lease.py):
 # at most this, and at most half the device's deadline, which covers the wait too.
 LEASE_TIMEOUT_S = 300.0
@@ -225,13 +226,16 @@ class Runner:
     def note_unsaved(self, exc: StoreError) -> None:
         self.unsaved.append("results not saved: %s" % exc)
 
-    def _device(self, device: Device) -> None:
-        transport = self._transports[device.name]
-        pending = [
+    def _pending(self, device: Device) -> List[Artifact]:
+        return [
             a
             for a in self.request.artifacts
             if self.todo is None or a.name in self.todo.get(device.name, ())
         ]
+
+    def _device(self, device: Device) -> None:
+        transport = self._transports[device.name]
+        pending = self._pending(device)
         if not pending:
             return
         try:
@@ -307,6 +311,8 @@ class Runner:
         """Measure everything; on Ctrl-C stop the agents and keep what finished."""
         for device in self.devices:
             self._transports[device.name] = make_transport(device)
+            for artifact in self._pending(device):  # all jobs are known before any starts
+                self.on_event(device.name, artifact.name, "queued", None)
         # Waiting is on events, never on Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM)
         # raised inside join() can mark a live thread finished, and the exit would then
         # leave its agent running.

@@ -76,6 +76,14 @@ def test_default_run_benchmarks_both_runtimes_with_accuracy(example_run):
     assert "digits.onnx" in proc.stdout  # the terminal table
 
 
+def test_progress_off_a_terminal_counts_the_jobs_done(example_run):
+    _, proc = example_run
+    counts = [line for line in proc.stderr.splitlines() if line.startswith("overall: ")]
+    assert [c.split()[1] for c in counts] == ["1/3", "2/3", "3/3"]  # one per finished job
+    assert counts[0].endswith(" left") and counts[-1].startswith("overall: 3/3 jobs done in ")
+    assert "p90 ms" in proc.stdout  # the table has what budgets hold
+
+
 def test_summary_csv_has_the_promised_columns(example_run):
     run_dir, _ = example_run
     with open(run_dir / "summary.csv", newline="") as fh:

@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
 
@@ -12,7 +15,8 @@ import pytest
 from conftest import EXAMPLES, ROOT, edgebench
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.optimize import Options, build_variants, parse_variant
+from harness.capture import captured
+from harness.optimize import BuildError, Options, build_variants, logged, parse_variant
 
 EVAL = EXAMPLES / "digits_eval.npz"
 
@@ -247,3 +251,102 @@ def test_a_missing_tool_names_the_extra_to_install(tmp_path):
         "(missing ai_edge_quantizer): pip install "
         "'edgebench[optimize-tflite]'"
     )
+
+
+# --- what reaches the terminal ---------------------------------------------------------------
+
+
+def on_a_terminal(args, cwd):
+    """The CLI with stderr on a pseudo-terminal (stdout piped): (exit code, stdout, what the
+    terminal received)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness"] + args,
+        cwd=str(cwd),
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm", COLUMNS="120"),
+    )
+    os.close(slave)
+    screen = b""
+    while select.select([master], [], [], 300)[0]:  # a hung build ends the test
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    proc.kill()  # gone already unless it hung
+    out = proc.stdout.read().decode()
+    return proc.wait(), out, screen.decode(errors="replace")
+
+
+def test_on_a_terminal_each_variant_shows_while_it_is_built(tmp_path, calib):
+    code, out, screen = on_a_terminal(
+        [
+            "optimize",
+            str(EXAMPLES / "digits.onnx"),
+            "--variants",
+            "fp16,int8-static",
+            "--calib",
+            str(calib),
+            "--out",
+            str(tmp_path),
+        ],
+        tmp_path,
+    )
+    assert code == 0, screen
+    assert "digits.fp16.onnx: building" in screen
+    assert "digits.int8-static.onnx: preprocessing" in screen
+    assert "digits.int8-static.onnx: calibrating" in screen  # with batches done of 120
+    assert "digits.int8-static.onnx: verifying" in screen
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["input", "digits.onnx"],
+        ["built", "digits.fp16.onnx"],
+        ["built", "digits.int8-static.onnx"],
+    ]
+
+
+def test_tools_output_goes_to_the_variant_log_not_the_terminal(tmp_path, calib):
+    pytest.importorskip("ai_edge_quantizer")
+    args = ["optimize", str(EXAMPLES / "digits.tflite"), "--variants", "int8-static"]
+    code, out, screen = on_a_terminal(args + ["--calib", str(calib), "--out", "v"], tmp_path)
+    assert code == 0, screen
+    assert "digits.int8-static.tflite: calibrating" in screen
+    assert "Running Calibration" not in screen and "INFO:" not in screen  # tqdm, LiteRT
+    log = (tmp_path / "v" / "digits.int8-static.log").read_text()
+    assert "Running Calibration" in log  # ai-edge-quantizer's tqdm bar
+    proc = edgebench(args + ["--calib", str(calib), "--out", "w"], cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""  # off a terminal too
+    assert "built  digits.int8-static.tflite" in proc.stdout
+
+
+def test_captured_output_of_python_native_code_and_children_lands_in_the_log(tmp_path, capfd):
+    log = tmp_path / "tool.log"
+    with captured(log):
+        print("from python")
+        os.write(2, b"from native code\n")
+        subprocess.run(["sh", "-c", "echo from a child >&2"], check=True)
+    print("after")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("after\n", "")
+    assert log.read_text().splitlines() == ["from python", "from native code", "from a child"]
+    with captured(log):
+        pass
+    assert not log.exists()  # nothing said, no log
+
+
+def test_a_failure_names_the_log_of_what_the_tools_said(tmp_path, capfd):
+    log = tmp_path / "m.int8-static.log"
+    with pytest.raises(BuildError) as caught:
+        with logged(log):
+            os.write(2, b"calibrator: range collapsed\n")
+            raise BuildError("onnxruntime quantized no operator")
+    assert str(caught.value) == ("onnxruntime quantized no operator (the tools' output: %s)" % log)
+    assert log.read_text() == "calibrator: range collapsed\n"
+    assert capfd.readouterr().err == ""
+    with pytest.raises(BuildError, match=r"^silent$"):
+        with logged(tmp_path / "quiet.log"):
+            raise BuildError("silent")
