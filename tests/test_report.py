@@ -8,7 +8,7 @@ import pytest
 from agent.record import Record, error_record
 from agent.stats import summarize
 from harness import report
-from harness.report import fmt_mb, fmt_ms, fmt_pct, markdown, plain_table, render
+from harness.report import fmt_mb, fmt_ms, fmt_pct, plain_table, render, run_report
 from harness.store import RunStore
 from harness.summary import COLUMNS
 
@@ -108,7 +108,7 @@ def test_formatting():
 
 
 def test_markdown_ok_record():
-    text = markdown({"run_id": "20260101-000000-ab12"}, [ok_record()])
+    text = run_report({"run_id": "20260101-000000-ab12"}, [ok_record()])
     assert text.startswith("# edgebench run 20260101-000000-ab12\n")
     assert "## pi4" in text
     for fact in (
@@ -164,7 +164,7 @@ def test_markdown_ok_record():
 
 
 def test_markdown_error_record_shows_reason_not_zeros():
-    text = markdown({"run_id": "r"}, [failed_record()])
+    text = run_report({"run_id": "r"}, [failed_record()])
     (row,) = table_lines(text)[2:]
     assert "error: model-invalid — op CUSTOM is \\| not supported" in row  # pipe escaped
     assert len(row.split(" | ")) == 12  # the escaped pipe does not add a column
@@ -174,7 +174,7 @@ def test_markdown_error_record_shows_reason_not_zeros():
 
 def test_markdown_unstable_footnote_and_temperatures_span_the_run():
     records = [unstable_record(), ok_record(), failed_record()]
-    text = markdown({"run_id": "r"}, records)
+    text = run_report({"run_id": "r"}, records)
     rows = table_lines(text)[2:]
     # ordered by start time: the failure, the stable one, then the jittery one
     assert [r.split("|")[1].strip() for r in rows] == [
@@ -197,7 +197,7 @@ def test_markdown_devices_and_unfinished_jobs():
             "jetson": {"x.onnx": "pending"},
         },
     }
-    text = markdown(meta, [ok_record(), ok_record(device="local", fingerprint={})])
+    text = run_report(meta, [ok_record(), ok_record(device="local", fingerprint={})])
     assert text.index("## pi4") < text.index("## jetson") < text.index("## local")
     assert "Not measured: big.onnx (running)" in text
     assert "Not measured: x.onnx (pending)" in text
