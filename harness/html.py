@@ -36,7 +36,7 @@ margin-top:32px}h3{font-size:15px;margin:20px 0 4px}
 .scroll{overflow-x:auto;max-width:100%;margin:8px 0}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;overflow-wrap:normal}
-th{background:#f4f4f4}td.text{min-width:7em}
+th{background:#f4f4f4}td.text{min-width:7em}td.text:first-child{min-width:16em}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.error{color:#b00020;text-align:left;white-space:normal;min-width:16em}
 ul{margin:4px 0;padding-left:20px}p{margin:8px 0}
@@ -135,7 +135,7 @@ def _table(table: Table) -> str:
 def _breakable(text: str) -> str:
     """Escaped ``text`` that may wrap after its separators: a long artifact name takes a few
     lines of its column instead of widening the table."""
-    return re.sub(r"([._+/-])(?=\w)", r"\1<wbr>", escape(text))
+    return re.sub(r"([._+/-])(?=[A-Za-z])", r"\1<wbr>", escape(text))
 
 
 def _overview(meta: Mapping[str, Any]) -> Facts:

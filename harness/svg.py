@@ -103,7 +103,8 @@ def tails(names: Sequence[str], chars: int) -> List[str]:
     """``names`` as shown in a chart: a long prefix they all share becomes "…" (variants
     of one model differ at the end), then each is shortened to ``chars`` characters."""
     prefix = os.path.commonprefix(list(names)) if len(set(names)) > 1 else ""
-    cut = max((prefix.rfind(c) for c in SEPARATORS), default=-1) + 1
+    # back to the start of the prefix's last word: "…keras.onnx", "…keras.int8.onnx"
+    cut = max((prefix[:-1].rfind(c) for c in SEPARATORS), default=-1) + 1
     drop = cut if cut >= MIN_PREFIX else 0
     return [shorten("…" + n[drop:] if drop else n, chars) for n in names]
 
