@@ -22,7 +22,7 @@ from harness.pareto import pareto
 from harness.report import run_sections
 from harness.sections import NUM, TEXT, Block, Column, Facts, Notes, Section, Table
 from harness.store import RunStore
-from harness.svg import PALETTE, Axis, Chart, Style, axis
+from harness.svg import Axis, Chart, Style, axis
 
 REPORT_FILE = "report.html"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -45,6 +45,7 @@ figure{margin:8px 0;max-width:100%}figcaption{font-weight:600;margin-bottom:2px}
 svg.chart{font-size:11px;background:#fff;max-width:100%;height:auto}svg .grid{stroke:#eee}
 svg .frame{fill:none;stroke:#999}svg .label{font-size:12px;fill:#444}
 svg .leader{stroke:#999;stroke-width:.8}
+svg .tag{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 .legend{font-size:12px;max-width:560px}
 .legend span{display:inline-block;margin-right:12px}
 .legend svg{vertical-align:middle;margin-right:4px}
@@ -247,7 +248,8 @@ def _memory(ok: Sequence[Record], styles: Mapping[str, Style]) -> str:
 
 
 def _temperatures(records: Sequence[Record]) -> str:
-    """Per artifact in run order, each thermal zone before (hollow) and after (filled)."""
+    """Per artifact in run order, each thermal zone before (hollow circle) and after (the
+    zone's marker)."""
     rows = [r for r in records if r.fingerprint.get("temps_c_before")]
     if not rows:
         return ""
@@ -272,8 +274,8 @@ def _temperatures(records: Sequence[Record]) -> str:
         categories=[_name(r) for r in rows],
     )
     for z, zone in enumerate(zones):
-        color = PALETTE[z % len(PALETTE)]
-        chart.legend(zone, Style(z))
+        style = Style(z)
+        chart.legend(zone, style)
         for i, r in enumerate(rows):
             y, h = chart.band(i)
             y += (z - (len(zones) - 1) / 2) * min(6.0, h / (len(zones) + 1))
@@ -281,11 +283,13 @@ def _temperatures(records: Sequence[Record]) -> str:
             after = (r.fingerprint.get("temps_c_after") or {}).get(zone)
             tip = "%s %s: %s → %s °C" % (_name(r), zone, before, after)
             if before is not None and after is not None:
-                chart.line([(chart.px(before), y), (chart.px(after), y)], color, tip)
+                chart.line(
+                    [(chart.px(before), y), (chart.px(after), y)], style.color, tip, dash=style.dash
+                )
             if before is not None:
-                chart.dot(chart.px(before), y, color, tip, hollow=True)
+                chart.dot(chart.px(before), y, style.color, tip, hollow=True)
             if after is not None:
-                chart.dot(chart.px(after), y, color, tip)
+                chart.marker(chart.px(after), y, style, tip)
     return chart.render()
 
 

@@ -249,7 +249,7 @@ class Chart:
                     % (x, y, lx, ly)
                 )
             out.append(
-                '<text x="%.1f" y="%.1f">%s%s</text>'
+                '<text class="tag" x="%.1f" y="%.1f">%s%s</text>'
                 % (x0, y1 - 3, escape(shown), _tip(text) if shown != text else "")
             )
         return out

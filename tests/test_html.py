@@ -1,6 +1,7 @@
 """``edgebench report --format html``: one offline file, checked in headless Chromium."""
 
 import html
+import itertools
 import json
 import re
 import shutil
@@ -196,7 +197,7 @@ for (const svg of document.querySelectorAll("svg.chart")) {
 }
 const overlaps = [];
 for (const svg of document.querySelectorAll("svg[data-chart=pareto]")) {
-  const labels = [...svg.querySelectorAll("text:not([text-anchor]):not(.label)")].map(box);
+  const labels = [...svg.querySelectorAll("text.tag")].map(box);
   labels.forEach((a, i) => labels.slice(i + 1).forEach((b) => {
     if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
       overlaps.push([a.left, a.top]);
@@ -279,3 +280,37 @@ def test_axes_go_logarithmic_when_values_spread_widely():
     narrow = axis([38.0, 47.0], "°C")
     assert not narrow.log and narrow.ticks() == [38, 40, 42, 44, 46]
     assert narrow.frac(narrow.lo) == 0 and narrow.frac(narrow.hi) == 1
+
+
+def test_labels_sit_at_their_points_without_overlap():
+    from harness.svg import Axis, Chart, text_px
+
+    chart = Chart("pareto", "t", Axis(0, 10), Axis(0, 10))
+    points = [(5, 5), (5.2, 5.1), (5.1, 4.8), (4.9, 5.2), (9.8, 9.8), (0.2, 0.2)]
+    for i, (x, y) in enumerate(points):
+        chart.dot(chart.px(x), chart.py(y), "#000")
+        chart.label(chart.px(x), chart.py(y), "variant-%d" % i)
+    found = re.findall(r'<text class="tag" x="([\d.]+)" y="([\d.]+)">variant-(\d)<', chart.render())
+    boxes = []
+    for x, y, i in found:
+        x0, y1 = float(x), float(y) + 3
+        box = (x0, y1 - 12, x0 + text_px("variant-0"), y1)
+        px, py = chart.px(points[int(i)][0]), chart.py(points[int(i)][1])
+        # the nearest edge of its label is close to the dot
+        assert abs(min(max(px, box[0]), box[2]) - px) + abs(min(max(py, box[1]), box[3]) - py) < 60
+        assert chart.left <= box[0] and box[2] <= chart.width and 0 <= box[1]
+        boxes.append(box)
+    assert sorted(int(i) for _, _, i in found) == list(range(len(points)))
+    for a, b in itertools.combinations(boxes, 2):
+        assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+def test_long_names_lose_their_shared_prefix_and_keep_a_full_tooltip():
+    from harness.svg import Axis, Chart, tails
+
+    names = [MODEL, MODEL.replace(".onnx", ".int8-static.onnx")]
+    assert tails(names, 40) == ["…keras.onnx", "…keras.int8-static.onnx"]
+    assert tails(["a.onnx", "b.onnx"], 40) == ["a.onnx", "b.onnx"]  # short: kept whole
+    assert tails(["x" * 50], 10) == ["xxxxx…xxxx"]
+    svg = Chart("box", "t", Axis(1, 2), categories=names).render()
+    assert ">…keras.onnx<title>%s</title></text>" % MODEL in svg
