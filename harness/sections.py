@@ -79,10 +79,10 @@ def _md_block(block: Block) -> List[str]:
 
 
 def markdown(sections: Sequence[Section]) -> str:
-    """Headings, then each block followed by a blank line."""
+    """Headings (a section without a title has none), each block followed by a blank line."""
     lines: List[str] = []
     for section in sections:
-        lines += ["#" * section.level + " " + section.title, ""]
+        lines += ["#" * section.level + " " + section.title, ""] if section.title else []
         for block in section.blocks:
             rendered = _md_block(block)
             lines += rendered + [""] if rendered else []

@@ -251,6 +251,28 @@ def test_plan_report_reads_at_1400_and_800_px(plan_run, tmp_path):
         shutil.copy(shot, kept / shot.name)
 
 
+def test_every_block_of_the_report_sections_is_in_the_page(plan_run):
+    from harness.report import run_sections
+    from harness.sections import Facts, Notes, Table
+
+    page = html.unescape(render_html(plan_run).replace("<wbr>", ""))
+    sections = run_sections(plan_run.meta(), plan_run.records())
+    assert any(s.title == "Trade-offs" for s in sections)
+    for section in sections:
+        assert section.title in page
+        for block in section.blocks:
+            if isinstance(block, Table):
+                texts = [c.header for c in block.columns] + [c for r in block.rows for c in r]
+            elif isinstance(block, Facts):
+                texts = ["%s:</strong> %s" % item for item in block.items]
+            elif isinstance(block, Notes):
+                texts = [block.text] + block.bullets
+            else:
+                texts = []
+            missing = [t for t in texts if t and ">%s<" % t not in page]
+            assert missing == [], section.title
+
+
 def test_tick_labels_are_distinct_with_the_decimals_their_step_needs():
     from harness.svg import axis
 

@@ -204,6 +204,40 @@ def test_markdown_devices_and_unfinished_jobs():
     assert text.count("How measured") == 1  # identical settings are described once
 
 
+def test_fingerprint_lists_every_runtime_the_device_loaded():
+    onnx = ok_record(fingerprint=dict(FINGERPRINT, runtimes={"onnxruntime": "1.17.1"}))
+    tflite = ok_record(
+        name="m.tflite",
+        started="2026-01-01T00:00:02",
+        fingerprint=dict(FINGERPRINT, runtimes={"tflite_runtime": "2.14.0"}),
+    )
+    text = run_report({"run_id": "r"}, [tflite, onnx])
+    assert "- **Runtimes:** onnxruntime 1.17.1, tflite_runtime 2.14.0\n" in text
+
+
+def test_sections_render_as_markdown():
+    from harness.sections import TEXT, Charts, Column, Facts, Notes, Section, Table, markdown
+
+    doc = [
+        Section("Run", [], level=1),
+        Section(
+            "pi4",
+            [
+                Facts([("Board", "Pi 4")]),
+                Table([Column("Name", TEXT), Column("p50")], [["a|b", "1.2"]]),
+                Notes("Unstable:", ["[1] a: noisy"]),
+                Notes("Gone.", emphasis=True),
+                Charts([ok_record()]),
+            ],
+        ),
+        Section("", [Notes("How measured: somehow.")]),
+    ]
+    assert markdown(doc) == (
+        "# Run\n\n## pi4\n\n- **Board:** Pi 4\n\n| Name | p50 |\n|---|---:|\n| a\\|b | 1.2 |\n\n"
+        "Unstable:\n\n- [1] a: noisy\n\n_Gone._\n\nHow measured: somehow.\n"
+    )
+
+
 def test_plain_table():
     text = plain_table([ok_record(), failed_record()])
     header, ok_line, bad_line, failure = text.splitlines()
