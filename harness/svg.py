@@ -153,6 +153,7 @@ class Chart:
         self.marks: List[str] = []
         self.legend_items: List[Tuple[str, Style]] = []
         self._dots: List[Tuple[float, float]] = []
+        self._path: List[Tuple[float, float]] = []  # points along the lines, every few px
         self._labels: List[Tuple[float, float, str]] = []  # placed at render time
 
     def px(self, value: float) -> float:
@@ -176,6 +177,11 @@ class Chart:
         dash: str = "",
     ) -> None:
         """A polyline in pixel coordinates; ``dash`` is an SVG dash array ("4 3")."""
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            steps = max(1, int(math.hypot(x1 - x0, y1 - y0) / 4))
+            self._path += [
+                (x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(steps)
+            ]
         path = " ".join("%.1f,%.1f" % p for p in points)
         self.marks.append(
             '<polyline points="%s" fill="none" stroke="%s" stroke-width="%s"%s>'
@@ -256,12 +262,13 @@ class Chart:
 
     def _crowding(self, box: Box, placed: Sequence[Box], plot: Box) -> float:
         """How badly a label at ``box`` sits: area outside the plot or over placed labels
-        (weighted), and dots it covers; 0 for a clear spot."""
+        (weighted), the dots it covers, and a little for each stretch of line it covers;
+        0 for a clear spot."""
         bad = _area(box) - _overlap(box, plot)
         bad += sum(4 * _overlap(box, other) for other in placed)
         x0, y0, x1, y1 = box
         bad += sum(100 for dx, dy in self._dots if x0 - 5 < dx < x1 + 5 and y0 - 5 < dy < y1 + 5)
-        return bad
+        return bad + sum(4 for lx, ly in self._path if x0 < lx < x1 and y0 < ly < y1)
 
     def _axes(self) -> List[str]:
         out = []
