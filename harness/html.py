@@ -36,9 +36,10 @@ margin-top:32px}h3{font-size:15px;margin:20px 0 4px}
 .scroll{overflow-x:auto;max-width:100%;margin:8px 0}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;overflow-wrap:normal}
-th{background:#f4f4f4}td.text{min-width:7em}td.text:first-child{min-width:16em}
+th{background:#f4f4f4}td.text{white-space:nowrap}td.text:first-child{white-space:normal;
+min-width:16em}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.error{color:#b00020;text-align:left;white-space:normal;min-width:16em}
+td.error{color:#b00020}
 ul{margin:4px 0;padding-left:20px}p{margin:8px 0}
 .charts{display:flex;flex-wrap:wrap;gap:12px 28px}
 figure{margin:8px 0;max-width:100%}figcaption{font-weight:600;margin-bottom:2px}
@@ -113,24 +114,29 @@ def _block(block: Block, styles: Mapping[str, Style]) -> str:
 def _table(table: Table) -> str:
     """A table in a box that scrolls sideways, so a wide one never widens the page."""
     head = "".join("<th>%s</th>" % escape(c.header) for c in table.columns)
-    body = []
-    for row in table.rows:
-        cells = "".join(
-            '<td class="%s">%s</td>'
-            % (
-                "error" if cell.startswith("error") else column.kind,
-                escape(cell) if column.kind == NUM else _breakable(cell),
-            )
-            for cell, column in zip(row, table.columns)
-        )
-        body.append("<tr>%s</tr>" % cells)
+    body = "".join("<tr>%s</tr>" % "".join(_cells(row, table.columns)) for row in table.rows)
     return (
         '<div class="scroll"><table><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>'
-        % (
-            head,
-            "".join(body),
-        )
+        % (head, body)
     )
+
+
+def _cells(row: Sequence[str], columns: Sequence[Column]) -> List[str]:
+    """The row's cells; an error where a figure would be spans the empty cells after it."""
+    out, i = [], 0
+    while i < len(row):
+        cell, column = row[i], columns[i]
+        if column.kind == NUM and cell.startswith("error"):
+            span = 1
+            while i + span < len(row) and not row[i + span]:
+                span += 1
+            out.append('<td class="error" colspan="%d">%s</td>' % (span, escape(cell)))
+            i += span
+            continue
+        text = escape(cell) if column.kind == NUM else _breakable(cell)
+        out.append('<td class="%s">%s</td>' % (column.kind, text))
+        i += 1
+    return out
 
 
 def _breakable(text: str) -> str:
