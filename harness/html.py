@@ -309,8 +309,9 @@ def _tradeoff(ok: Sequence[Record], styles: Mapping[str, Style]) -> str:
     chart = Chart(
         "pareto",
         "Latency vs accuracy (Pareto set filled)",
-        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)"),
-        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)"),
+        # room around the dots for their labels
+        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)", margin=0.1),
+        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)", margin=0.15),
     )
     line = sorted(front, key=lambda r: r.stats["p50_ms"])
     chart.line(

@@ -114,10 +114,15 @@ def text_px(text: str) -> float:
 
 
 def axis(
-    values: Sequence[float], label: str = "", zero: bool = False, log: Optional[bool] = None
+    values: Sequence[float],
+    label: str = "",
+    zero: bool = False,
+    log: Optional[bool] = None,
+    margin: float = 0.05,
 ) -> Axis:
-    """An axis covering ``values`` with a margin; logarithmic (unless ``log`` says) when
-    they are positive and spread wider than :data:`LOG_SPREAD`."""
+    """An axis covering ``values`` with a ``margin`` (a fraction of their span) each side;
+    logarithmic (unless ``log`` says) when they are positive and spread wider than
+    :data:`LOG_SPREAD`."""
     lo, hi = min(values), max(values)
     if log is None:
         log = not zero and lo > 0 and hi / lo > LOG_SPREAD
@@ -125,7 +130,7 @@ def axis(
         return Axis(lo / 1.3, hi * 1.3, label, True)
     if zero:
         lo = min(lo, 0.0)
-    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    pad = (hi - lo) * margin or abs(hi) * margin or 1.0
     return Axis(lo if zero and lo == 0 else lo - pad, hi + pad, label)
 
 
