@@ -4,7 +4,8 @@ Inline CSS and inline SVG only (a Content-Security-Policy forbids every fetch, s
 reference would show as a console error, not a silent download).  Per device: the tables
 of the Markdown report, the latency distribution (box plot and CDF), the sampled memory,
 temperatures before and after each artifact, and latency against accuracy with the Pareto
-set; across devices, the side-by-side comparison.
+set; across devices, the side-by-side comparison; for a plan, the trade-off tables.  The page
+is drawn from the same sections as report.md (harness.sections).
 """
 
 from __future__ import annotations
@@ -18,27 +19,37 @@ from agent.record import Record
 from agent.stats import percentile
 from harness.compare import side_by_side
 from harness.pareto import pareto
-from harness.report import device_section, how_measured
+from harness.report import run_sections
+from harness.sections import NUM, TEXT, Block, Column, Facts, Notes, Section, Table
 from harness.store import RunMeta, RunStore
-from harness.svg import PALETTE, Axis, Chart, axis
+from harness.svg import Axis, Chart, Style, axis
 
 REPORT_FILE = "report.html"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CDF_QUANTILES = [q / 2 for q in range(199)]  # 0 .. 99: the axis ends at the largest p99
+CDF_MARKS = (50, 90, 99)  # quantiles that get the series' marker
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
-max-width:1240px;padding:0 16px;color:#222}
+max-width:1240px;padding:0 16px;color:#222;overflow-wrap:anywhere}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;
-margin-top:32px}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f4f4f4}
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.error{color:#b00020}
-ul{margin:4px 0;padding-left:20px}.charts{display:flex;flex-wrap:wrap;gap:12px 28px}
-figure{margin:8px 0}figcaption{font-weight:600;margin-bottom:2px}
-svg.chart{font-size:11px;background:#fff}svg .grid{stroke:#eee}
+margin-top:32px}h3{font-size:15px;margin:20px 0 4px}
+.scroll{overflow-x:auto;max-width:100%;margin:8px 0}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;overflow-wrap:normal}
+th{background:#f4f4f4}td.text{white-space:nowrap}td.text:first-child{white-space:normal;
+min-width:16em}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.error{color:#b00020}
+ul{margin:4px 0;padding-left:20px}p{margin:8px 0}
+.charts{display:flex;flex-wrap:wrap;gap:12px 28px}
+figure{margin:8px 0;max-width:100%}figcaption{font-weight:600;margin-bottom:2px}
+svg.chart{font-size:11px;background:#fff;max-width:100%;height:auto}svg .grid{stroke:#eee}
 svg .frame{fill:none;stroke:#999}svg .label{font-size:12px;fill:#444}
-.legend{font-size:12px;max-width:560px}.legend span{margin-right:12px;white-space:nowrap}
-.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
+svg .leader{stroke:#999;stroke-width:.8}
+svg .tag{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
+.legend{font-size:12px;max-width:560px}
+.legend span{display:inline-block;margin-right:12px}
+.legend svg{vertical-align:middle;margin-right:4px}
 .note{color:#666;font-size:12px}
 """
 
@@ -49,85 +60,92 @@ def write_report(store: RunStore) -> Path:
 
 
 def render_html(store: RunStore) -> str:
+    """The sections of report.md, with the run's overview and (for several devices) the
+    side-by-side comparison under the title, and each device's charts."""
     meta, records = store.meta(), store.records()
-    status = meta.status
-    devices = list(dict.fromkeys(list(status) + [r.device for r in records]))
+    parts = run_sections(meta, records)
+    head = Section(parts[0].title, [_overview(meta)], level=1)
+    devices = {r.device for r in records}
+    extra = [_comparison(store)] if len(devices) > 1 else []
     names = dict.fromkeys(str(r.artifact["name"]) for r in records)
-    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-    body = ["<h1>edgebench run %s</h1>" % escape(store.run_id), _overview(meta)]
-    if len(devices) > 1 and records:
-        body.append(_comparison(store))
-    for device in devices:
-        mine = sorted((r for r in records if r.device == device), key=lambda r: r.started_at)
-        section = _markdown(device_section(device, mine, status.get(device, {})))
-        body.append(
-            '<section id="device-%s">%s<div class="charts">%s</div></section>'
-            % (escape(device), section, "".join(_charts(mine, colors)))
-        )
-    settings = {repr(sorted(r.settings.items())): r.settings for r in records if r.settings}
-    body += [
-        '<p class="note">How measured: %s.</p>' % escape(how_measured(s)) for s in settings.values()
-    ]
+    styles = {name: Style(i) for i, name in enumerate(names)}
+    body = [_section(s, styles) for s in [head] + extra + parts[1:]]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta http-equiv="Content-Security-Policy" content="%s">'
         '<link rel="icon" href="data:,"><title>edgebench %s</title><style>%s</style>'
         "</head><body>\n%s\n</body></html>\n" % (CSP, escape(store.run_id), STYLE, "\n".join(body))
     )
 
 
-# --- Tables ----------------------------------------------------------------------------------
+# --- Sections --------------------------------------------------------------------------------
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
-    head = "".join("<th>%s</th>" % escape(h) for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(
-            '<td class="%s">%s</td>'
-            % ("error" if cell.startswith("error") else "num" if num else "", escape(cell))
-            for cell, num in zip(row, numeric)
+def _section(section: Section, styles: Mapping[str, Style]) -> str:
+    heading = (
+        "<h%d>%s</h%d>" % (section.level, escape(section.title), section.level)
+        if section.title
+        else ""
+    )
+    inner = heading + "".join(_block(b, styles) for b in section.blocks)
+    if section.anchor:
+        return '<section id="%s">%s</section>' % (escape(section.anchor), inner)
+    return inner
+
+
+def _block(block: Block, styles: Mapping[str, Style]) -> str:
+    if isinstance(block, Facts):
+        return "<ul>%s</ul>" % "".join(
+            "<li><strong>%s:</strong> %s</li>" % (escape(k), escape(v)) for k, v in block.items
         )
-        body.append("<tr>%s</tr>" % cells)
-    return "<table><thead><tr>%s</tr></thead><tbody>%s</tbody></table>" % (head, "".join(body))
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Notes):
+        lead = ""
+        if block.text:
+            text = "<em>%s</em>" % escape(block.text) if block.emphasis else escape(block.text)
+            lead = "<p>%s</p>" % text
+        bullets = "".join("<li>%s</li>" % escape(b) for b in block.bullets)
+        return lead + ("<ul>%s</ul>" % bullets if bullets else "")
+    return '<div class="charts">%s</div>' % "".join(_charts(block.records, styles))
 
 
-def _inline(text: str) -> str:
-    html = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(text))
-    return re.sub(r"^_(.+)_$", r"<em>\1</em>", html)
+def _table(table: Table) -> str:
+    """A table in a box that scrolls sideways, so a wide one never widens the page."""
+    head = "".join("<th>%s</th>" % escape(c.header) for c in table.columns)
+    body = "".join("<tr>%s</tr>" % "".join(_cells(row, table.columns)) for row in table.rows)
+    return (
+        '<div class="scroll"><table><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>'
+        % (head, body)
+    )
 
 
-def _md_row(line: str) -> List[str]:
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
-
-
-def _markdown(lines: Sequence[str]) -> str:
-    """HTML for the Markdown that harness.report writes: headings, bullets, tables and
-    paragraphs -- so the HTML report shows exactly what report.md shows."""
+def _cells(row: Sequence[str], columns: Sequence[Column]) -> List[str]:
+    """The row's cells; an error where a figure would be spans the empty cells after it."""
     out, i = [], 0
-    while i < len(lines):
-        line = lines[i]
-        prefix = "|" if line.startswith("|") else "- " if line.startswith("- ") else None
-        if prefix is None:
-            i += 1
-            if line.startswith("## "):
-                out.append("<h2>%s</h2>" % _inline(line[3:]))
-            elif line.strip():
-                out.append("<p>%s</p>" % _inline(line))
+    while i < len(row):
+        cell, column = row[i], columns[i]
+        if column.kind == NUM and cell.startswith("error"):
+            span = 1
+            while i + span < len(row) and not row[i + span]:
+                span += 1
+            out.append('<td class="error" colspan="%d">%s</td>' % (span, escape(cell)))
+            i += span
             continue
-        block = []
-        while i < len(lines) and lines[i].startswith(prefix):
-            block.append(lines[i])
-            i += 1
-        if prefix == "|":
-            rows = [_md_row(b) for b in block]
-            out.append(_table(rows[0], rows[2:], [a.endswith(":") for a in rows[1]]))
-        else:
-            out.append("<ul>%s</ul>" % "".join("<li>%s</li>" % _inline(b[2:]) for b in block))
-    return "\n".join(out)
+        text = escape(cell) if column.kind == NUM else _breakable(cell)
+        out.append('<td class="%s">%s</td>' % (column.kind, text))
+        i += 1
+    return out
 
 
-def _overview(meta: RunMeta) -> str:
+def _breakable(text: str) -> str:
+    """Escaped ``text`` that may wrap after its separators: a long artifact name takes a few
+    lines of its column instead of widening the table."""
+    return re.sub(r"([._+/-])(?=[A-Za-z])", r"\1<wbr>", escape(text))
+
+
+def _overview(meta: RunMeta) -> Facts:
     request = meta.request
     facts = [
         ("Started", meta.created_at),
@@ -142,34 +160,31 @@ def _overview(meta: RunMeta) -> str:
         ),
         ("Eval set", request.get("eval")),
     ]
-    return "<ul>%s</ul>" % "".join(
-        "<li><strong>%s:</strong> %s</li>" % (k, escape(str(v))) for k, v in facts if v
-    )
+    return Facts([(k, str(v)) for k, v in facts if v])
 
 
-def _comparison(store: RunStore) -> str:
+def _comparison(store: RunStore) -> Section:
     sbs = side_by_side([store])
     headers, rows = sbs.table()
-    numeric = [False] + [True] * (len(headers) - 1)
-    notes = "".join("<li>%s</li>" % escape(f) for f in sbs.failures())
-    return "<h2>Devices side by side</h2>%s%s" % (
-        _table(headers, rows, numeric),
-        "<ul>%s</ul>" % notes if notes else "",
-    )
+    columns = [Column(headers[0], TEXT)] + [Column(h) for h in headers[1:]]
+    failures = sbs.failures()
+    blocks: List[Block] = [Table(columns, rows)]
+    blocks += [Notes(bullets=failures)] if failures else []
+    return Section("Devices side by side", blocks, anchor="side-by-side")
 
 
 # --- Charts ----------------------------------------------------------------------------------
 
 
-def _charts(records: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
+def _charts(records: Sequence[Record], styles: Mapping[str, Style]) -> List[str]:
     ok = [r for r in records if r.ok]
     if not ok:
         return ['<p class="note">No successful measurement to chart.</p>']
     return [
         c
         for c in (
-            _latency(ok, colors)
-            + [_memory(ok, colors), _temperatures(records), _tradeoff(ok, colors)]
+            _latency(ok, styles)
+            + [_memory(ok, styles), _temperatures(records), _tradeoff(ok, styles)]
         )
         if c
     ]
@@ -179,7 +194,7 @@ def _name(record: Record) -> str:
     return str(record.artifact["name"])
 
 
-def _latency(ok: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
+def _latency(ok: Sequence[Record], styles: Mapping[str, Style]) -> List[str]:
     """A box plot (box p25-p75, median, whiskers p1-p99) and the CDF up to p99."""
     ms: Dict[str, List[float]] = {_name(r): sorted(s / 1e6 for s in r.samples_ns) for r in ok}
     x = axis([v[0] for v in ms.values()] + [percentile(v, 99) for v in ms.values()], "latency (ms)")
@@ -198,7 +213,7 @@ def _latency(ok: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
             p99,
             len(values),
         )
-        color = colors[name]
+        color = styles[name].color
         box.line([(box.px(p1), y), (box.px(p25), y)], color)
         box.line([(box.px(p75), y), (box.px(p99), y)], color)
         for cap in (p1, p99):
@@ -207,13 +222,17 @@ def _latency(ok: Sequence[Record], colors: Mapping[str, str]) -> List[str]:
         box.line([(box.px(p50), y - h * 0.3), (box.px(p50), y + h * 0.3)], color, tip, 2.5)
     cdf = Chart("cdf", "Latency CDF", x, Axis(0, 100, "% of iterations"))
     for name, values in ms.items():
+        style = styles[name]
         points = [(cdf.px(percentile(values, q)), cdf.py(q)) for q in CDF_QUANTILES]
-        cdf.line(points, colors[name], name)
-        cdf.legend(name, colors[name])
+        cdf.line(points, style.color, name, dash=style.dash)
+        for q in CDF_MARKS:
+            ms_q = percentile(values, q)
+            cdf.marker(cdf.px(ms_q), cdf.py(q), style, "%s: p%d %.4g ms" % (name, q, ms_q))
+        cdf.legend(name, style)
     return [box.render(), cdf.render()]
 
 
-def _memory(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
+def _memory(ok: Sequence[Record], styles: Mapping[str, Style]) -> str:
     series = {_name(r): r.memory.get("series") or [] for r in ok}
     series = {name: s for name, s in series.items() if s}
     if not series:
@@ -226,13 +245,17 @@ def _memory(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
         axis([p[1] for p in points], "RSS (MB)"),
     )
     for name, s in series.items():
-        chart.line([(chart.px(t), chart.py(mb)) for t, mb in s], colors[name], name)
-        chart.legend(name, colors[name])
+        style = styles[name]
+        chart.line([(chart.px(t), chart.py(mb)) for t, mb in s], style.color, name, dash=style.dash)
+        t, mb = max(s, key=lambda p: p[1])
+        chart.marker(chart.px(t), chart.py(mb), style, "%s: peak %.1f MB at %.2f s" % (name, mb, t))
+        chart.legend(name, style)
     return chart.render()
 
 
 def _temperatures(records: Sequence[Record]) -> str:
-    """Per artifact in run order, each thermal zone before (hollow) and after (filled)."""
+    """Per artifact in run order, each thermal zone before (hollow circle) and after (the
+    zone's marker)."""
     rows = [r for r in records if r.fingerprint.get("temps_c_before")]
     if not rows:
         return ""
@@ -257,8 +280,8 @@ def _temperatures(records: Sequence[Record]) -> str:
         categories=[_name(r) for r in rows],
     )
     for z, zone in enumerate(zones):
-        color = PALETTE[z % len(PALETTE)]
-        chart.legend(zone, color)
+        style = Style(z)
+        chart.legend(zone, style)
         for i, r in enumerate(rows):
             y, h = chart.band(i)
             y += (z - (len(zones) - 1) / 2) * min(6.0, h / (len(zones) + 1))
@@ -266,15 +289,17 @@ def _temperatures(records: Sequence[Record]) -> str:
             after = (r.fingerprint.get("temps_c_after") or {}).get(zone)
             tip = "%s %s: %s → %s °C" % (_name(r), zone, before, after)
             if before is not None and after is not None:
-                chart.line([(chart.px(before), y), (chart.px(after), y)], color, tip)
+                chart.line(
+                    [(chart.px(before), y), (chart.px(after), y)], style.color, tip, dash=style.dash
+                )
             if before is not None:
-                chart.dot(chart.px(before), y, color, tip, hollow=True)
+                chart.dot(chart.px(before), y, style.color, tip, hollow=True)
             if after is not None:
-                chart.dot(chart.px(after), y, color, tip)
+                chart.marker(chart.px(after), y, style, tip)
     return chart.render()
 
 
-def _tradeoff(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
+def _tradeoff(ok: Sequence[Record], styles: Mapping[str, Style]) -> str:
     """p50 against top-1; the Pareto set (faster or more accurate than every other) is
     filled and joined, the dominated variants are hollow."""
     scored = [r for r in ok if r.accuracy.get("top1") is not None]
@@ -284,8 +309,9 @@ def _tradeoff(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
     chart = Chart(
         "pareto",
         "Latency vs accuracy (Pareto set filled)",
-        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)"),
-        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)"),
+        # room around the dots for their labels
+        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)", margin=0.1),
+        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)", margin=0.15),
     )
     line = sorted(front, key=lambda r: r.stats["p50_ms"])
     chart.line(
@@ -293,7 +319,7 @@ def _tradeoff(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
         "#444",
         "Pareto set",
         1.2,
-        dash=True,
+        dash="4 3",
     )
     for r in scored:
         x, y = chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)
@@ -301,7 +327,7 @@ def _tradeoff(ok: Sequence[Record], colors: Mapping[str, str]) -> str:
         chart.dot(
             x,
             y,
-            colors[_name(r)],
+            styles[_name(r)].color,
             "%s: p50 %.4g ms, top-1 %.2f%%%s"
             % (
                 _name(r),

@@ -13,12 +13,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from agent.record import Record
 from agent.validity import board_warnings
-from harness import summary
+from harness import sections, summary
+from harness.sections import TEXT, Block, Charts, Column, Facts, Notes, Section, Table
 from harness.store import RunMeta, RunStore, summary_csv
 
 FORMATS = ("md", "csv", "json")
@@ -100,30 +101,44 @@ def _cells(record: Record) -> Dict[str, str]:
     return cells
 
 
-# --- Markdown ------------------------------------------------------------------------------
+# --- The report's sections (harness.sections renders them as Markdown and HTML) -------------
 
-_MD_COLUMNS = [
-    ("Artifact", "artifact"),
-    ("Runtime", "runtime"),
-    ("Size (MB)", "size"),
-    ("p50 (ms)", "p50"),
-    ("p90 (ms)", "p90"),
-    ("p99 (ms)", "p99"),
-    ("Throughput (inf/s)", "throughput"),
-    ("Load (ms)", "load"),
-    ("First (ms)", "first"),
-    ("Peak RSS (MB)", "rss"),
-    ("Top-1", "top1"),
-    ("Stable", "stable"),
+_COLUMNS = [
+    Column("Artifact", TEXT),
+    Column("Runtime", TEXT),
+    Column("Size (MB)"),
+    Column("p50 (ms)"),
+    Column("p90 (ms)"),
+    Column("p99 (ms)"),
+    Column("Throughput (inf/s)"),
+    Column("Load (ms)"),
+    Column("First (ms)"),
+    Column("Peak RSS (MB)"),
+    Column("Top-1"),
+    Column("Stable"),
+]
+_KEYS = [
+    "artifact",
+    "runtime",
+    "size",
+    "p50",
+    "p90",
+    "p99",
+    "throughput",
+    "load",
+    "first",
+    "rss",
+    "top1",
+    "stable",
 ]
 
 
 # shown only when some record of the device has them (boards with power rails, TensorRT, flags)
-_MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"), ("Flags", "flags")]
-
-
-def md_cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+_OPTIONAL = [
+    (Column("Energy (mJ/inf)"), "energy"),
+    (Column("Engine build (ms)"), "engine"),
+    (Column("Flags", TEXT), "flags"),
+]
 
 
 def _freqs(values: Sequence[float]) -> str:
@@ -141,14 +156,16 @@ def _temps(before: Mapping[str, float], after: Mapping[str, float]) -> str:
     return ", ".join(parts)
 
 
-def _fingerprint(records: List[Record]) -> List[str]:
-    """Bullet lines describing the device: static facts from its first record, the
+def _fingerprint(records: List[Record]) -> Block:
+    """The device: static facts from its first record, every runtime its records loaded, the
     temperatures from before its first artifact to after its last."""
     with_fp = [r for r in records if r.fingerprint]
     if not with_fp:
-        return ["_No fingerprint: no artifact reached the device._"]
+        return Notes("No fingerprint: no artifact reached the device.", emphasis=True)
     first, last = with_fp[0].fingerprint, with_fp[-1].fingerprint
-    runtimes = first.get("runtimes") or {}
+    runtimes: Dict[str, Any] = {}
+    for record in with_fp:
+        runtimes.update(record.fingerprint.get("runtimes") or {})
     facts = [
         ("Hostname", first.get("hostname")),
         ("Board", first.get("board_model")),
@@ -176,7 +193,7 @@ def _fingerprint(records: List[Record]) -> List[str]:
             ),
         ),
     ] + _board_facts(first.get("board") or {})
-    return ["- **%s:** %s" % (label, value) for label, value in facts if value not in (None, "")]
+    return Facts([(label, str(value)) for label, value in facts if value not in (None, "")])
 
 
 def _board_facts(board: Mapping[str, Any]) -> List[Any]:
@@ -241,23 +258,19 @@ def how_measured(settings: Mapping[str, Any]) -> str:
     )
 
 
-def device_section(device: str, records: List[Record], status: Mapping[str, str]) -> List[str]:
-    lines = ["## %s" % device, ""] + _fingerprint(records) + [""]
+def device_section(device: str, records: List[Record], status: Mapping[str, str]) -> Section:
+    """The device's fingerprint, warnings, table of artifacts with their footnotes, what was
+    not measured, and the charts of its records."""
+    blocks: List[Block] = [_fingerprint(records)]
     warned = device_warnings(records)
     if warned:
-        lines += ["Warnings:", ""] + ["- ⚠ %s" % w for w in warned] + [""]
+        blocks.append(Notes("Warnings:", ["⚠ %s" % w for w in warned]))
     notes, flagged = [], []
     if records:
         all_cells = [_cells(r) for r in records]
-        columns = _MD_COLUMNS + [(h, k) for h, k in _MD_OPTIONAL if any(c[k] for c in all_cells)]
-        lines.append("| " + " | ".join(h for h, _ in columns) + " |")
-        lines.append(
-            "|"
-            + "|".join(
-                "---" if k in ("artifact", "runtime", "flags") else "---:" for _, k in columns
-            )
-            + "|"
-        )
+        optional = [(c, k) for c, k in _OPTIONAL if any(cells[k] for cells in all_cells)]
+        keys = _KEYS + [k for _, k in optional]
+        rows = []
         for record, cells in zip(records, all_cells):
             if not record.ok:
                 cells["p50"] = error_text(record)
@@ -271,36 +284,50 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
                 reasons = record.validity.get("reasons") or []
                 flagged.append("%s: %s" % (cells["artifact"], "; ".join(reasons)))
                 cells["flags"] = "⚑ %s [F%d]" % (cells["flags"], len(flagged))
-            lines.append("| " + " | ".join(md_cell(cells[k]) for _, k in columns) + " |")
-        lines.append("")
+            rows.append([cells[k] for k in keys])
+        blocks.append(Table(_COLUMNS + [c for c, _ in optional], rows))
     if notes:
-        lines += ["Unstable:", ""] + ["- [%d] %s" % (i, n) for i, n in enumerate(notes, 1)]
-        lines.append("")
+        blocks.append(Notes("Unstable:", ["[%d] %s" % (i, n) for i, n in enumerate(notes, 1)]))
     if flagged:
-        lines += ["Flagged (not valid as a plain measurement of this board):", ""]
-        lines += ["- [F%d] %s" % (i, n) for i, n in enumerate(flagged, 1)]
-        lines.append("")
+        blocks.append(
+            Notes(
+                "Flagged (not valid as a plain measurement of this board):",
+                ["[F%d] %s" % (i, n) for i, n in enumerate(flagged, 1)],
+            )
+        )
     done = {str(r.artifact.get("name")) for r in records}
     missing = ["%s (%s)" % (a, s) for a, s in status.items() if a not in done]
     if missing:
-        lines += ["Not measured: " + ", ".join(missing), ""]
-    return lines
+        blocks.append(Notes("Not measured: " + ", ".join(missing)))
+    if records:
+        blocks.append(Charts(records))
+    return Section(device, blocks, anchor="device-" + device)
 
 
-def markdown(meta: RunMeta, records: List[Record]) -> str:
-    """The run report: per device, its fingerprint and a table of its artifacts."""
+def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
+    """The run report: per device, its fingerprint and a table of its artifacts; how it was
+    measured; then the variants' trade-offs when there are any."""
+    from .tradeoff import report_sections  # tradeoff builds on this module
+
     status = meta.status
     devices = list(status) + [r.device for r in records if r.device not in status]
     ordered = sorted(records, key=lambda r: r.started_at)
-    lines = ["# edgebench run %s" % meta.run_id, ""]
+    out = [Section("edgebench run %s" % meta.run_id, [], level=1)]
     for device in dict.fromkeys(devices):
-        lines += device_section(
-            device, [r for r in ordered if r.device == device], status.get(device, {})
-        )
+        mine = [r for r in ordered if r.device == device]
+        out.append(device_section(device, mine, status.get(device, {})))
     settings = {json.dumps(r.settings, sort_keys=True): r.settings for r in records if r.settings}
-    for s in settings.values():
-        lines.append("How measured: %s." % how_measured(s))
-    return "\n".join(lines).rstrip("\n") + "\n"
+    measured: List[Block] = [
+        Notes("How measured: %s." % how_measured(s)) for s in settings.values()
+    ]
+    if measured:
+        out.append(Section("", measured))
+    return out + report_sections(meta, records)
+
+
+def run_report(meta: RunMeta, records: List[Record]) -> str:
+    """report.md."""
+    return sections.markdown(run_sections(meta, records))
 
 
 # --- Terminal --------------------------------------------------------------------------------
@@ -353,7 +380,7 @@ def _failures(records: List[Record]) -> List[str]:
 
 def terminal_table(records: List[Record], console: Optional[Console] = None) -> None:
     """Print a compact table of ``records`` to the terminal (or ``console``)."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    table = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for header, key in _TERM_COLUMNS:
         if key in ("device", "artifact", "runtime"):  # these shrink on a narrow terminal
             table.add_column(header, overflow="fold")
@@ -373,14 +400,6 @@ def terminal_table(records: List[Record], console: Optional[Console] = None) -> 
     console.print(table)
     for line in _failures(records):
         console.print(Text(line, style="red" if ": error: " in line else "yellow"))
-
-
-def run_report(meta: RunMeta, records: List[Record]) -> str:
-    """report.md: the per-device sections, then the variants' trade-offs when there are any."""
-    from .tradeoff import markdown as trade_offs  # tradeoff builds on this module
-
-    extra = trade_offs(meta, records)
-    return markdown(meta, records) + ("\n" + extra if extra else "")
 
 
 def render(store: RunStore, fmt: str) -> str:

@@ -9,10 +9,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from agent.record import Record
 
+from . import sections as model
 from . import summary
 from .optimize import PRUNE_NOTE
 from .pareto import pareto
-from .report import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
+from .report import error_text, fmt_mb, fmt_ms, fmt_pct
 from .store import RunMeta
 
 HEADER = (
@@ -132,33 +133,28 @@ def sections(meta: RunMeta, records: Sequence[Record]) -> List[Section]:
     return out
 
 
+def report_sections(meta: RunMeta, records: Sequence[Record]) -> List[model.Section]:
+    """The trade-off part of the report: a lead, then per device and model its table, its
+    Pareto set and notes ([] without variants)."""
+    columns = [model.Column(HEADER[0], model.TEXT)] + [model.Column(h) for h in HEADER[1:]]
+    parts = []
+    for section in sections(meta, records):
+        blocks: List[model.Block] = [
+            model.Table(columns, section.rows),
+            model.Notes(section.pareto),
+        ]
+        blocks += [model.Notes(bullets=section.notes)] if section.notes else []
+        parts.append(model.Section(section.title, blocks, level=3))
+    if not parts:
+        return []
+    lead = "Speed-up is the fp32 p50 over the variant's p50; Δ top-1 is in percentage points."
+    return [model.Section("Trade-offs", [model.Notes(lead)], anchor="trade-offs")] + parts
+
+
 def markdown(meta: RunMeta, records: Sequence[Record]) -> str:
     """The report.md section ("" without variants)."""
-    lines: List[str] = []
-    for section in sections(meta, records):
-        lines += [
-            "### " + section.title,
-            "",
-            "| " + " | ".join(HEADER) + " |",
-            "|---" + "|---:" * (len(HEADER) - 1) + "|",
-        ]
-        lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in section.rows]
-        lines += ["", section.pareto, ""] + ["- " + n for n in section.notes]
-        lines += [""] if section.notes else []
-    if not lines:
-        return ""
-    return (
-        "\n".join(
-            [
-                "## Trade-offs",
-                "",
-                "Speed-up is the fp32 p50 over the variant's p50; Δ top-1 is in percentage points.",
-                "",
-            ]
-            + lines
-        ).rstrip("\n")
-        + "\n"
-    )
+    parts = report_sections(meta, records)
+    return model.markdown(parts) if parts else ""
 
 
 def text(meta: RunMeta, records: Sequence[Record]) -> str:

@@ -8,7 +8,7 @@ from rich.console import Console
 from agent.record import Record, error_record
 from agent.stats import summarize
 from harness import report
-from harness.report import fmt_mb, fmt_ms, fmt_pct, markdown, render
+from harness.report import fmt_mb, fmt_ms, fmt_pct, render, run_report
 from harness.store import RunMeta, RunStore
 from harness.summary import COLUMNS
 
@@ -108,7 +108,7 @@ def test_formatting():
 
 
 def test_markdown_ok_record():
-    text = markdown(RunMeta("20260101-000000-ab12"), [ok_record()])
+    text = run_report(RunMeta("20260101-000000-ab12"), [ok_record()])
     assert text.startswith("# edgebench run 20260101-000000-ab12\n")
     assert "## pi4" in text
     for fact in (
@@ -164,7 +164,7 @@ def test_markdown_ok_record():
 
 
 def test_markdown_error_record_shows_reason_not_zeros():
-    text = markdown(RunMeta("r"), [failed_record()])
+    text = run_report(RunMeta("r"), [failed_record()])
     (row,) = table_lines(text)[2:]
     assert "error: model-invalid — op CUSTOM is \\| not supported" in row  # pipe escaped
     assert len(row.split(" | ")) == 12  # the escaped pipe does not add a column
@@ -174,7 +174,7 @@ def test_markdown_error_record_shows_reason_not_zeros():
 
 def test_markdown_unstable_footnote_and_temperatures_span_the_run():
     records = [unstable_record(), ok_record(), failed_record()]
-    text = markdown(RunMeta("r"), records)
+    text = run_report(RunMeta("r"), records)
     rows = table_lines(text)[2:]
     # ordered by start time: the failure, the stable one, then the jittery one
     assert [r.split("|")[1].strip() for r in rows] == [
@@ -197,11 +197,45 @@ def test_markdown_devices_and_unfinished_jobs():
             "jetson": {"x.onnx": "pending"},
         },
     )
-    text = markdown(meta, [ok_record(), ok_record(device="local", fingerprint={})])
+    text = run_report(meta, [ok_record(), ok_record(device="local", fingerprint={})])
     assert text.index("## pi4") < text.index("## jetson") < text.index("## local")
     assert "Not measured: big.onnx (running)" in text
     assert "Not measured: x.onnx (pending)" in text
     assert text.count("How measured") == 1  # identical settings are described once
+
+
+def test_fingerprint_lists_every_runtime_the_device_loaded():
+    onnx = ok_record(fingerprint=dict(FINGERPRINT, runtimes={"onnxruntime": "1.17.1"}))
+    tflite = ok_record(
+        name="m.tflite",
+        started="2026-01-01T00:00:02",
+        fingerprint=dict(FINGERPRINT, runtimes={"tflite_runtime": "2.14.0"}),
+    )
+    text = run_report(RunMeta("r"), [tflite, onnx])
+    assert "- **Runtimes:** onnxruntime 1.17.1, tflite_runtime 2.14.0\n" in text
+
+
+def test_sections_render_as_markdown():
+    from harness.sections import TEXT, Charts, Column, Facts, Notes, Section, Table, markdown
+
+    doc = [
+        Section("Run", [], level=1),
+        Section(
+            "pi4",
+            [
+                Facts([("Board", "Pi 4")]),
+                Table([Column("Name", TEXT), Column("p50")], [["a|b", "1.2"]]),
+                Notes("Unstable:", ["[1] a: noisy"]),
+                Notes("Gone.", emphasis=True),
+                Charts([ok_record()]),
+            ],
+        ),
+        Section("", [Notes("How measured: somehow.")]),
+    ]
+    assert markdown(doc) == (
+        "# Run\n\n## pi4\n\n- **Board:** Pi 4\n\n| Name | p50 |\n|---|---:|\n| a\\|b | 1.2 |\n\n"
+        "Unstable:\n\n- [1] a: noisy\n\n_Gone._\n\nHow measured: somehow.\n"
+    )
 
 
 def test_terminal_table_with_rich(capsys, monkeypatch):
