@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import Any, Dict, Mapping
 
-from . import boards, fingerprint, validity
+from .board import boards, fingerprint, validity
 
 
 def _onnxruntime() -> Dict[str, Any]:
@@ -22,7 +22,7 @@ def _onnxruntime() -> Dict[str, Any]:
 
 
 def _tflite(delegate: Any) -> Dict[str, Any]:
-    from .rt_tflite import MODULES, _version
+    from .runtimes.tflite import MODULES, _version
 
     modules = {}
     loaded = None

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from agent.faults import Fault
-from agent.power import max_temp_c
-from agent.protocol import PROTOCOL_VERSION
+from edgebench.agent.board.power import max_temp_c
+from edgebench.agent.faults import Fault
+from edgebench.agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
-from .pack import build, default_cache
-from .transport import make_transport, parse_document
+from .run.pack import build, default_cache
+from .transport.base import make_transport, parse_document
 
 PROBE_TIMEOUT_S = 120.0
 

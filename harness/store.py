@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from agent.record import Record, RecordError
-from harness.config import _show
-from harness.summary import COLUMNS, rows
+from edgebench.agent.record import Record, RecordError
+
+from .config import _show
+from .report.summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
 LATEST = "latest"

@@ -9,9 +9,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness.store import RunStore
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.store import RunStore
 
 FINGERPRINT = {
     "hostname": "pi4-lab",

@@ -15,9 +15,9 @@ import pytest
 from conftest import EXAMPLES, ROOT
 from synthetic_runs import failed, make_run, ok
 
-from harness.cli import main
-from harness.sign import NAMESPACE
-from harness.store import atomic_write
+from edgebench.harness.analysis.sign import NAMESPACE
+from edgebench.harness.cli import main
+from edgebench.harness.store import atomic_write
 
 
 def error_line(capsys) -> str:
@@ -190,7 +190,7 @@ def _read_only_mount_reason():
 
 
 NO_READ_ONLY = _read_only_mount_reason()
-CLI = [sys.executable, "-m", "harness"]
+CLI = [sys.executable, "-m", "edgebench.harness"]
 
 
 @pytest.mark.skipif(NO_READ_ONLY is not None, reason=str(NO_READ_ONLY))

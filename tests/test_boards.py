@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, agent_run
 
-from agent import boards, fingerprint, power
+from edgebench.agent.board import boards, fingerprint, power
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -1,7 +1,7 @@
 import pytest
 from synthetic_runs import failed, ok, sha
 
-from harness.budgets import (
+from edgebench.harness.analysis.budgets import (
     FAIL,
     PASS,
     SKIP,

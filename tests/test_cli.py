@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import FAST, ROOT, edgebench
 
-from agent.record import Record
-from harness.summary import COLUMNS
+from edgebench.agent.record import Record
+from edgebench.harness.report.summary import COLUMNS
 
 REQUIRED = [
     "device",
@@ -185,7 +185,7 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
     args = [
         sys.executable,
         "-m",
-        "harness",
+        "edgebench.harness",
         "run",
         "--model",
         str(examples / "digits.onnx"),
@@ -272,7 +272,7 @@ def test_resume_measures_only_what_is_missing(tmp_path, examples):
 
 
 def test_busy_board_is_device_busy_naming_the_holder(tmp_path, examples):
-    from agent.lease import acquire
+    from edgebench.agent.lease import acquire
 
     workdir = tmp_path / "wd"
     (tmp_path / "devices.yaml").write_text(

@@ -52,7 +52,7 @@ def start_run(cwd: Path, inventory: Path, *extra: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "--devices-file",
             str(inventory),
             "run",
@@ -123,7 +123,7 @@ def test_link_lost_mid_transfer_is_unreachable_and_the_rest_finish(tmp_path, hos
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "--devices-file",
             str(inventory),
             "run",

@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT
 from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
-from harness.cli import main
-from harness.html import render_html
+from edgebench.harness.cli import main
+from edgebench.harness.report.html import render_html
 
 CHARTS = ("box", "cdf", "memory", "temperatures", "pareto")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,7 +137,7 @@ def test_opens_in_headless_chromium_without_errors(run, tmp_path):
 
 
 def test_axes_go_logarithmic_when_values_spread_widely():
-    from harness.svg import Axis, axis
+    from edgebench.harness.report.svg import Axis, axis
 
     wide = axis([0.002, 0.5], "ms")
     assert wide.log and [round(t, 6) for t in wide.ticks()] == [

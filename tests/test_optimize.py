@@ -12,7 +12,7 @@ import pytest
 from conftest import EXAMPLES, ROOT, edgebench
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.optimize import Options, build_variants, parse_variant
+from edgebench.harness.optimize.variants import Options, build_variants, parse_variant
 
 EVAL = EXAMPLES / "digits_eval.npz"
 
@@ -225,7 +225,7 @@ def test_tflite_recipes_build_with_ai_edge_quantizer(tmp_path, calib):
 def test_a_missing_tool_names_the_extra_to_install(tmp_path):
     code = (
         "import sys; sys.modules['ai_edge_quantizer'] = None; "
-        "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from edgebench.harness.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     proc = subprocess.run(
         [

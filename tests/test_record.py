@@ -1,7 +1,7 @@
 import pytest
 
-from agent.record import SCHEMA_VERSION, Record, RecordError, error_record
-from agent.stats import summarize
+from edgebench.agent.record import SCHEMA_VERSION, Record, RecordError, error_record
+from edgebench.agent.stats import summarize
 
 ART = {"name": "m.onnx", "sha256": "ab" * 32}
 

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness import report
-from harness.report import fmt_mb, fmt_ms, fmt_pct, markdown, plain_table, render
-from harness.store import RunStore
-from harness.summary import COLUMNS
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.report import markdown as report
+from edgebench.harness.report.markdown import fmt_mb, fmt_ms, fmt_pct, markdown, plain_table, render
+from edgebench.harness.report.summary import COLUMNS
+from edgebench.harness.store import RunStore
 
 SETTINGS = {
     "threads": None,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from conftest import FAST_SETTINGS
 
-from agent.record import Record
-from harness.config import Device
-from harness.pack import build
-from harness.transport import AgentExit, LocalTransport, interpret
+from edgebench.agent.record import Record
+from edgebench.harness.config import Device
+from edgebench.harness.run.pack import build
+from edgebench.harness.transport.base import AgentExit, LocalTransport, interpret
 
 ART = {"name": "m.onnx", "sha256": "00" * 32}
 

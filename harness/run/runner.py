@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent.faults import Fault
-from agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_settings
-from agent.record import Record, error_record
-from agent.verify import sha256_file
+from edgebench.agent.faults import Fault
+from edgebench.agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_settings
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.verify import sha256_file
 
-from .config import ConfigError, Device
-from .store import RunStore, StoreError
-from .transport import Transport, interpret, make_transport, printable
+from ..config import ConfigError, Device
+from ..store import RunStore, StoreError
+from ..transport.base import Transport, interpret, make_transport, printable
 
 Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
 # How long an agent waits for another benchmark on its board to finish (agent/lease.py):

@@ -27,10 +27,10 @@ from typing import Any, List, Optional, Tuple
 
 import paramiko
 
-from agent.faults import Fault
+from edgebench.agent.faults import Fault
 
-from .config import Device
-from .transport import printable
+from ..config import Device
+from .base import printable
 
 SSH_CONFIG = "~/.ssh/config"
 KNOWN_HOSTS = "~/.ssh/known_hosts"

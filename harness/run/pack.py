@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import List, Tuple
 
-import agent
+from edgebench import agent
 
 AGENT_DIR = Path(agent.__file__).resolve().parent
 MAIN = b"import sys\nfrom agent.__main__ import main\nsys.exit(main())\n"
@@ -22,8 +22,10 @@ EPOCH = (2020, 1, 1, 0, 0, 0)
 
 
 def _sources() -> List[Tuple[str, bytes]]:
-    files = sorted(p for p in AGENT_DIR.glob("*.py"))
-    return [("agent/" + p.name, p.read_bytes()) for p in files] + [("__main__.py", MAIN)]
+    files = sorted(AGENT_DIR.rglob("*.py"))
+    return [("agent/" + p.relative_to(AGENT_DIR).as_posix(), p.read_bytes()) for p in files] + [
+        ("__main__.py", MAIN)
+    ]
 
 
 def _archive(sources: List[Tuple[str, bytes]]) -> bytes:

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from harness.budgets import DEFAULT_REGRESSION
-from harness.compare import print_table
-from harness.gate import device_identities, device_tags, identity_fields
-from harness.report import fmt_ms
-from harness.store import (
+from ..report.compare import print_table
+from ..report.markdown import fmt_ms
+from ..store import (
     META_FILE,
     POSITIVE,
     SUMMARY_FILE,
@@ -30,6 +28,8 @@ from harness.store import (
     open_run,
     shape_error,
 )
+from .budgets import DEFAULT_REGRESSION
+from .gate import device_identities, device_tags, identity_fields
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {

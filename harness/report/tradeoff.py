@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent.record import Record
+from edgebench.agent.record import Record
 
+from ..analysis.pareto import pareto
+from ..optimize.variants import PRUNE_NOTE
 from . import summary
-from .optimize import PRUNE_NOTE
-from .pareto import pareto
-from .report import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
+from .markdown import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
 
 HEADER = (
     "Variant",

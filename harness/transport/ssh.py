@@ -48,12 +48,11 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, Optional
 
 import paramiko
 
-from agent.faults import Fault
-from agent.verify import sha256_file
+from edgebench.agent.faults import Fault
+from edgebench.agent.verify import sha256_file
 
-from .config import Device
-from .sshconn import Connection, open_connection
-from .transport import (
+from ..config import Device
+from .base import (
     LOADER,
     TAIL_LINES,
     AgentExit,
@@ -64,6 +63,7 @@ from .transport import (
     printable,
     pump_lines,
 )
+from .sshconn import Connection, open_connection
 
 CHUNK = 1 << 20
 COMMAND_TIMEOUT_S = 120.0  # the longest a helper command may go without progress

@@ -11,10 +11,11 @@ import sys
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from agent.record import Record
-from agent.validity import board_warnings
-from harness import summary
-from harness.store import RunStore, summary_csv
+from edgebench.agent.board.validity import board_warnings
+from edgebench.agent.record import Record
+
+from ..store import RunStore, summary_csv
+from . import summary
 
 FORMATS = ("md", "csv", "json")
 

@@ -15,7 +15,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 from ai_edge_quantizer import quantizer
 from ai_edge_quantizer import recipe as aeq_recipe
 
-from .optimize import BuildError, Options, Step, calibration_batches
+from .variants import BuildError, Options, Step, calibration_batches
 
 # ai-edge-quantizer's float casting: weights of the ops it supports stored as float16 and
 # dequantized in the graph, so every runtime without fp16 kernels still runs the model.

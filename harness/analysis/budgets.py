@@ -20,10 +20,11 @@ import fnmatch
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent.record import Record
-from harness import summary
-from harness.config import Checker, ConfigError, load_yaml, read_text
-from harness.report import error_text, fmt_pct
+from edgebench.agent.record import Record
+
+from ..config import Checker, ConfigError, load_yaml, read_text
+from ..report import summary
+from ..report.markdown import error_text, fmt_pct
 
 MAXIMA = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb")
 MINIMA = ("top1", "top5")

@@ -14,13 +14,14 @@ from html import escape
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-from agent.record import Record
-from agent.stats import percentile
-from harness.compare import side_by_side
-from harness.pareto import pareto
-from harness.report import device_section, how_measured
-from harness.store import RunStore
-from harness.svg import PALETTE, Axis, Chart, axis
+from edgebench.agent.record import Record
+from edgebench.agent.stats import percentile
+
+from ..analysis.pareto import pareto
+from ..store import RunStore
+from .compare import side_by_side
+from .markdown import device_section, how_measured
+from .svg import PALETTE, Axis, Chart, axis
 
 REPORT_FILE = "report.html"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

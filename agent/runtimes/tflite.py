@@ -7,10 +7,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import boards
-from .faults import Fault
-from .protocol import Job
-from .tensors import TensorSpec
+from ..board import boards
+from ..faults import Fault
+from ..protocol import Job
+from ..tensors import TensorSpec
 
 MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 

@@ -7,9 +7,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .faults import Fault
-from .protocol import Job
-from .tensors import TensorSpec
+from ..faults import Fault
+from ..protocol import Job
+from ..tensors import TensorSpec
 
 ONNX_TYPES = {
     "tensor(float)": np.float32,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .runner import sha256_file, utc_now
-from .store import StoreError, atomic_write, writable_dir
+from ..run.runner import sha256_file, utc_now
+from ..store import StoreError, atomic_write, writable_dir
 
 MANIFEST_VERSION = 1
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -183,8 +183,8 @@ def calibration_batches(inputs: Any, shape: Sequence[Any], name: str) -> List[An
     batch size; dynamic dimensions take the samples' own size."""
     import numpy as np
 
-    from agent.faults import Fault
-    from agent.tensors import fit_layout
+    from edgebench.agent.faults import Fault
+    from edgebench.agent.tensors import fit_layout
 
     inputs = np.asarray(inputs, dtype=np.float32)
     if inputs.ndim != len(shape):

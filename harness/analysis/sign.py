@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from .store import StoreError, atomic_write
+from ..store import StoreError, atomic_write
 
 NAMESPACE = "edgebench-manifest"
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .optimize import BuildError, Options, Step, calibration_batches
+from .variants import BuildError, Options, Step, calibration_batches
 
 # Inputs (by position) that hold quantization scales and zero points, not parameters.
 _QUANT_PARAM_SLOTS = {

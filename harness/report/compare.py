@@ -11,10 +11,11 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from agent.record import Record
-from harness.config import ConfigError
-from harness.report import error_text, fmt_ms
-from harness.store import RunStore
+from edgebench.agent.record import Record
+
+from ..config import ConfigError
+from ..store import RunStore
+from .markdown import error_text, fmt_ms
 
 
 def print_table(

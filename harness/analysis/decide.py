@@ -12,14 +12,15 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from agent.record import Record
-from harness import summary
-from harness.budgets import Budget, Budgets, Verdict, judge, model_stem
-from harness.compare import print_table
-from harness.gate import device_identity, device_tags, identity_fields
-from harness.pareto import pareto
-from harness.report import fmt_mb, fmt_ms, fmt_pct
-from harness.store import RunStore
+from edgebench.agent.record import Record
+
+from ..report import summary
+from ..report.compare import print_table
+from ..report.markdown import fmt_mb, fmt_ms, fmt_pct
+from ..store import RunStore
+from .budgets import Budget, Budgets, Verdict, judge, model_stem
+from .gate import device_identity, device_tags, identity_fields
+from .pareto import pareto
 
 FIGURES = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb", "top1", "top5")
 MANIFEST_VERSION = 1

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..periodic import Periodic
 from .fingerprint import _path, _read_file
-from .periodic import Periodic
 
 perf_ns = time.perf_counter_ns
 

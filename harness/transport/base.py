@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
-from agent import loader
-from agent.record import Record, RecordError, error_record
-from agent.verify import sha256_file
+from edgebench.agent import loader
+from edgebench.agent.record import Record, RecordError, error_record
+from edgebench.agent.verify import sha256_file
 
-from .config import Device
+from ..config import Device
 
 StderrSink = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)

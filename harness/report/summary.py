@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from agent.record import Record
+from edgebench.agent.record import Record
 
 COLUMNS = [
     "device",

@@ -14,11 +14,12 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from agent.record import Record
-from harness.budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
-from harness.compare import print_table
-from harness.compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, Change, compare
-from harness.store import RunStore
+from edgebench.agent.record import Record
+
+from ..report.compare import print_table
+from ..store import RunStore
+from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
+from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, Change, compare
 
 IDENTITY_FIELDS = ("hostname", "arch", "board_model", "cpu_model")
 
