@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from edgebench.agent import __version__
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_MODELS = ("digits.onnx", "digits.tflite", "digits.int8.tflite")
 EXAMPLE_EVAL = "digits_eval.npz"
@@ -58,8 +60,9 @@ def _execute(
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Measure only what a stored run is missing, with the settings it was started with."""
+    from .clock import utc_now
     from .config import load_inventory
-    from .run.runner import Request, unfinished, utc_now
+    from .run.runner import Request, unfinished
     from .store import open_run
 
     store = open_run(args.resume)
@@ -76,12 +79,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return cmd_resume(args)
+    from .clock import utc_now
     from .config import load_inventory, parse_input_shapes
     from .hostinfo import host_info
     from .plan import build as build_plan
     from .plan import load_plan
     from .report import tradeoff
-    from .run.runner import Artifact, Request, utc_now
+    from .run.runner import Artifact, Request
     from .store import RunStore
 
     plan = load_plan(args.plan) if args.plan else None
@@ -230,7 +234,7 @@ def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) ->
     import json
 
     from .report.markdown import terminal_table
-    from .report.summary import rows
+    from .summary import rows
 
     if args.json:
         print(json.dumps(rows(records), indent=2))
@@ -303,7 +307,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .analysis.budgets import load_budgets
     from .analysis.decide import decide, manifest, show
     from .analysis.sign import check_key, write_manifest
-    from .run.runner import utc_now
+    from .clock import utc_now
     from .store import open_run, output_file
 
     store = open_run(args.run)
@@ -323,7 +327,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .report.compare import print_table, side_by_side
+    from .formatting import print_table
+    from .report.compare import side_by_side
     from .store import open_run
 
     sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
@@ -368,6 +373,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark ML models on edge devices."
     )
+    p.add_argument("--version", action="version", version="edgebench " + __version__)
     p.add_argument(
         "--devices-file",
         metavar="FILE",

@@ -13,7 +13,8 @@ from edgebench.agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
 from .run.pack import build, default_cache
-from .transport.base import make_transport, parse_document
+from .transport import make_transport
+from .transport.base import parse_document
 
 PROBE_TIMEOUT_S = 120.0
 

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from edgebench.agent.record import Record, RecordError
 
 from .config import _show
-from .report.summary import COLUMNS, rows
+from .summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
 LATEST = "latest"

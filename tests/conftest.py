@@ -91,7 +91,6 @@ def edgebench(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         **kwargs,
     )
 

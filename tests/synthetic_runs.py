@@ -93,7 +93,7 @@ def make_run(
     root: Path,
     records: Iterable[Record],
     tags: Optional[Mapping[str, Sequence[str]]] = None,
-    pending: Mapping[str, Sequence[str]] = {},
+    pending: Optional[Mapping[str, Sequence[str]]] = None,
     created_at: str = "2026-01-01T00:00:00+00:00",
 ) -> RunStore:
     """A run directory holding ``records``; ``tags`` per device, ``pending`` lists jobs that
@@ -105,7 +105,7 @@ def make_run(
         status.setdefault(r.device, {})[str(r.artifact["name"])] = (
             "ok" if r.ok else "error:%s" % r.reason
         )
-    for device, names in pending.items():
+    for device, names in (pending or {}).items():
         status.setdefault(device, {}).update(dict.fromkeys(names, "pending"))
     store.write_meta(
         {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES
 from synthetic_runs import failed, make_run, ok
 
 from edgebench.harness.analysis.sign import NAMESPACE
@@ -166,7 +166,6 @@ def _in_read_only(folder: Path, cmd, cwd: Path) -> subprocess.CompletedProcess:
                 cwd=str(cwd),
                 capture_output=True,
                 text=True,
-                env=dict(os.environ, PYTHONPATH=str(ROOT)),
             )
         finally:
             folder.chmod(0o755)
@@ -175,7 +174,6 @@ def _in_read_only(folder: Path, cmd, cwd: Path) -> subprocess.CompletedProcess:
         cwd=str(cwd),
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
 
 

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, edgebench
+from conftest import FAST, edgebench
 
 from edgebench.agent.record import Record
-from edgebench.harness.report.summary import COLUMNS
+from edgebench.harness.summary import COLUMNS
 
 REQUIRED = [
     "device",
@@ -206,7 +205,6 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60

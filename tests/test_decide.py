@@ -9,7 +9,7 @@ from synthetic_runs import FINGERPRINT, make_run, ok, sha
 
 from edgebench.harness.analysis.budgets import parse_budgets
 from edgebench.harness.analysis.decide import decide
-from edgebench.harness.analysis.gate import device_identity
+from edgebench.harness.analysis.identity import device_identity
 from edgebench.harness.analysis.sign import NAMESPACE
 from edgebench.harness.cli import main
 

@@ -7,7 +7,8 @@ from conftest import FAST, edgebench
 from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 from edgebench.harness.analysis.budgets import FAIL, PASS, SKIP, parse_budgets
-from edgebench.harness.analysis.gate import device_identities, device_identity, gate
+from edgebench.harness.analysis.gate import gate
+from edgebench.harness.analysis.identity import device_identities, device_identity
 from edgebench.harness.cli import main
 
 BUDGETS = """

@@ -7,8 +7,8 @@ import pytest
 from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
 from edgebench.harness.analysis import history
-from edgebench.harness.analysis.gate import device_identity
 from edgebench.harness.analysis.history import load_index, marker, series
+from edgebench.harness.analysis.identity import device_identity
 from edgebench.harness.cli import main
 
 OTHER = dict(FINGERPRINT, hostname="pi4-b")

@@ -7,10 +7,11 @@ import pytest
 
 from edgebench.agent.record import Record, error_record
 from edgebench.agent.stats import summarize
+from edgebench.harness.formatting import fmt_mb, fmt_ms, fmt_pct
 from edgebench.harness.report import markdown as report
-from edgebench.harness.report.markdown import fmt_mb, fmt_ms, fmt_pct, markdown, plain_table, render
-from edgebench.harness.report.summary import COLUMNS
+from edgebench.harness.report.markdown import markdown, plain_table, render
 from edgebench.harness.store import RunStore
+from edgebench.harness.summary import COLUMNS
 
 SETTINGS = {
     "threads": None,

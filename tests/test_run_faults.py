@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, edgebench
+from conftest import FAST, edgebench
 
 from edgebench.agent.lease import acquire
 from edgebench.harness.analysis.budgets import parse_budgets
@@ -46,7 +46,6 @@ def test_results_disk_full_is_an_error_line_exit_1_and_the_measurement_is_shown(
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     if "mount:" in proc.stderr:
         pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.strip())
@@ -110,7 +109,6 @@ def test_sigterm_stops_the_agents_and_marks_the_run_interrupted(tmp_path, exampl
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     deadline = time.monotonic() + 60
     while not (workdir / "lease").is_file():  # the agent holds the board
@@ -333,7 +331,6 @@ def test_resume_of_a_read_only_run_is_exit_2(stored_run):
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     if "mount:" in proc.stderr:
         pytest.skip("cannot bind-mount here: %s" % proc.stderr.strip())

@@ -385,7 +385,7 @@ def test_lost_connection_during_a_run_is_unreachable(
 def test_upload_is_verified_before_it_gets_its_name(
     server: Sshd, tmp_path: Path, home: Path
 ) -> None:
-    from edgebench.harness.run.runner import sha256_file
+    from edgebench.agent.verify import sha256_file
 
     data = tmp_path / "model.onnx"
     data.write_bytes(os.urandom(300000))
@@ -421,7 +421,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 @needs_sshd
 def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path, tiny_disk: Path) -> None:
-    from edgebench.harness.run.runner import sha256_file
+    from edgebench.agent.verify import sha256_file
 
     data = tmp_path / "big.onnx"
     data.write_bytes(os.urandom(2 << 20))
@@ -551,7 +551,6 @@ def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )
         lease = tmp_path / "wd" / "lease"
         deadline = time.monotonic() + 60

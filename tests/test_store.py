@@ -10,8 +10,8 @@ import pytest
 
 from edgebench.agent.record import Record, error_record
 from edgebench.agent.stats import summarize
-from edgebench.harness.report.summary import COLUMNS
 from edgebench.harness.store import RunStore, StoreError, atomic_write, open_run
+from edgebench.harness.summary import COLUMNS
 
 
 def ok_record(device: str = "local", name: str = "m.onnx", base_ns: int = 1_000_000) -> Record:

@@ -18,7 +18,7 @@ import struct
 import subprocess
 from typing import Any, Dict, List, Optional, Tuple
 
-from .fingerprint import _path, _read, _read_file
+from .sysfs import board_path, read_board, read_text
 
 TOOL_TIMEOUT_S = 5.0
 
@@ -169,7 +169,7 @@ def parse_jetson_clocks(text: str) -> Optional[Dict[str, Any]]:
 
 def l4t_release() -> Optional[str]:
     """``# R35 (release), REVISION: 4.1, ...`` in /etc/nv_tegra_release -> ``R35.4.1``."""
-    text = _read("etc/nv_tegra_release")
+    text = read_board("etc/nv_tegra_release")
     match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([0-9.]+)", text or "")
     return "R%s.%s" % (match.group(1), match.group(2)) if match else None
 
@@ -203,10 +203,10 @@ def _jetson(errors: Dict[str, str]) -> Dict[str, Any]:
 def edgetpu_devices() -> List[Dict[str, str]]:
     """Edge TPUs: USB accelerators by vendor:product id, PCIe/M.2 ones by /dev/apex_*."""
     found = []
-    for dev in sorted(glob.glob(_path("sys/bus/usb/devices/*"))):
+    for dev in sorted(glob.glob(board_path("sys/bus/usb/devices/*"))):
         ids = (
-            _read_file(os.path.join(dev, "idVendor")),
-            _read_file(os.path.join(dev, "idProduct")),
+            read_text(os.path.join(dev, "idVendor")),
+            read_text(os.path.join(dev, "idProduct")),
         )
         if ids in EDGETPU_USB_IDS:
             found.append(
@@ -217,7 +217,7 @@ def edgetpu_devices() -> List[Dict[str, str]]:
                     "state": EDGETPU_USB_IDS[ids],
                 }
             )  # type: ignore[index]
-    for dev in sorted(glob.glob(_path("dev/apex_*"))):
+    for dev in sorted(glob.glob(board_path("dev/apex_*"))):
         found.append({"bus": "pcie", "device": "/dev/" + os.path.basename(dev)})
     return found
 
@@ -295,7 +295,7 @@ def family(board_model: Optional[str]) -> str:
     model = (board_model or "").lower()
     if "raspberry pi" in model:
         return "raspberry-pi"
-    if "jetson" in model or "nvidia" in model or _read("etc/nv_tegra_release") is not None:
+    if "jetson" in model or "nvidia" in model or read_board("etc/nv_tegra_release") is not None:
         return "jetson"
     if "coral" in model or "phanbell" in model:
         return "coral"

@@ -1,8 +1,4 @@
-"""What the board is and what state it is in: travels with every record.
-
-Board files are read below :data:`ROOT` (``EDGEBENCH_PROBE_ROOT``, default ``/``) so the
-same code runs against fixture trees in tests.
-"""
+"""What the board is and what state it is in: travels with every record."""
 
 from __future__ import annotations
 
@@ -13,31 +9,15 @@ import re
 import socket
 from typing import Any, Dict, List, Optional
 
-ROOT = os.environ.get("EDGEBENCH_PROBE_ROOT", "/")
-
-
-def _path(rel: str) -> str:
-    return os.path.join(ROOT, rel.lstrip("/"))
-
-
-def _read(rel: str) -> Optional[str]:
-    return _read_file(_path(rel))
-
-
-def _read_file(path: str) -> Optional[str]:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read().decode("utf-8", "replace").strip("\x00\n ")
-    except OSError:
-        return None
+from .sysfs import board_path, read_board, read_text
 
 
 def temperatures_c() -> Dict[str, float]:
     temps = {}
-    for zone in sorted(glob.glob(_path("sys/class/thermal/thermal_zone*"))):
+    for zone in sorted(glob.glob(board_path("sys/class/thermal/thermal_zone*"))):
         name = os.path.basename(zone)
-        raw = _read_file(os.path.join(zone, "temp"))
-        kind = _read_file(os.path.join(zone, "type")) or name
+        raw = read_text(os.path.join(zone, "temp"))
+        kind = read_text(os.path.join(zone, "type")) or name
         try:
             temps["%s:%s" % (name, kind)] = int(raw or "") / 1000.0
         except ValueError:
@@ -46,13 +26,13 @@ def temperatures_c() -> Dict[str, float]:
 
 
 def _cpu_files(leaf: str) -> List[str]:
-    paths = glob.glob(_path("sys/devices/system/cpu/cpu[0-9]*/cpufreq/" + leaf))
+    paths = glob.glob(board_path("sys/devices/system/cpu/cpu[0-9]*/cpufreq/" + leaf))
     # numeric order (cpu2 before cpu10); the number is the cpuN directory's
     return sorted(paths, key=lambda p: int(re.findall(r"/cpu(\d+)/cpufreq/", p)[-1]))
 
 
 def _cpu_model() -> Optional[str]:
-    text = _read("proc/cpuinfo") or ""
+    text = read_board("proc/cpuinfo") or ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
@@ -61,7 +41,7 @@ def _cpu_model() -> Optional[str]:
 
 
 def _mem_available_mb() -> Optional[float]:
-    for line in (_read("proc/meminfo") or "").splitlines():
+    for line in (read_board("proc/meminfo") or "").splitlines():
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) / 1024.0
     return None
@@ -75,14 +55,14 @@ def _loadavg() -> Optional[List[float]]:
 
 
 def governor() -> Optional[str]:
-    govs = sorted({_read_file(p) or "" for p in _cpu_files("scaling_governor")} - {""})
+    govs = sorted({read_text(p) or "" for p in _cpu_files("scaling_governor")} - {""})
     return ",".join(govs) if govs else None
 
 
 def freqs_mhz() -> List[float]:
     freqs = []
     for p in _cpu_files("scaling_cur_freq"):
-        raw = _read_file(p)
+        raw = read_text(p)
         if raw and raw.isdigit():
             freqs.append(int(raw) / 1000.0)
     return freqs
@@ -99,7 +79,7 @@ def static() -> Dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "arch": platform.machine(),
-        "board_model": _read("proc/device-tree/model"),
+        "board_model": read_board("proc/device-tree/model"),
         "kernel": platform.release(),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..periodic import Periodic
-from .fingerprint import _path, _read_file
+from .sysfs import board_path, read_text
 
 perf_ns = time.perf_counter_ns
 
@@ -56,7 +56,7 @@ class Rail:
 
 
 def _first_int(path: Optional[str]) -> int:
-    text = _read_file(path) if path else None
+    text = read_text(path) if path else None
     if not text:
         raise ValueError("unreadable")
     return int(text.split()[0])
@@ -70,26 +70,26 @@ def _skip(label: str) -> bool:
 def find_rails() -> List[Rail]:
     """The INA3221 rails that can be read, newer hwmon layout first."""
     rails: List[Rail] = []
-    hwmons = glob.glob(_path("sys/class/hwmon/hwmon*"))
-    hwmons += glob.glob(_path("sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"))
+    hwmons = glob.glob(board_path("sys/class/hwmon/hwmon*"))
+    hwmons += glob.glob(board_path("sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"))
     seen = set()
     for hwmon in sorted(hwmons):
         real = os.path.realpath(hwmon)
-        if real in seen or (_read_file(os.path.join(hwmon, "name")) or "") != "ina3221":
+        if real in seen or (read_text(os.path.join(hwmon, "name")) or "") != "ina3221":
             continue
         seen.add(real)
         for label_path in sorted(glob.glob(os.path.join(hwmon, "in*_label"))):
             channel = os.path.basename(label_path)[2 : -len("_label")]
-            label = _read_file(label_path) or ""
+            label = read_text(label_path) or ""
             volt = os.path.join(hwmon, "in%s_input" % channel)
             curr = os.path.join(hwmon, "curr%s_input" % channel)
             if _skip(label) or not (os.path.exists(volt) and os.path.exists(curr)):
                 continue
             rails.append(Rail(label, volt=volt, curr=curr))
-    for iio in sorted(glob.glob(_path("sys/bus/i2c/drivers/ina3221x/*/iio:device*"))):
+    for iio in sorted(glob.glob(board_path("sys/bus/i2c/drivers/ina3221x/*/iio:device*"))):
         for power in sorted(glob.glob(os.path.join(iio, "in_power*_input"))):
             channel = os.path.basename(power)[len("in_power") : -len("_input")]
-            label = _read_file(os.path.join(iio, "rail_name_%s" % channel)) or "rail%s" % channel
+            label = read_text(os.path.join(iio, "rail_name_%s" % channel)) or "rail%s" % channel
             if not _skip(label):
                 rails.append(Rail(label, power=power))
     return [r for r in rails if r.read_mw() is not None]
@@ -148,8 +148,8 @@ def max_temp_c(temps: Dict[str, float]) -> Optional[float]:
 
 def _zone_files() -> List[Tuple[str, str]]:
     zones = []
-    for zone in sorted(glob.glob(_path("sys/class/thermal/thermal_zone*"))):
-        kind = _read_file(os.path.join(zone, "type")) or os.path.basename(zone)
+    for zone in sorted(glob.glob(board_path("sys/class/thermal/thermal_zone*"))):
+        kind = read_text(os.path.join(zone, "type")) or os.path.basename(zone)
         if plausible_temp(kind, 0.0):
             zones.append((kind, os.path.join(zone, "temp")))
     return zones
@@ -180,7 +180,7 @@ class BoardSampler(Periodic):
         if with_temps and self.zones:
             values = []
             for _, path in self.zones:
-                raw = _read_file(path)
+                raw = read_text(path)
                 if raw and raw.lstrip("-").isdigit():
                     values.append(int(raw) / 1000.0)
             values = [v for v in values if plausible_temp("", v)]

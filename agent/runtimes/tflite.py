@@ -15,7 +15,7 @@ from ..tensors import TensorSpec
 MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
 
-def _version(module_name: str) -> str:
+def module_version(module_name: str) -> str:
     top = module_name.split(".")[0]
     try:
         from importlib import metadata
@@ -106,7 +106,7 @@ class TfliteModel:
         self.runtime = {
             "name": "tflite",
             "module": module_name,
-            "version": _version(module_name),
+            "version": module_version(module_name),
             "threads": job.settings.threads,
             "providers_requested": None,
             "providers_active": None,

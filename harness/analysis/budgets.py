@@ -22,9 +22,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
+from .. import summary
 from ..config import Checker, ConfigError, load_yaml, read_text
-from ..report import summary
-from ..report.markdown import error_text, fmt_pct
+from ..formatting import error_text, fmt_pct
+from .families import find_parent, is_variant
 
 MAXIMA = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb")
 MINIMA = ("top1", "top5")
@@ -32,7 +33,6 @@ RELATIVE = "top1_vs_parent"
 LIMITS = MAXIMA + MINIMA + (RELATIVE,)
 KEYS = ("device", "artifact") + LIMITS + ("regression",)
 DEFAULT_REGRESSION = 0.05
-PARENT_VARIANT = "fp32"
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -190,39 +190,6 @@ class Verdict:
         return (
             self.check if self.source in ("", self.check) else "%s %s" % (self.check, self.source)
         )
-
-
-def model_stem(name: str) -> str:
-    """``mobilenet.int8.tflite`` -> ``mobilenet``: the model an artifact was built from."""
-    return name.split(".", 1)[0]
-
-
-def is_variant(record: Record) -> bool:
-    """Built from another artifact; an original is recorded with no variant, or as ``fp32``
-    with itself as parent."""
-    art = record.artifact
-    parent = art.get("parent_sha256")
-    return art.get("variant") not in (None, PARENT_VARIANT) or bool(
-        parent and parent != art.get("sha256")
-    )
-
-
-def find_parent(record: Record, same_device: Sequence[Record]) -> Optional[Record]:
-    """The record whose sha256 is this artifact's ``parent_sha256``, else the ``fp32``
-    variant of the same model stem."""
-    parent_sha = record.artifact.get("parent_sha256")
-    others = [r for r in same_device if r is not record]
-    by_sha = [r for r in others if parent_sha and r.artifact.get("sha256") == parent_sha]
-    if by_sha:
-        return by_sha[0]
-    stem = model_stem(str(record.artifact["name"]))
-    fp32 = [
-        r
-        for r in others
-        if r.artifact.get("variant") == PARENT_VARIANT
-        and model_stem(str(r.artifact["name"])) == stem
-    ]
-    return fp32[0] if fp32 else None
 
 
 def _relative(

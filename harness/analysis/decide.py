@@ -14,13 +14,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
-from ..report import summary
-from ..report.compare import print_table
-from ..report.markdown import fmt_mb, fmt_ms, fmt_pct
+from .. import summary
+from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
 from ..store import RunStore
-from .budgets import Budget, Budgets, Verdict, judge, model_stem
-from .gate import device_identity, device_tags, identity_fields
-from .pareto import pareto
+from .budgets import Budget, Budgets, Verdict, judge
+from .families import model_stem, parent_groups, pareto
+from .identity import device_identity, device_tags, identity_fields
 
 FIGURES = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb", "top1", "top5")
 MANIFEST_VERSION = 1
@@ -58,16 +57,6 @@ class Choice:
     chosen: Optional[Variant]
 
 
-def _groups(records: Sequence[Record]) -> Dict[str, List[Record]]:
-    groups: Dict[str, List[Record]] = {}
-    for record in records:
-        art = record.artifact
-        groups.setdefault(art.get("parent_sha256") or art.get("sha256") or art["name"], []).append(
-            record
-        )
-    return groups
-
-
 def _model_name(key: str, members: Sequence[Record]) -> str:
     """The parent's artifact name, or the variants' model stem when the parent is absent."""
     for record in members:
@@ -85,7 +74,7 @@ def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Ch
         on_device = [r for r in records if r.device == device]
         if not on_device:  # nothing measured there: nothing can ship
             out.append(Choice(device, "", [], [], None))
-        for key, members in _groups(on_device).items():
+        for key, members in parent_groups(on_device).items():
             variants = []
             for r in members:
                 matching = budgets.matching(device, tags.get(device, []), str(r.artifact["name"]))

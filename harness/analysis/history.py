@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..report.compare import print_table
-from ..report.markdown import fmt_ms
+from ..formatting import fmt_ms, print_table
 from ..store import (
     META_FILE,
     POSITIVE,
@@ -29,7 +28,7 @@ from ..store import (
     shape_error,
 )
 from .budgets import DEFAULT_REGRESSION
-from .gate import device_identities, device_tags, identity_fields
+from .identity import device_identities, device_tags, identity_fields
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {

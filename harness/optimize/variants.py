@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..run.runner import sha256_file, utc_now
+from edgebench.agent.verify import sha256_file
+
+from ..clock import utc_now
 from ..store import StoreError, atomic_write, writable_dir
 
 MANIFEST_VERSION = 1
@@ -235,7 +237,7 @@ def _recipes(model: Path) -> Any:
         )
     module, label, tool, extra = entry
     try:
-        return importlib.import_module("harness." + module)
+        return importlib.import_module("." + module, __package__)
     except ImportError as exc:
         raise BuildError(
             "%s variants need %s (missing %s): pip install 'edgebench[%s]'"

@@ -1,45 +1,17 @@
 """Side by side: artifact rows, device (or run) columns, p50/p90 and the speed-up against a
 reference column.  A failed measurement shows its reason where the numbers would be.
-
-Also the terminal table printer shared by ``check``, ``decide``, ``compare`` and
-``history``.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
 from ..config import ConfigError
+from ..formatting import error_text, fmt_ms
 from ..store import RunStore
-from .markdown import error_text, fmt_ms
-
-
-def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Mapping[str, str] = {}
-) -> None:
-    """A table on stdout (rich when installed); a cell whose whole text is a key of
-    ``styles`` gets that style (``{"fail": "red"}``)."""
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-    except ImportError:
-        table = [list(headers)] + [list(r) for r in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-        for line in table:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-        return
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    for header in headers:
-        grid.add_column(header, overflow="fold")
-    for row in rows:  # Text, not markup: names may contain "[...]"
-        grid.add_row(*(Text(cell, style=styles.get(cell, "")) for cell in row))
-    Console(width=None if sys.stdout.isatty() else 160).print(grid)
 
 
 @dataclass(frozen=True)

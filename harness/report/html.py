@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 from edgebench.agent.record import Record
 from edgebench.agent.stats import percentile
 
-from ..analysis.pareto import pareto
+from ..analysis.families import pareto
 from ..store import RunStore
 from .compare import side_by_side
 from .markdown import device_section, how_measured

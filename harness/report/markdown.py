@@ -9,36 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 from edgebench.agent.board.validity import board_warnings
 from edgebench.agent.record import Record
 
+from .. import summary
+from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
 from ..store import RunStore, summary_csv
-from . import summary
 
 FORMATS = ("md", "csv", "json")
-
-
-def fmt_ms(value: Optional[float]) -> str:
-    """About three significant figures: 0.052, 1.23, 12.3, 123."""
-    if value is None:
-        return ""
-    size = abs(value)
-    decimals = 3 if size < 1 else 2 if size < 10 else 1 if size < 100 else 0
-    return "%.*f" % (decimals, value)
-
-
-def fmt_mb(value: Optional[float]) -> str:
-    return "" if value is None else "%.2f" % value
-
-
-def fmt_pct(fraction: Optional[float]) -> str:
-    return "" if fraction is None else "%.1f%%" % (fraction * 100)
-
-
-def error_text(record: Record) -> str:
-    return "error: %s — %s" % (record.reason, record.message)
 
 
 def _runtime(record: Record, with_version: bool = True) -> str:
@@ -117,10 +97,6 @@ _MD_COLUMNS = [
 
 # shown only when some record of the device has them (boards with power rails, TensorRT, flags)
 _MD_OPTIONAL = [("Energy (mJ/inf)", "energy"), ("Engine build (ms)", "engine"), ("Flags", "flags")]
-
-
-def md_cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _freqs(values: Sequence[float]) -> str:

@@ -5,14 +5,14 @@ variants no other variant beats on both latency (p50) and accuracy (top-1)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from edgebench.agent.record import Record
 
-from ..analysis.pareto import pareto
+from .. import summary
+from ..analysis.families import pareto, variant_groups
+from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
 from ..optimize.variants import PRUNE_NOTE
-from . import summary
-from .markdown import error_text, fmt_mb, fmt_ms, fmt_pct, md_cell
 
 HEADER = (
     "Variant",
@@ -32,19 +32,6 @@ class Section:
     rows: List[List[str]]
     pareto: str
     notes: List[str]
-
-
-def _groups(
-    records: Sequence[Record], order: Mapping[str, int]
-) -> Dict[Tuple[str, str], List[Record]]:
-    """Variant records by (device, parent model), in the order the run asked for them."""
-    groups: Dict[Tuple[str, str], List[Record]] = {}
-    for record in sorted(records, key=lambda r: order.get(str(r.artifact["name"]), len(order))):
-        if record.artifact.get("variant"):
-            art = record.artifact  # the fp32 original has no parent: it is the parent
-            key = (record.device, str(art.get("parent_sha256") or art.get("sha256")))
-            groups.setdefault(key, []).append(record)
-    return groups
 
 
 def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
@@ -121,7 +108,7 @@ def sections(meta: Mapping[str, Any], records: Sequence[Record]) -> List[Section
         for i, a in enumerate((meta.get("request") or {}).get("artifacts", []))
     }
     out = []
-    for (device, parent), group in _groups(records, order).items():
+    for (device, parent), group in variant_groups(records, order).items():
         original = next((r for r in group if r.artifact["variant"] == "fp32"), None)
         base = summary.row(original) if original is not None and original.ok else None
         model = original.artifact["name"] if original is not None else "parent " + parent[:12]

@@ -7,7 +7,6 @@ the moment it arrives, so Ctrl-C or a failing device loses nothing already measu
 
 from __future__ import annotations
 
-import datetime
 import getpass
 import json
 import socket
@@ -21,9 +20,11 @@ from edgebench.agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_
 from edgebench.agent.record import Record, error_record
 from edgebench.agent.verify import sha256_file
 
+from ..clock import utc_now
 from ..config import ConfigError, Device
 from ..store import RunStore, StoreError
-from ..transport.base import Transport, interpret, make_transport, printable
+from ..transport import make_transport
+from ..transport.base import Transport, interpret, printable
 
 Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload)
 # How long an agent waits for another benchmark on its board to finish (agent/lease.py):
@@ -31,10 +32,6 @@ Event = Callable[[str, str, str, Any], None]  # (device, artifact, kind, payload
 LEASE_TIMEOUT_S = 300.0
 # Staging faults that concern one file: the next artifact still gets its own attempt.
 FILE_FAULTS = ("disk-full", "transfer-failed")
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

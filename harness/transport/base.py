@@ -258,11 +258,3 @@ def agent_env(workdir: str) -> Dict[str, str]:
     a telemetry database and device id under ``$XDG_CACHE_HOME`` (else ``~/.cache``)
     ``/Microsoft`` when imported."""
     return {"XDG_CACHE_HOME": workdir.rstrip("/") + "/cache"}
-
-
-def make_transport(device: Device) -> Transport:
-    if device.kind == "local":
-        return LocalTransport(device)
-    from .ssh import SSHTransport  # paramiko is imported only for SSH devices
-
-    return SSHTransport(device)
