@@ -1,5 +1,6 @@
-"""Vendor probes and samplers (agent/boards.py, agent/power.py) against fixture board trees
-(tests/fixtures/boards/<board>) and stand-in vendor tools (tests/fixtures/bin/<board>)."""
+"""Vendor probes and samplers (agent/board/boards.py, agent/board/power.py) against fixture
+board trees (tests/fixtures/boards/<board>) and stand-in vendor tools
+(tests/fixtures/bin/<board>)."""
 
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""Validity rules (agent/validity.py and the backends): throttling during the timed window,
+"""Validity rules (agent/board/validity.py and the backends): throttling during the timed window,
 cooldown, require_accelerator, Edge TPU compilation, board warnings -- through the real
 agent and the real CLI on fixture boards (see test_boards.py)."""
 
