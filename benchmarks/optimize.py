@@ -89,7 +89,6 @@ def main() -> int:
     )
     if code not in (0, 1):
         return code
-    sys.path.insert(0, str(ROOT))
     from edgebench.harness.store import open_run
 
     store = open_run(args.out)

@@ -6,11 +6,11 @@ from edgebench.harness.analysis.budgets import (
     PASS,
     SKIP,
     BudgetError,
-    find_parent,
     judge,
     load_budgets,
     parse_budgets,
 )
+from edgebench.harness.analysis.families import find_parent
 
 FILE = """
 budgets:
