@@ -9,7 +9,8 @@ import time
 from array import array
 from typing import Any, Callable, Dict, Tuple
 
-from . import boards, fingerprint, memory, power, validity
+from . import memory
+from .board import boards, fingerprint, power, validity
 from .faults import Fault
 from .protocol import Job
 from .record import Record, error_record
@@ -37,12 +38,12 @@ def progress(phase: str, **fields: Any) -> None:
 def _backend(fmt: str) -> Any:
     try:
         if fmt == "onnx":
-            from . import rt_onnx
+            from .runtimes import onnx
 
-            return rt_onnx
-        from . import rt_tflite
+            return onnx
+        from .runtimes import tflite
 
-        return rt_tflite
+        return tflite
     except ImportError as exc:  # numpy itself is missing on the board
         raise Fault(
             "runtime-missing", "cannot import what the %s backend needs: %s" % (fmt, exc)
@@ -317,7 +318,7 @@ def _board_timing(
     if board_stats:
         timing["tegrastats"] = board_stats
     if runtime.get("name") == "onnxruntime":
-        from .rt_onnx import engine_build_ms
+        from .runtimes.onnx import engine_build_ms
 
         build = engine_build_ms(runtime, timing["first_ms"], stats["p50_ms"])
         if build is not None:

@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import Any, Dict, Mapping
 
-from . import boards, fingerprint, validity
+from .board import boards, fingerprint, validity
 
 
 def _onnxruntime() -> Dict[str, Any]:
@@ -22,7 +22,7 @@ def _onnxruntime() -> Dict[str, Any]:
 
 
 def _tflite(delegate: Any) -> Dict[str, Any]:
-    from .rt_tflite import MODULES, _version
+    from .runtimes.tflite import MODULES, module_version
 
     modules = {}
     loaded = None
@@ -32,7 +32,7 @@ def _tflite(delegate: Any) -> Dict[str, Any]:
         except ImportError as exc:
             modules[name] = {"available": False, "error": str(exc).splitlines()[0]}
             continue
-        modules[name] = {"available": True, "version": _version(name)}
+        modules[name] = {"available": True, "version": module_version(name)}
         loaded = loaded or module
     result: Dict[str, Any] = {"available": loaded is not None, "modules": modules}
     if isinstance(delegate, Mapping) and delegate.get("library") and loaded is not None:

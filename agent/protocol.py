@@ -48,7 +48,7 @@ class Job:
     input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
     onnx: Mapping[str, Any] = field(default_factory=dict)
     tflite: Mapping[str, Any] = field(default_factory=dict)
-    # validity (see agent/validity.py): fail rather than measure the CPU in its place; wait
+    # validity (see agent/board/validity.py): fail rather than measure the CPU in its place; wait
     # below cooldown["max_temp_c"] (at most cooldown["timeout_s"]) before the artifact;
     # flag the record when the timed window reaches throttle_temp_c
     require_accelerator: bool = False

@@ -74,7 +74,7 @@ class Record:
     memory: Mapping[str, Any] = field(default_factory=dict)
     accuracy: Mapping[str, Any] = field(default_factory=dict)
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
-    validity: Mapping[str, Any] = field(default_factory=dict)  # agent/validity.py's verdict
+    validity: Mapping[str, Any] = field(default_factory=dict)  # agent/board/validity.py's verdict
     started_at: str = ""
     finished_at: str = ""
     stderr_tail: str = ""

@@ -65,7 +65,7 @@ def run(boards: List[Sshd], workdir: Path, iterations: int) -> float:
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "--devices-file",
             str(inventory),
             "run",

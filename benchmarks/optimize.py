@@ -73,7 +73,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "run",
             str(plan),
             "--threads",
@@ -89,8 +89,7 @@ def main() -> int:
     )
     if code not in (0, 1):
         return code
-    sys.path.insert(0, str(ROOT))
-    from harness.store import open_run
+    from edgebench.harness.store import open_run
 
     store = open_run(args.out)
     records = store.records()

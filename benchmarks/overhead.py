@@ -71,7 +71,7 @@ def agent(model: Path, threads: int, seconds: float, out_dir: str) -> float:
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "run",
             "--model",
             str(model),

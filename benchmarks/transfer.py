@@ -29,9 +29,9 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.config import Device  # noqa: E402
-from harness.runner import sha256_file  # noqa: E402
-from harness.ssh import SSHTransport  # noqa: E402
+from edgebench.agent.verify import sha256_file  # noqa: E402
+from edgebench.harness.config import Device  # noqa: E402
+from edgebench.harness.transport.ssh import SSHTransport  # noqa: E402
 from tests.sshd import Sshd, skip_reason, ssh_base, start_sshd  # noqa: E402
 
 

@@ -32,11 +32,11 @@ from typing import Callable, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.verify import check, sha256_file  # noqa: E402
-from harness.config import Device  # noqa: E402
-from harness.pack import build  # noqa: E402
-from harness.ssh import SSHTransport  # noqa: E402
-from harness.transport import LOADER  # noqa: E402
+from edgebench.agent.verify import check, sha256_file  # noqa: E402
+from edgebench.harness.config import Device  # noqa: E402
+from edgebench.harness.run.pack import build  # noqa: E402
+from edgebench.harness.transport.base import LOADER  # noqa: E402
+from edgebench.harness.transport.ssh import SSHTransport  # noqa: E402
 from tests.sshd import Sshd, skip_reason, start_sshd  # noqa: E402
 
 

@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from edgebench.agent import __version__
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_MODELS = ("digits.onnx", "digits.tflite", "digits.int8.tflite")
 EXAMPLE_EVAL = "digits_eval.npz"
@@ -40,10 +42,10 @@ def _execute(
     todo: Optional[Dict[str, List[str]]] = None,
 ) -> Tuple[List[Any], Any]:
     """Measure with live progress, then write report.md; returns (records, runner)."""
-    from .pack import build, default_cache
-    from .progress import Display
-    from .report import run_report
-    from .runner import Runner
+    from .report.markdown import run_report
+    from .run.pack import build, default_cache
+    from .run.progress import Display
+    from .run.runner import Runner
     from .store import StoreError
 
     display = Display(quiet=args.quiet or args.json)
@@ -59,8 +61,9 @@ def _execute(
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Measure only what a stored run is missing, with the settings it was started with."""
+    from .clock import utc_now
     from .config import load_inventory
-    from .runner import Request, unfinished, utc_now
+    from .run.runner import Request, unfinished
     from .store import open_run
 
     store = open_run(args.resume)
@@ -77,12 +80,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return cmd_resume(args)
-    from . import tradeoff
+    from .clock import utc_now
     from .config import load_inventory, parse_input_shapes
     from .hostinfo import host_info
     from .plan import build as build_plan
     from .plan import load_plan
-    from .runner import Artifact, Request, utc_now
+    from .report import tradeoff
+    from .run.runner import Artifact, Request
     from .store import RunMeta, RunStore
 
     plan = load_plan(args.plan) if args.plan else None
@@ -128,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     artifacts = [Artifact.from_path(p) for p in paths]
     builds: List[Dict[str, Any]] = []
     if plan is not None:  # the fp32 originals and the variants built from them
-        from .progress import BuildDisplay
+        from .run.progress import BuildDisplay
 
         echo = functools.partial(_echo, args)
         with BuildDisplay(echo, quiet=args.quiet or args.json) as display:
@@ -171,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _check_settings(settings: Dict[str, Any]) -> None:
     """Bad settings are exit 2 here, before anything runs, not job-invalid on every board."""
-    from agent.protocol import JobError, parse_settings
+    from edgebench.agent.protocol import JobError, parse_settings
 
     try:
         parse_settings(settings, lambda key: "--" + key.replace("_", "-"))
@@ -181,8 +185,8 @@ def _check_settings(settings: Dict[str, Any]) -> None:
 
 def _check_eval(path: Path) -> None:
     """What the host can tell about an eval set without the model, before anything runs."""
-    from agent.faults import Fault
-    from agent.tensors import load_eval
+    from edgebench.agent.faults import Fault
+    from edgebench.agent.tensors import load_eval
 
     if not path.is_file():
         raise UsageError("%s: eval set not found" % path)
@@ -204,7 +208,7 @@ def _show(line: str) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import (
+    from .optimize.variants import (
         VARIANT_HELP,
         BuildError,
         Options,
@@ -213,7 +217,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         parse_variant,
         variant_name,
     )
-    from .progress import BuildDisplay
+    from .run.progress import BuildDisplay
 
     try:
         variants = args.variants and [
@@ -243,7 +247,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) -> int:
     import json
 
-    from .report import terminal_table
+    from .report.markdown import terminal_table
     from .summary import rows
 
     if args.json:
@@ -285,12 +289,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import render
+    from .report.markdown import render
     from .store import open_run
 
     store = open_run(args.run_dir)
     if args.format == "html":
-        from .html import write_report
+        from .report.html import write_report
 
         print(write_report(store))
         return 0
@@ -299,8 +303,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .budgets import load_budgets
-    from .gate import gate, junit, show
+    from .analysis.budgets import load_budgets
+    from .analysis.gate import gate, junit, show
     from .store import atomic_write, open_run, output_file
 
     junit_path = output_file(args.junit) if args.junit else None
@@ -314,10 +318,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from .budgets import load_budgets
-    from .decide import decide, manifest, show
-    from .runner import utc_now
-    from .sign import check_key, write_manifest
+    from .analysis.budgets import load_budgets
+    from .analysis.decide import decide, manifest, show
+    from .analysis.sign import check_key, write_manifest
+    from .clock import utc_now
     from .store import open_run, output_file
 
     store = open_run(args.run)
@@ -337,7 +341,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import print_table, side_by_side
+    from .formatting import print_table
+    from .report.compare import side_by_side
     from .store import open_run
 
     sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
@@ -348,7 +353,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .history import load_index, series, show
+    from .analysis.history import load_index, series, show
 
     entries = load_index(Path(args.root))
     found = series(entries, args.device, args.artifact)
@@ -382,6 +387,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgebench", description="Benchmark ML models on edge devices."
     )
+    p.add_argument("--version", action="version", version="edgebench " + __version__)
     p.add_argument(
         "--devices-file",
         metavar="FILE",
@@ -558,8 +564,8 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
+    from .analysis.sign import SignError
     from .config import ConfigError
-    from .sign import SignError
     from .store import StoreError
 
     main_thread = threading.current_thread() is threading.main_thread()

@@ -29,7 +29,7 @@ from typing import (
 
 import yaml
 
-from agent.jsonshape import show as _show
+from edgebench.agent.jsonshape import show as _show
 
 BUILTIN = "<built-in>"
 DEFAULT_FILE = "devices.yaml"

@@ -7,13 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from agent.faults import Fault
-from agent.power import max_temp_c
-from agent.protocol import PROTOCOL_VERSION
+from edgebench.agent.board.power import max_temp_c
+from edgebench.agent.faults import Fault
+from edgebench.agent.protocol import PROTOCOL_VERSION
 
 from .config import Device, Inventory
-from .pack import build, default_cache
-from .transport import agent_answer, make_transport
+from .run.pack import build, default_cache
+from .transport import make_transport
+from .transport.base import agent_answer
 
 PROBE_TIMEOUT_S = 120.0
 
@@ -106,7 +107,7 @@ def _describe(info: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _board(board: Dict[str, Any], trt_cache: Any) -> Dict[str, Any]:
-    """The vendor probes (agent/boards.py) as ``edgebench devices --probe`` lines."""
+    """The vendor probes (agent/board/boards.py) as ``edgebench devices --probe`` lines."""
     pi = board.get("raspberry_pi") or {}
     jetson = board.get("jetson") or {}
     throttled = pi.get("throttled") or {}

@@ -6,7 +6,7 @@ import platform
 import socket
 from typing import Any, Dict
 
-import agent
+from edgebench import agent
 
 
 def host_info() -> Dict[str, Any]:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
+from edgebench.agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
 
 from .config import Checker, ConfigError, Device, Inventory, load_yaml, read_text
-from .optimize import (
+from .optimize.variants import (
     ACTIVATIONS,
     CALIB_METHODS,
     DEFAULT_VARIANTS,
@@ -42,7 +42,7 @@ from .optimize import (
     parse_variant,
     variant_name,
 )
-from .runner import Artifact
+from .run.runner import Artifact
 
 _KEYS = (
     "models",

@@ -29,9 +29,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from agent.jsonshape import NUMBER, Each, ListOf, shape_error
-from agent.record import Record, RecordError
-from harness.summary import COLUMNS, rows
+from edgebench.agent.jsonshape import NUMBER, Each, ListOf, shape_error
+from edgebench.agent.record import Record, RecordError
+
+from .summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
 LATEST = "latest"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from agent.record import Record
+from edgebench.agent.record import Record
 
 COLUMNS = [
     "device",
@@ -33,7 +33,7 @@ COLUMNS = [
     "providers",
     "sha256",
     "message",
-    # board validity (agent/validity.py) and energy, appended so older columns keep their place
+    # board validity (agent/board/validity.py) and energy, appended so older columns keep their place
     "throttled",
     "energy_mj",
     "engine_build_ms",

@@ -86,12 +86,11 @@ def edgebench(
 ) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, run from ``cwd``."""
     return subprocess.run(
-        [sys.executable, "-m", "harness"] + args,
+        [sys.executable, "-m", "edgebench.harness"] + args,
         cwd=str(cwd),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         **kwargs,
     )
 

@@ -9,9 +9,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness.store import RunStore
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.store import RunStore
 
 # A run as edgebench wrote it with records of schema version 1 (tests/fixtures/README.md)
 V1_RUN = Path(__file__).parent / "fixtures" / "runs-v1" / "20261201-010556-32ee"
@@ -96,7 +96,7 @@ def make_run(
     root: Path,
     records: Iterable[Record],
     tags: Optional[Mapping[str, Sequence[str]]] = None,
-    pending: Mapping[str, Sequence[str]] = {},
+    pending: Optional[Mapping[str, Sequence[str]]] = None,
     created_at: str = "2026-01-01T00:00:00+00:00",
 ) -> RunStore:
     """A run directory holding ``records``; ``tags`` per device, ``pending`` lists jobs that
@@ -108,7 +108,7 @@ def make_run(
         status.setdefault(r.device, {})[str(r.artifact["name"])] = (
             "ok" if r.ok else "error:%s" % r.reason
         )
-    for device, names in pending.items():
+    for device, names in (pending or {}).items():
         status.setdefault(device, {}).update(dict.fromkeys(names, "pending"))
     store.update_meta(
         created_at=created_at,

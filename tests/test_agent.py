@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, agent_run
 
-from agent.record import Record
+from edgebench.agent.record import Record
 
 
 def run_record(job, **kw) -> Record:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES
 from synthetic_runs import failed, make_run, ok
 
-from harness.cli import main
-from harness.sign import NAMESPACE
-from harness.store import atomic_write
+from edgebench.harness.analysis.sign import NAMESPACE
+from edgebench.harness.cli import main
+from edgebench.harness.store import atomic_write
 
 
 def error_line(capsys) -> str:
@@ -166,7 +166,6 @@ def _in_read_only(folder: Path, cmd, cwd: Path) -> subprocess.CompletedProcess:
                 cwd=str(cwd),
                 capture_output=True,
                 text=True,
-                env=dict(os.environ, PYTHONPATH=str(ROOT)),
             )
         finally:
             folder.chmod(0o755)
@@ -175,7 +174,6 @@ def _in_read_only(folder: Path, cmd, cwd: Path) -> subprocess.CompletedProcess:
         cwd=str(cwd),
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
 
 
@@ -190,7 +188,7 @@ def _read_only_mount_reason():
 
 
 NO_READ_ONLY = _read_only_mount_reason()
-CLI = [sys.executable, "-m", "harness"]
+CLI = [sys.executable, "-m", "edgebench.harness"]
 
 
 @pytest.mark.skipif(NO_READ_ONLY is not None, reason=str(NO_READ_ONLY))

@@ -1,5 +1,6 @@
-"""Vendor probes and samplers (agent/boards.py, agent/power.py) against fixture board trees
-(tests/fixtures/boards/<board>) and stand-in vendor tools (tests/fixtures/bin/<board>)."""
+"""Vendor probes and samplers (agent/board/boards.py, agent/board/power.py) against fixture
+board trees (tests/fixtures/boards/<board>) and stand-in vendor tools
+(tests/fixtures/bin/<board>)."""
 
 import os
 import shutil
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, agent_run
 
-from agent import boards, fingerprint, power
+from edgebench.agent.board import boards, fingerprint, power, sysfs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -41,7 +42,7 @@ def on_board(tmp_path, monkeypatch):
         root = board(tmp_path, name)
         for key, value in board_env(root, name).items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setattr(fingerprint, "ROOT", str(root))
+        monkeypatch.setattr(sysfs, "ROOT", str(root))
         return root
 
     return use

@@ -1,17 +1,17 @@
 import pytest
 from synthetic_runs import failed, ok, sha
 
-from harness.budgets import (
+from edgebench.harness.analysis.budgets import (
     FAIL,
     PASS,
     SKIP,
     BudgetError,
-    find_parent,
     judge,
     load_budgets,
     parse_budgets,
 )
-from harness.store import RunMeta
+from edgebench.harness.analysis.families import find_parent
+from edgebench.harness.store import RunMeta
 
 FILE = """
 budgets:

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, edgebench
+from conftest import FAST, edgebench
 
-from agent.record import Record
-from harness.summary import COLUMNS
+from edgebench.agent.record import Record
+from edgebench.harness.summary import COLUMNS
 
 REQUIRED = [
     "device",
@@ -193,7 +192,7 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
     args = [
         sys.executable,
         "-m",
-        "harness",
+        "edgebench.harness",
         "run",
         "--model",
         str(examples / "digits.onnx"),
@@ -214,7 +213,6 @@ def test_interrupted_run_keeps_its_finished_rows(tmp_path, examples):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
@@ -280,7 +278,7 @@ def test_resume_measures_only_what_is_missing(tmp_path, examples):
 
 
 def test_busy_board_is_device_busy_naming_the_holder(tmp_path, examples):
-    from agent.lease import acquire
+    from edgebench.agent.lease import acquire
 
     workdir = tmp_path / "wd"
     (tmp_path / "devices.yaml").write_text(

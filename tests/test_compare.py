@@ -3,9 +3,9 @@
 import pytest
 from synthetic_runs import failed, make_run, ok
 
-from harness.cli import main
-from harness.compare import side_by_side
-from harness.config import ConfigError
+from edgebench.harness.cli import main
+from edgebench.harness.config import ConfigError
+from edgebench.harness.report.compare import side_by_side
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from harness.compare_stats import FASTER, NOT_SIGNIFICANT, SLOWER, bootstrap_medians, compare
+from edgebench.harness.analysis.compare_stats import (
+    FASTER,
+    NOT_SIGNIFICANT,
+    SLOWER,
+    bootstrap_medians,
+    compare,
+)
 
 
 def series(median: float, n: int, seed: int, spread: float = 0.05) -> np.ndarray:

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import BUILTIN, ConfigError, Delegate, load_inventory, parse_input_shapes
+from edgebench.harness.config import (
+    BUILTIN,
+    ConfigError,
+    Delegate,
+    load_inventory,
+    parse_input_shapes,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,11 +7,11 @@ import subprocess
 import pytest
 from synthetic_runs import FINGERPRINT, make_run, ok, sha
 
-from harness.budgets import parse_budgets
-from harness.cli import main
-from harness.decide import decide
-from harness.gate import device_identity
-from harness.sign import NAMESPACE
+from edgebench.harness.analysis.budgets import parse_budgets
+from edgebench.harness.analysis.decide import decide
+from edgebench.harness.analysis.identity import device_identity
+from edgebench.harness.analysis.sign import NAMESPACE
+from edgebench.harness.cli import main
 
 BUDGETS = """
 budgets:

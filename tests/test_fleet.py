@@ -52,7 +52,7 @@ def start_run(cwd: Path, inventory: Path, *extra: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "--devices-file",
             str(inventory),
             "run",
@@ -69,7 +69,7 @@ def start_run(cwd: Path, inventory: Path, *extra: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
     )
 
 
@@ -123,7 +123,7 @@ def test_link_lost_mid_transfer_is_unreachable_and_the_rest_finish(tmp_path, hos
         [
             sys.executable,
             "-m",
-            "harness",
+            "edgebench.harness",
             "--devices-file",
             str(inventory),
             "run",
@@ -139,7 +139,7 @@ def test_link_lost_mid_transfer_is_unreachable_and_the_rest_finish(tmp_path, hos
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
     )
     seen = []
     for line in proc.stderr:  # plain progress lines, one per quarter: the 2nd means under way

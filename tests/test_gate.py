@@ -6,9 +6,10 @@ import pytest
 from conftest import FAST, edgebench
 from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
-from harness.budgets import FAIL, PASS, SKIP, parse_budgets
-from harness.cli import main
-from harness.gate import device_identities, device_identity, gate
+from edgebench.harness.analysis.budgets import FAIL, PASS, SKIP, parse_budgets
+from edgebench.harness.analysis.gate import gate
+from edgebench.harness.analysis.identity import device_identities, device_identity
+from edgebench.harness.cli import main
 
 BUDGETS = """
 budgets:

@@ -6,11 +6,11 @@ import shutil
 import pytest
 from synthetic_runs import FINGERPRINT, V1_RUN, failed, make_run, ok
 
-from harness import history
-from harness.cli import main
-from harness.gate import device_identity
-from harness.history import load_index, marker, series
-from harness.store import open_run
+from edgebench.harness.analysis import history
+from edgebench.harness.analysis.history import load_index, marker, series
+from edgebench.harness.analysis.identity import device_identity
+from edgebench.harness.cli import main
+from edgebench.harness.store import open_run
 
 OTHER = dict(FINGERPRINT, hostname="pi4-b")
 
@@ -70,7 +70,7 @@ def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):
     assert load_index(root) == first  # nothing changed: nothing re-read
     monkeypatch.undo()
     newest = root / first[-1]["run_id"]
-    from harness.store import open_run
+    from edgebench.harness.store import open_run
 
     open_run(newest).write_record(ok("b.onnx"))
     shutil.rmtree(root / first[0]["run_id"])

@@ -12,8 +12,8 @@ import pytest
 from conftest import ROOT
 from synthetic_runs import FINGERPRINT, failed, make_run, ok
 
-from harness.cli import main
-from harness.html import render_html
+from edgebench.harness.cli import main
+from edgebench.harness.report.html import render_html
 
 CHARTS = ("box", "cdf", "memory", "temperatures", "pareto")
 MODEL = "mobilenet_v3_large_224_imagenet_classifier_exported_from_keras.onnx"
@@ -252,8 +252,8 @@ def test_plan_report_reads_at_1400_and_800_px(plan_run, tmp_path):
 
 
 def test_every_block_of_the_report_sections_is_in_the_page(plan_run):
-    from harness.report import run_sections
-    from harness.sections import Facts, Notes, Table
+    from edgebench.harness.report.markdown import run_sections
+    from edgebench.harness.report.sections import Facts, Notes, Table
 
     page = html.unescape(render_html(plan_run).replace("<wbr>", ""))
     sections = run_sections(plan_run.meta(), plan_run.records())
@@ -274,7 +274,7 @@ def test_every_block_of_the_report_sections_is_in_the_page(plan_run):
 
 
 def test_tick_labels_are_distinct_with_the_decimals_their_step_needs():
-    from harness.svg import axis
+    from edgebench.harness.report.svg import axis
 
     memory = axis([101.2, 102.8], "MB").tick_labels()  # was "101, 101, 102, 102, 103"
     assert memory == ["%.1f" % (101.2 + 0.2 * i) for i in range(9)]
@@ -285,7 +285,7 @@ def test_tick_labels_are_distinct_with_the_decimals_their_step_needs():
 
 
 def test_axes_go_logarithmic_when_values_spread_widely():
-    from harness.svg import Axis, axis
+    from edgebench.harness.report.svg import Axis, axis
 
     wide = axis([0.002, 0.5], "ms")
     assert wide.log and [round(t, 6) for t in wide.ticks()] == [
@@ -305,7 +305,7 @@ def test_axes_go_logarithmic_when_values_spread_widely():
 
 
 def test_labels_sit_at_their_points_without_overlap():
-    from harness.svg import Axis, Chart, text_px
+    from edgebench.harness.report.svg import Axis, Chart, text_px
 
     chart = Chart("pareto", "t", Axis(0, 10), Axis(0, 10))
     points = [(5, 5), (5.2, 5.1), (5.1, 4.8), (4.9, 5.2), (9.8, 9.8), (0.2, 0.2)]
@@ -328,7 +328,7 @@ def test_labels_sit_at_their_points_without_overlap():
 
 
 def test_long_names_lose_their_shared_prefix_and_keep_a_full_tooltip():
-    from harness.svg import Axis, Chart, tails
+    from edgebench.harness.report.svg import Axis, Chart, tails
 
     names = [MODEL, MODEL.replace(".onnx", ".int8-static.onnx")]
     assert tails(names, 40) == ["…keras.onnx", "…keras.int8-static.onnx"]

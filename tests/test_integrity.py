@@ -23,12 +23,12 @@ from sshd import Sshd, skip_reason, start_sshd
 from test_compat import NO_PY38, _python38
 from test_ssh import device, needs_sshd, write_devices
 
-from agent import receive
-from agent.loader import REFUSED
-from agent.verify import sha256_file
-from harness.ssh import RECEIVE, SSHTransport
-from harness.store import open_run
-from harness.transport import interpret, printable
+from edgebench.agent import receive
+from edgebench.agent.loader import REFUSED
+from edgebench.agent.verify import sha256_file
+from edgebench.harness.store import open_run
+from edgebench.harness.transport.base import interpret, printable
+from edgebench.harness.transport.ssh import RECEIVE, SSHTransport
 
 
 def run_args(inventory: Path, out: Path, models: List[Path], *extra: str) -> List[str]:
@@ -136,7 +136,7 @@ def test_swapped_agent_is_resent_by_a_run_and_never_executed(
 
 @needs_sshd
 def test_agent_swapped_after_deploy_is_refused(server: Sshd, tmp_path: Path, home: Path) -> None:
-    from harness.pack import build
+    from edgebench.harness.run.pack import build
 
     t = SSHTransport(device(server, tmp_path / "wd"))
     t.deploy(build(tmp_path / "cache"))
@@ -304,9 +304,9 @@ def test_local_agent_is_started_through_the_verifying_loader(
     tmp_path: Path, dynamic_onnx: Path
 ) -> None:
     """The local transport takes the same path: a zipapp changed after deploy is refused."""
-    from harness.config import Device
-    from harness.pack import build
-    from harness.transport import LocalTransport
+    from edgebench.harness.config import Device
+    from edgebench.harness.run.pack import build
+    from edgebench.harness.transport.base import LocalTransport
 
     t = LocalTransport(Device(name="dev", kind="local", python=sys.executable))
     zip_path = tmp_path / "agent.pyz"

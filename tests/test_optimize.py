@@ -15,8 +15,14 @@ import pytest
 from conftest import EXAMPLES, ROOT, edgebench
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.capture import captured
-from harness.optimize import BuildError, Options, build_variants, logged, parse_variant
+from edgebench.harness.optimize.capture import captured
+from edgebench.harness.optimize.variants import (
+    BuildError,
+    Options,
+    build_variants,
+    logged,
+    parse_variant,
+)
 
 EVAL = EXAMPLES / "digits_eval.npz"
 
@@ -229,7 +235,7 @@ def test_tflite_recipes_build_with_ai_edge_quantizer(tmp_path, calib):
 def test_a_missing_tool_names_the_extra_to_install(tmp_path):
     code = (
         "import sys; sys.modules['ai_edge_quantizer'] = None; "
-        "from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from edgebench.harness.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     proc = subprocess.run(
         [
@@ -261,7 +267,7 @@ def on_a_terminal(args, cwd):
     terminal received)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness"] + args,
+        [sys.executable, "-m", "edgebench.harness"] + args,
         cwd=str(cwd),
         stdout=subprocess.PIPE,
         stderr=slave,

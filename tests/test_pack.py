@@ -3,7 +3,7 @@ import subprocess
 import sys
 import zipfile
 
-from harness.pack import build
+from edgebench.harness.run.pack import build
 
 
 def test_zipapp_is_named_by_content_and_built_once(tmp_path):

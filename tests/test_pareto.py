@@ -1,4 +1,4 @@
-from harness.pareto import pareto
+from edgebench.harness.analysis.families import pareto
 
 
 def test_pareto_keeps_only_undominated_options():

@@ -6,8 +6,8 @@ import shutil
 import pytest
 from conftest import EXAMPLES, FAST, edgebench
 
-from harness.config import ConfigError
-from harness.plan import load_plan, parse_plan
+from edgebench.harness.config import ConfigError
+from edgebench.harness.plan import load_plan, parse_plan
 
 
 def test_the_example_plan_resolves_paths_against_its_folder():

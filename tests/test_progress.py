@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 from test_report import failed_record, ok_record
 
-from harness.progress import Display, overall
+from edgebench.harness.run.progress import Display, overall
 
 
 def test_the_overall_line_counts_jobs_and_estimates_the_time_left():

@@ -3,8 +3,8 @@ import json
 import pytest
 from synthetic_runs import V1_RUN
 
-from agent.record import SCHEMA_VERSION, Record, RecordError, error_record
-from agent.stats import summarize
+from edgebench.agent.record import SCHEMA_VERSION, Record, RecordError, error_record
+from edgebench.agent.stats import summarize
 
 ART = {"name": "m.onnx", "sha256": "ab" * 32}
 

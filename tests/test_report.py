@@ -5,12 +5,13 @@ import json
 import pytest
 from rich.console import Console
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness import report
-from harness.report import fmt_mb, fmt_ms, fmt_pct, render, run_report
-from harness.store import RunMeta, RunStore
-from harness.summary import COLUMNS
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.formatting import fmt_mb, fmt_ms, fmt_pct
+from edgebench.harness.report import markdown as report
+from edgebench.harness.report.markdown import render, run_report
+from edgebench.harness.store import RunMeta, RunStore
+from edgebench.harness.summary import COLUMNS
 
 SETTINGS = {
     "threads": None,
@@ -216,7 +217,16 @@ def test_fingerprint_lists_every_runtime_the_device_loaded():
 
 
 def test_sections_render_as_markdown():
-    from harness.sections import TEXT, Charts, Column, Facts, Notes, Section, Table, markdown
+    from edgebench.harness.report.sections import (
+        TEXT,
+        Charts,
+        Column,
+        Facts,
+        Notes,
+        Section,
+        Table,
+        markdown,
+    )
 
     doc = [
         Section("Run", [], level=1),

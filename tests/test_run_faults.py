@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, edgebench
+from conftest import FAST, edgebench
 
-from agent.lease import acquire
-from harness.budgets import parse_budgets
-from harness.config import ConfigError, Device
-from harness.devices import probe_one
-from harness.pack import build, default_cache
-from harness.runner import Artifact, Request, Runner
-from harness.store import RunStore
+from edgebench.agent.lease import acquire
+from edgebench.harness.analysis.budgets import parse_budgets
+from edgebench.harness.config import ConfigError, Device
+from edgebench.harness.devices import probe_one
+from edgebench.harness.run.pack import build, default_cache
+from edgebench.harness.run.runner import Artifact, Request, Runner
+from edgebench.harness.store import RunStore
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int, needle: str) -> str:
@@ -36,7 +36,7 @@ def test_results_disk_full_is_an_error_line_exit_1_and_the_measurement_is_shown(
         pytest.skip("a small tmpfs for --out needs root, unshare and mount")
     # run.json fits in 64 KiB; a record of 20000 samples does not
     script = (
-        "mkdir -p out && mount -t tmpfs -o size=64k tmpfs out && exec %s -m harness run "
+        "mkdir -p out && mount -t tmpfs -o size=64k tmpfs out && exec %s -m edgebench.harness run "
         "--model %s --min-iterations 20000 --min-seconds 0 --warmup-seconds 0 "
         "--out out --json" % (sys.executable, examples / "digits.onnx")
     )
@@ -46,7 +46,6 @@ def test_results_disk_full_is_an_error_line_exit_1_and_the_measurement_is_shown(
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     if "mount:" in proc.stderr:
         pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.strip())
@@ -88,7 +87,7 @@ def test_sigterm_stops_the_agents_and_marks_the_run_interrupted(tmp_path, exampl
     args = [
         sys.executable,
         "-m",
-        "harness",
+        "edgebench.harness",
         "run",
         "--model",
         str(examples / "digits.onnx"),
@@ -110,7 +109,6 @@ def test_sigterm_stops_the_agents_and_marks_the_run_interrupted(tmp_path, exampl
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     deadline = time.monotonic() + 60
     while not (workdir / "lease").is_file():  # the agent holds the board
@@ -322,13 +320,15 @@ def test_a_device_python_that_does_not_start_is_runtime_missing(tmp_path, exampl
 def test_resume_of_a_read_only_run_is_exit_2(stored_run):
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
         pytest.skip("a read-only bind mount needs root, unshare and mount")
-    script = 'mount --bind -o ro "$0" "$0" && exec %s -m harness run --resume "$0"' % sys.executable
+    script = (
+        'mount --bind -o ro "$0" "$0" && exec %s -m edgebench.harness run --resume "$0"'
+        % sys.executable
+    )
     proc = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, str(stored_run)],
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     if "mount:" in proc.stderr:
         pytest.skip("cannot bind-mount here: %s" % proc.stderr.strip())

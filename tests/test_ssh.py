@@ -19,12 +19,12 @@ import pytest
 from conftest import FAST, ROOT, edgebench
 from sshd import Sshd, free_port, keygen, kill_tree, skip_reason, start_sshd
 
-from agent.faults import Fault
-from agent.lease import acquire
-from harness.config import Device
-from harness.ssh import SSHTransport
-from harness.store import open_run
-from harness.transport import interpret
+from edgebench.agent.faults import Fault
+from edgebench.agent.lease import acquire
+from edgebench.harness.config import Device
+from edgebench.harness.store import open_run
+from edgebench.harness.transport.base import interpret
+from edgebench.harness.transport.ssh import SSHTransport
 
 needs_sshd = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 NASTY = "we ird 'q\" ;touch MARK; $(touch MARK) `touch MARK` \\"
@@ -385,7 +385,7 @@ def test_lost_connection_during_a_run_is_unreachable(
 def test_upload_is_verified_before_it_gets_its_name(
     server: Sshd, tmp_path: Path, home: Path
 ) -> None:
-    from harness.runner import sha256_file
+    from edgebench.agent.verify import sha256_file
 
     data = tmp_path / "model.onnx"
     data.write_bytes(os.urandom(300000))
@@ -421,7 +421,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 @needs_sshd
 def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path, tiny_disk: Path) -> None:
-    from harness.runner import sha256_file
+    from edgebench.agent.verify import sha256_file
 
     data = tmp_path / "big.onnx"
     data.write_bytes(os.urandom(2 << 20))
@@ -437,7 +437,7 @@ def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path, tiny_d
 
 HOLD = """import sys
 sys.path.insert(0, %r)
-from agent.lease import acquire
+from edgebench.agent.lease import acquire
 with acquire(sys.argv[1], "harness-A", 5):
     print("held", flush=True)
     sys.stdin.read()
@@ -527,7 +527,7 @@ def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
             [
                 sys.executable,
                 "-m",
-                "harness",
+                "edgebench.harness",
                 "--devices-file",
                 str(inventory),
                 "run",
@@ -551,7 +551,6 @@ def test_frozen_sshd_gives_up_at_the_deadline_and_says_the_kill_failed(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )
         lease = tmp_path / "wd" / "lease"
         deadline = time.monotonic() + 60

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agent.stats import percentile, summarize
+from edgebench.agent.stats import percentile, summarize
 
 
 def test_percentiles_match_numpy():

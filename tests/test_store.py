@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from synthetic_runs import V1_RUN
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness.report import render
-from harness.store import META_VERSION, RunStore, StoreError, atomic_write, open_run
-from harness.summary import COLUMNS
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.report.markdown import render
+from edgebench.harness.store import META_VERSION, RunStore, StoreError, atomic_write, open_run
+from edgebench.harness.summary import COLUMNS
 
 
 def _v1_run(tmp_path: Path) -> Path:

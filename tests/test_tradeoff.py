@@ -1,9 +1,9 @@
 """The trade-off table: figures against fp32, the Pareto set, failures and the pruning note."""
 
-from agent.record import Record, error_record
-from agent.stats import summarize
-from harness import tradeoff
-from harness.store import RunMeta
+from edgebench.agent.record import Record, error_record
+from edgebench.agent.stats import summarize
+from edgebench.harness.report import tradeoff
+from edgebench.harness.store import RunMeta
 
 PARENT = "ab" * 32
 

@@ -11,11 +11,11 @@ import pytest
 from conftest import FAST_SETTINGS
 from test_ssh import gone
 
-from agent.record import Record
-from harness.config import Device
-from harness.devices import probe_one
-from harness.pack import build
-from harness.transport import AgentExit, LocalTransport, interpret
+from edgebench.agent.record import Record
+from edgebench.harness.config import Device
+from edgebench.harness.devices import probe_one
+from edgebench.harness.run.pack import build
+from edgebench.harness.transport.base import AgentExit, LocalTransport, interpret
 
 ART = {"name": "m.onnx", "sha256": "00" * 32}
 

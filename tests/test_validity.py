@@ -1,4 +1,4 @@
-"""Validity rules (agent/validity.py and the backends): throttling during the timed window,
+"""Validity rules (agent/board/validity.py and the backends): throttling during the timed window,
 cooldown, require_accelerator, Edge TPU compilation, board warnings -- through the real
 agent and the real CLI on fixture boards (see test_boards.py)."""
 
@@ -12,10 +12,13 @@ import pytest
 from conftest import EXAMPLES, FAST, agent_run, edgebench
 from test_boards import board, board_env, edgetpu_model
 
-from agent import bench, rt_onnx, rt_tflite, validity
-from agent.protocol import parse_job
-from agent.record import Record
-from harness.config import ConfigError, Cooldown, parse_inventory
+from edgebench.agent import bench
+from edgebench.agent.board import validity
+from edgebench.agent.protocol import parse_job
+from edgebench.agent.record import Record
+from edgebench.agent.runtimes import onnx as rt_onnx
+from edgebench.agent.runtimes import tflite as rt_tflite
+from edgebench.harness.config import ConfigError, Cooldown, parse_inventory
 
 DIGITS = str(EXAMPLES / "digits.onnx")
 WINDOW = {"min_seconds": 0.2, "min_iterations": 20, "warmup_seconds": 0.05}
@@ -35,7 +38,7 @@ def set_temp(root: Path, millidegrees: int) -> None:
 
 
 def window(before, after):
-    from agent.boards import parse_throttled
+    from edgebench.agent.board.boards import parse_throttled
 
     w = validity.Window()
     w.before = parse_throttled("throttled=%s" % before) if before else None

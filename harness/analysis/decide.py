@@ -1,0 +1,184 @@
+"""``edgebench decide``: which variant of each model ships on which board.
+
+On each device the records are grouped by parent -- an artifact together with the variants
+whose ``parent_sha256`` is its sha256; an artifact without variants is its own group.  Of a
+group's variants that pass every budget on that device, the profile picks one: the most
+accurate, the fastest or the smallest (ties go to the faster, then the smaller).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from edgebench.agent.record import Record
+
+from .. import summary
+from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
+from ..store import RunStore
+from .budgets import Budget, Budgets, Verdict, judge
+from .families import model_stem, parent_groups, pareto
+from .identity import device_identity, device_tags, identity_fields
+
+FIGURES = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb", "top1", "top5")
+MANIFEST_VERSION = 1
+
+
+def _criteria(record: Record) -> Tuple[float, float, float]:
+    """(p50 ms, -top-1, size MB): lower is better; no accuracy counts as the worst."""
+    row = summary.row(record)
+    top1 = row["top1"] if row["top1"] is not None else float("-inf")
+    return row["p50_ms"], -top1, row["size_mb"] or 0.0
+
+
+_ORDER: Dict[str, Callable[[Tuple[float, float, float]], Tuple[float, ...]]] = {
+    "most-accurate": lambda c: (c[1], c[0], c[2]),
+    "fastest": lambda c: c,
+    "smallest": lambda c: (c[2], c[0], c[1]),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    record: Record
+    budgets: List[Budget]  # the entries that apply to it on this device
+    broken: List[Verdict]  # the verdicts it failed; empty when it fits
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One model on one device: its variants, the Pareto set and the pick."""
+
+    device: str
+    model: str
+    variants: List[Variant]
+    front: List[Record]  # Pareto set on (p50, top-1, size) of the measured variants
+    chosen: Optional[Variant]
+
+
+def _model_name(key: str, members: Sequence[Record]) -> str:
+    """The parent's artifact name, or the variants' model stem when the parent is absent."""
+    for record in members:
+        if record.artifact.get("sha256") == key:
+            return str(record.artifact["name"])
+    return model_stem(str(members[0].artifact["name"]))
+
+
+def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Choice]:
+    budgets = budgets or Budgets((), "")
+    meta, records = store.meta(), store.records()
+    tags = device_tags(meta)
+    out = []
+    for device in dict.fromkeys(list(meta.status) + [r.device for r in records]):
+        on_device = [r for r in records if r.device == device]
+        if not on_device:  # nothing measured there: nothing can ship
+            out.append(Choice(device, "", [], [], None))
+        for key, members in parent_groups(on_device).items():
+            variants = []
+            for r in members:
+                matching = budgets.matching(device, tags.get(device, []), str(r.artifact["name"]))
+                variants.append(
+                    Variant(r, matching, [v for v in judge(r, matching, on_device) if v.failed])
+                )
+            fits = [v for v in variants if not v.broken]
+            chosen = min(fits, key=lambda v: _ORDER[profile](_criteria(v.record))) if fits else None
+            front = pareto([r for r in members if r.ok], key=_criteria)
+            out.append(Choice(device, _model_name(key, members), variants, front, chosen))
+    return out
+
+
+def _why(broken: Sequence[Verdict]) -> str:
+    return "; ".join(
+        "%s %s, limit %s (%s)" % (v.check, v.measured, v.limit, v.source)
+        if v.measured
+        else "%s: %s" % (v.label, v.detail)
+        for v in broken
+    )
+
+
+def show(choices: Sequence[Choice], profile: str) -> None:
+    """A row per variant: figures, Pareto membership, and the decision with its reason."""
+    rows = []
+    for c in choices:
+        for v in c.variants:
+            row = summary.row(v.record)
+            decision = "chosen" if v is c.chosen else "rejected" if v.broken else "fits"
+            why = (
+                _why(v.broken)
+                if v.broken
+                else ""
+                if v is not c.chosen
+                else "%s within %d budget(s)" % (profile, len(v.budgets))
+                if v.budgets
+                else "%s; no budget applies" % profile
+            )
+            rows.append(
+                [
+                    c.device,
+                    c.model,
+                    str(row["artifact"]),
+                    fmt_ms(row["p50_ms"]),
+                    fmt_pct(row["top1"]),
+                    fmt_mb(row["size_mb"]),
+                    "yes" if any(v.record is r for r in c.front) else "",
+                    decision,
+                    why,
+                ]
+            )
+        if c.chosen is None:
+            rows.append([c.device, c.model, "", "", "", "", "", "no variant fits", ""])
+    print_table(
+        ["Device", "Model", "Artifact", "p50 ms", "Top-1", "Size MB", "Pareto", "Decision", "Why"],
+        rows,
+        {"chosen": "green", "rejected": "red", "no variant fits": "bold red"},
+    )
+
+
+def manifest(
+    store: RunStore,
+    choices: Sequence[Choice],
+    budgets: Optional[Budgets],
+    profile: str,
+    created_at: str,
+) -> str:
+    """The deployment manifest (JSON text): per device and model, the chosen artifact,
+    its measured figures and the budgets it met; ``null`` where nothing fits."""
+    deployments = []
+    for c in choices:
+        seen = next((v.record for v in c.variants if v.record.fingerprint), None)
+        entry: Dict[str, Any] = {
+            "device": c.device,
+            "device_identity": (
+                dict(id=device_identity(seen), **identity_fields(seen)) if seen else None
+            ),
+            "model": c.model,
+            "artifact": None,
+        }
+        if c.chosen is not None:
+            art, row = c.chosen.record.artifact, summary.row(c.chosen.record)
+            entry.update(
+                artifact=art["name"],
+                sha256=art.get("sha256"),
+                variant=art.get("variant"),
+                measured={k: row[k] for k in FIGURES},
+                budgets=[b.to_dict() for b in c.chosen.budgets],
+            )
+        entry["rejected"] = {
+            str(v.record.artifact["name"]): _why(v.broken) for v in c.variants if v.broken
+        }
+        deployments.append(entry)
+    return (
+        json.dumps(
+            {
+                "manifest_version": MANIFEST_VERSION,
+                "run_id": store.run_id,
+                "created_at": created_at,
+                "profile": profile,
+                "budgets_source": budgets.source if budgets else None,
+                "deployments": deployments,
+            },
+            indent=2,
+        )
+        + "\n"
+    )

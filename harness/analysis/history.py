@@ -1,0 +1,228 @@
+"""``edgebench history``: p50 over runs, per machine (device identity) and artifact sha256.
+
+The index is built lazily by scanning ``<root>/*/run.json`` and cached in
+``<root>/index.jsonl`` (one line per run, re-read only when its run.json or summary.csv
+changed).  Scanning rather than appending from ``edgebench run`` keeps the history right
+for runs that were killed, copied in from CI, made by older versions or deleted, and needs
+nothing from the run command; the cache keeps it to one read of each new run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
+
+from ..formatting import fmt_ms, print_table
+from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
+from .budgets import DEFAULT_REGRESSION
+from .identity import device_identities, device_tags, identity_fields
+
+INDEX_FILE = "index.jsonl"
+_RECORD = {
+    "device": str,
+    "identity": str,
+    "tags": ListOf(str),
+    "machine": dict,
+    "artifact": str,
+    "sha256": str,
+    "status": str,
+    "reason": str,
+    "p50_ms": POSITIVE,
+    "n": int,
+}
+_ENTRY = {"run_id": str, "stamp": ListOf(int), "created_at": str, "records": ListOf(_RECORD)}
+
+
+def _usable(entry: Any) -> bool:
+    """A cache line exactly as :func:`_entry` writes it; any other is rebuilt from its run."""
+    return (
+        shape_error(entry, _ENTRY) is None
+        and set(entry) == set(_ENTRY)
+        and all(set(r) == set(_RECORD) for r in entry["records"])
+    )
+
+
+def _stamp(run_dir: Path) -> List[int]:
+    """Changes whenever a record is written (summary.csv) or a job's status (run.json)."""
+    out = []
+    for name in (META_FILE, SUMMARY_FILE):
+        try:
+            st = (run_dir / name).stat()
+            out += [st.st_mtime_ns, st.st_size]
+        except FileNotFoundError:
+            out += [0, 0]
+    return out
+
+
+def _entry(run_dir: Path) -> Dict[str, Any]:
+    """What history needs of one run: no samples, one small dict per record."""
+    store = open_run(run_dir)
+    meta, records = store.meta(), store.records()
+    ids, tags = device_identities(records), device_tags(meta)
+    machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
+    return {
+        "run_id": store.run_id,
+        "stamp": _stamp(run_dir),
+        "created_at": meta.created_at or "",
+        "records": [
+            {
+                "device": r.device,
+                "identity": ids[r.device],
+                "tags": tags.get(r.device, []),
+                "machine": machines.get(r.device, {}),
+                "artifact": r.artifact["name"],
+                "sha256": r.artifact.get("sha256"),
+                "status": r.status,
+                "reason": r.reason,
+                "p50_ms": r.stats.get("p50_ms"),
+                "n": r.stats.get("n"),
+            }
+            for r in records
+        ],
+    }
+
+
+def load_index(root: Path) -> List[Dict[str, Any]]:
+    """One entry per run under ``root``, oldest first; refreshes ``index.jsonl``."""
+    if not root.is_dir():
+        raise StoreError("%s: no such results directory" % root)
+    cached: Dict[str, Dict[str, Any]] = {}
+    index = root / INDEX_FILE
+    try:
+        old = index.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # none yet, or not a readable file: rebuilt
+        old = ""
+    for line in old.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if _usable(entry):  # a damaged line is rebuilt from its run
+            cached[entry["run_id"]] = entry
+    entries = []
+    for run_dir in sorted(
+        p for p in root.iterdir() if not p.is_symlink() and (p / META_FILE).is_file()
+    ):
+        entry = cached.get(run_dir.name)
+        if entry is None or entry.get("stamp") != _stamp(run_dir):
+            try:
+                entry = _entry(run_dir)
+            except StoreError as exc:
+                print("history: skipped %s" % exc, file=sys.stderr)
+                continue
+        entries.append(entry)
+    entries.sort(key=lambda e: (e["created_at"], e["run_id"]))
+    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+    if old != text:
+        try:
+            atomic_write(index, text)
+        except StoreError:
+            pass  # a read-only results root (a CI artifact) still has a history
+    return entries
+
+
+@dataclass(frozen=True)
+class Point:
+    run_id: str
+    created_at: str
+    device: str
+    p50_ms: Optional[float]  # None when the measurement failed
+    reason: Optional[str]
+    step: Optional[float]  # p50 / the previous measured p50
+
+
+def series(
+    entries: Sequence[Dict[str, Any]], device: Optional[str] = None, artifact: Optional[str] = None
+) -> Dict[Tuple[Any, ...], List[Point]]:
+    """(identity, artifact name, sha256) -> its points over runs, oldest first.
+
+    ``device`` (a name, tag or identity prefix) selects machines: every record of a
+    machine it names belongs, under whatever name.  ``artifact`` is a name glob or a
+    sha256 prefix.  A record without a fingerprint (the board was unreachable) takes the
+    identity its device name last had."""
+    known: Dict[str, str] = {}
+    resolved = []
+    for entry in entries:
+        for rec in entry["records"]:
+            if rec["identity"]:
+                known[rec["device"]] = rec["identity"]
+            resolved.append((entry, rec, rec["identity"] or known.get(rec["device"])))
+    wanted = (
+        None
+        if device is None
+        else {
+            ident
+            for _, rec, ident in resolved
+            if ident and (device in [rec["device"]] + rec["tags"] or ident.startswith(device))
+        }
+    )
+    out: Dict[Tuple[Any, ...], List[Point]] = {}
+    last: Dict[Tuple[Any, ...], float] = {}
+    for entry, rec, ident in resolved:
+        if wanted is not None and ident not in wanted:
+            continue
+        if artifact is not None and not (
+            fnmatch.fnmatchcase(rec["artifact"], artifact)
+            or (rec["sha256"] or "").startswith(artifact)
+        ):
+            continue
+        key = (ident, rec["artifact"], rec["sha256"])
+        p50 = rec["p50_ms"] if rec["status"] == "ok" else None
+        step = p50 / last[key] if p50 is not None and key in last else None
+        if p50 is not None:
+            last[key] = p50
+        out.setdefault(key, []).append(
+            Point(entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step)
+        )
+    return out
+
+
+def marker(step: Optional[float], threshold: float = DEFAULT_REGRESSION) -> str:
+    if step is None or 1 / (1 + threshold) <= step <= 1 + threshold:
+        return ""
+    return "▲ slower" if step > 1 else "▼ faster"
+
+
+def rows(points: Sequence[Point], threshold: float) -> List[List[str]]:
+    return [
+        [
+            p.run_id,
+            p.created_at,
+            p.device,
+            fmt_ms(p.p50_ms) if p.p50_ms is not None else "error: %s" % p.reason,
+            "" if p.step is None else "%+.1f%%" % ((p.step - 1) * 100),
+            marker(p.step, threshold),
+        ]
+        for p in points
+    ]
+
+
+def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) -> str:
+    """``vm · x86_64 · AMD EPYC (id 1a2b…)`` for a series heading."""
+    for entry in entries:
+        for rec in entry["records"]:
+            if rec["identity"] == identity and rec["machine"]:
+                parts = [str(v) for v in rec["machine"].values() if v]
+                return "%s (id %s)" % (" · ".join(parts), identity)
+    return "unknown machine"
+
+
+def show(
+    entries: Sequence[Dict[str, Any]],
+    found: Mapping[Tuple[Any, ...], List[Point]],
+    threshold: float,
+) -> None:
+    """A table per machine x artifact, headed by the machine and the artifact's hash."""
+    for (identity, name, sha), points in found.items():
+        print("\n%s · %s (sha256 %.12s)" % (machine_label(entries, identity), name, sha))
+        print_table(
+            ["Run", "Started", "Device", "p50 ms", "Step", ""],
+            rows(points, threshold),
+            {"▲ slower": "red", "▼ faster": "green"},
+        )

@@ -1,0 +1,113 @@
+"""Side by side: artifact rows, device (or run) columns, p50/p90 and the speed-up against a
+reference column.  A failed measurement shows its reason where the numbers would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from edgebench.agent.record import Record
+
+from ..config import ConfigError
+from ..formatting import error_text, fmt_ms
+from ..store import RunStore
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    by: str
+    columns: List[str]
+    reference: int  # index into columns
+    rows: List[Tuple[str, List[Optional[Record]]]]  # label, a record (or None) per column
+
+    def speedup(self, cells: Sequence[Optional[Record]], column: int) -> Optional[float]:
+        """Reference p50 / this p50, for the same artifact (sha256) measured in both."""
+        ref, rec = cells[self.reference], cells[column]
+        if (
+            ref is None
+            or rec is None
+            or not ref.ok
+            or not rec.ok
+            or ref.artifact.get("sha256") != rec.artifact.get("sha256")
+        ):
+            return None
+        return ref.stats["p50_ms"] / rec.stats["p50_ms"]
+
+    def table(self) -> Tuple[List[str], List[List[str]]]:
+        """Headers and text rows: p50 and p90 per column, then the speed-up of every
+        other column against the reference."""
+        ref = self.columns[self.reference]
+        others = [i for i in range(len(self.columns)) if i != self.reference]
+        headers = ["Artifact" if self.by == "device" else "Device / artifact"]
+        for label in self.columns:
+            headers += ["%s p50 ms" % label, "%s p90 ms" % label]
+        headers += ["%s speed-up vs %s" % (self.columns[i], ref) for i in others]
+        out = []
+        for label, cells in self.rows:
+            row = [label]
+            for rec in cells:
+                if rec is None:
+                    row += ["not measured", ""]
+                elif not rec.ok:
+                    row += ["error: %s" % rec.reason, ""]
+                else:
+                    row += [fmt_ms(rec.stats["p50_ms"]), fmt_ms(rec.stats["p90_ms"])]
+            for i in others:
+                factor = self.speedup(cells, i)
+                row.append("" if factor is None else "%.2f×" % factor)
+            out.append(row)
+        return headers, out
+
+    def failures(self) -> List[str]:
+        return [
+            "%s / %s: %s" % (self.columns[i], label, error_text(rec))
+            for label, cells in self.rows
+            for i, rec in enumerate(cells)
+            if rec is not None and not rec.ok
+        ]
+
+
+def side_by_side(
+    stores: Sequence[RunStore], by: str = "device", reference: Optional[str] = None
+) -> SideBySide:
+    """Compare the devices of ``stores`` (``by="device"``; a device in several runs gets a
+    column per run, labelled ``device@run``) or the runs (``by="run"``)."""
+    entries = [(store.run_id, rec) for store in stores for rec in store.records()]
+
+    def column(run_id: str, rec: Record) -> Tuple[str, str]:
+        return run_id, rec.device if by == "device" else ""
+
+    keys = list(dict.fromkeys(column(run_id, rec) for run_id, rec in entries))
+    devices = [device for _, device in keys]
+    short = _short_ids([s.run_id for s in stores])
+    columns = [
+        (device if devices.count(device) == 1 else "%s@%s" % (device, short[run_id]))
+        if by == "device"
+        else short[run_id]
+        for run_id, device in keys
+    ]
+    rows: Dict[str, List[Optional[Record]]] = {}
+    for run_id, rec in entries:
+        name = str(rec.artifact["name"])
+        label = name if by == "device" else "%s / %s" % (rec.device, name)
+        rows.setdefault(label, [None] * len(columns))[keys.index(column(run_id, rec))] = rec
+    if not columns:
+        raise ConfigError("no measurements in %s" % ", ".join(s.run_id for s in stores))
+    return SideBySide(by, columns, _reference(columns, reference), list(rows.items()))
+
+
+def _short_ids(run_ids: Sequence[str]) -> Dict[str, str]:
+    """Run ids by their random suffix (``20260101-120000-ab12`` -> ``ab12``) to keep the
+    columns narrow, unless two runs share it."""
+    suffixes = [r.rsplit("-", 1)[-1] for r in run_ids]
+    return {r: s if suffixes.count(s) == 1 else r for r, s in zip(run_ids, suffixes)}
+
+
+def _reference(columns: List[str], name: Optional[str]) -> int:
+    if name is None:
+        return 0
+    for i, label in enumerate(columns):
+        if name == label or label.startswith(name + "@") or name.endswith("-" + label):
+            return i
+    raise ConfigError("--reference %r is not one of the columns: %s" % (name, ", ".join(columns)))
