@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgebench.agent.verify import sha256_file  # noqa: E402
-from edgebench.harness.config import Device  # noqa: E402
 from edgebench.harness.transport.ssh import SSHTransport  # noqa: E402
 from tests.sshd import Sshd, skip_reason, ssh_base, start_sshd  # noqa: E402
 
@@ -57,18 +56,7 @@ def scp(server: Sshd, path: Path, dest: Path) -> None:
 
 def edgebench(server: Sshd, path: Path, sha256: str, workdir: Path) -> str:
     """Stage ``path`` on a fresh connection; returns the cipher that was negotiated."""
-    device = Device(
-        name="bench",
-        kind="ssh",
-        python=sys.executable,
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        key=str(server.client_key),
-        known_hosts=str(server.known_hosts),
-        workdir=str(workdir),
-    )
-    transport = SSHTransport(device)
+    transport = SSHTransport(server.device(workdir, name="bench"))
     try:
         transport.stage(path, sha256)
         assert transport.bytes_sent == path.stat().st_size

@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgebench.agent.verify import check, sha256_file  # noqa: E402
-from edgebench.harness.config import Device  # noqa: E402
 from edgebench.harness.run.pack import build  # noqa: E402
 from edgebench.harness.transport.base import LOADER  # noqa: E402
 from edgebench.harness.transport.ssh import SSHTransport  # noqa: E402
@@ -48,18 +47,7 @@ def timed(action: Callable[[], object]) -> float:
 
 def stage(server: Sshd, path: Path, sha256: str, workdir: Path) -> int:
     """Stage ``path`` on a fresh connection; returns the bytes that had to be sent."""
-    device = Device(
-        name="bench",
-        kind="ssh",
-        python=sys.executable,
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        key=str(server.client_key),
-        known_hosts=str(server.known_hosts),
-        workdir=str(workdir),
-    )
-    transport = SSHTransport(device)
+    transport = SSHTransport(server.device(workdir, name="bench"))
     try:
         transport.stage(path, sha256)
         return transport.bytes_sent

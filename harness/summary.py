@@ -33,7 +33,7 @@ COLUMNS = [
     "providers",
     "sha256",
     "message",
-    # board validity (agent/board/validity.py) and energy, appended so older columns keep their place
+    # board validity (agent/board/validity.py) and energy, appended: older columns keep their place
     "throttled",
     "energy_mj",
     "engine_build_ms",

@@ -15,10 +15,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+if TYPE_CHECKING:
+    from edgebench.harness.config import Device
 
 SFTP_SERVER_CANDIDATES = (
     "/usr/lib/openssh/sftp-server",
@@ -69,6 +73,24 @@ class Sshd:
     host: str = "127.0.0.1"
 
     user = pwd.getpwuid(os.geteuid()).pw_name
+
+    def device(self, workdir: Path, name: str = "board", **changes: Any) -> Device:
+        """A harness device for this server, running the agent with this Python."""
+        from edgebench.harness.config import Device
+
+        fields: Dict[str, Any] = dict(
+            name=name,
+            kind="ssh",
+            python=sys.executable,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            key=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+            workdir=str(workdir),
+        )
+        fields.update(changes)
+        return Device(**fields)
 
     def device_yaml(self, name: str, **extra: object) -> str:
         """A ``devices.yaml`` entry for this server (indented for ``devices:``); values are

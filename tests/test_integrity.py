@@ -21,7 +21,7 @@ import pytest
 from conftest import FAST, edgebench
 from sshd import Sshd, skip_reason, start_sshd
 from test_compat import NO_PY38, _python38
-from test_ssh import device, needs_sshd, write_devices
+from test_ssh import needs_sshd, write_devices
 
 from edgebench.agent import receive
 from edgebench.agent.loader import REFUSED
@@ -138,7 +138,7 @@ def test_swapped_agent_is_resent_by_a_run_and_never_executed(
 def test_agent_swapped_after_deploy_is_refused(server: Sshd, tmp_path: Path, home: Path) -> None:
     from edgebench.harness.run.pack import build
 
-    t = SSHTransport(device(server, tmp_path / "wd"))
+    t = SSHTransport(server.device(tmp_path / "wd"))
     t.deploy(build(tmp_path / "cache"))
     mark = tmp_path / "MARK"
     agent = Path(t.agent_path)
@@ -228,7 +228,7 @@ def test_a_run_over_ssh_leaves_the_board_users_home_untouched(
     board_home = tmp_path / "board-home"
     before = snapshot(board_home)
     workdir = tmp_path / "wd"
-    t = SSHTransport(device(board_with_home, workdir))
+    t = SSHTransport(board_with_home.device(workdir))
     chan = t._channel('echo "$HOME"')
     assert chan.makefile("rb").read().decode().strip() == str(board_home)
     t.close()
@@ -336,7 +336,7 @@ def test_the_receiver_that_runs_on_the_board_is_agent_receive(
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     data = tmp_path / "m.onnx"
     data.write_bytes(b"model bytes")
-    t = SSHTransport(device(server, tmp_path / "wd", python=str(python)))
+    t = SSHTransport(server.device(tmp_path / "wd", python=str(python)))
     try:
         remote = t.stage(data, sha256_file(data))
     finally:

@@ -30,22 +30,6 @@ needs_sshd = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reaso
 NASTY = "we ird 'q\" ;touch MARK; $(touch MARK) `touch MARK` \\"
 
 
-def device(server: Sshd, workdir: Path, **changes: Any) -> Device:
-    fields = dict(
-        name="board",
-        kind="ssh",
-        python=sys.executable,
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        key=str(server.client_key),
-        known_hosts=str(server.known_hosts),
-        workdir=str(workdir),
-    )
-    fields.update(changes)
-    return Device(**fields)
-
-
 def fault_of(dev: Device) -> Fault:
     t = SSHTransport(dev)
     try:
@@ -214,24 +198,24 @@ def test_unknown_host_key_is_refused_unless_trusted_on_first_use(
 ) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
-    fault = fault_of(device(server, tmp_path / "wd", known_hosts=str(known)))
+    fault = fault_of(server.device(tmp_path / "wd", known_hosts=str(known)))
     assert fault.reason == "host-key" and "trust_on_first_use" in fault.message
     assert known.read_text() == ""
 
     t = SSHTransport(
-        device(server, tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
+        server.device(tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
     )
     t.deploy(fake_agent(tmp_path, "print('hi')"))
     t.close()
     assert known.read_text().split()[1:] == server.known_hosts.read_text().split()[1:]
-    t = SSHTransport(device(server, tmp_path / "wd", known_hosts=str(known)))
+    t = SSHTransport(server.device(tmp_path / "wd", known_hosts=str(known)))
     t.deploy(fake_agent(tmp_path, "print('hi')"))  # now known: no TOFU needed
     t.close()
 
 
 @needs_sshd
 def test_default_known_hosts_is_the_users(server: Sshd, tmp_path: Path, home: Path) -> None:
-    fault = fault_of(device(server, tmp_path / "wd", known_hosts=None))
+    fault = fault_of(server.device(tmp_path / "wd", known_hosts=None))
     assert fault.reason == "host-key" and str(home / ".ssh" / "known_hosts") in fault.message
 
 
@@ -244,7 +228,7 @@ def test_changed_host_key_is_refused(server: Sshd, tmp_path: Path, home: Path) -
         % (server.host, server.port, " ".join(Path(str(other) + ".pub").read_text().split()[:2]))
     )
     fault = fault_of(
-        device(server, tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
+        server.device(tmp_path / "wd", known_hosts=str(known), trust_on_first_use=True)
     )  # TOFU never overrides a change
     assert fault.reason == "host-key" and "CHANGED" in fault.message
 
@@ -253,7 +237,7 @@ def test_changed_host_key_is_refused(server: Sshd, tmp_path: Path, home: Path) -
 @pytest.mark.parametrize("key", ["wrong", "missing"])
 def test_wrong_key_is_auth_failed(server: Sshd, tmp_path: Path, home: Path, key: str) -> None:
     path = keygen(tmp_path / "stranger") if key == "wrong" else tmp_path / "nope"
-    fault = fault_of(device(server, tmp_path / "wd", key=str(path)))
+    fault = fault_of(server.device(tmp_path / "wd", key=str(path)))
     assert fault.reason == "auth-failed", fault.message
     assert "PRIVATE KEY" not in fault.message
 
@@ -261,7 +245,7 @@ def test_wrong_key_is_auth_failed(server: Sshd, tmp_path: Path, home: Path, key:
 @needs_sshd
 def test_closed_port_is_unreachable_after_retries(server: Sshd, tmp_path: Path, home: Path) -> None:
     start = time.monotonic()
-    fault = fault_of(device(server, tmp_path / "wd", port=free_port()))
+    fault = fault_of(server.device(tmp_path / "wd", port=free_port()))
     assert fault.reason == "unreachable" and "refused" in fault.message.lower()
     assert 1.0 < time.monotonic() - start < 10  # 3 tries with backoff, not a long hang
 
@@ -314,7 +298,7 @@ time.sleep(300)
 def test_timeout_and_cancel_kill_the_remote_processes(
     server: Sshd, tmp_path: Path, home: Path, how: str
 ) -> None:
-    t = SSHTransport(device(server, tmp_path / "wd"))
+    t = SSHTransport(server.device(tmp_path / "wd"))
     t.deploy(fake_agent(tmp_path, HANG))
     lines: List[str] = []
     if how == "cancel":
@@ -336,7 +320,7 @@ def test_timeout_and_cancel_kill_the_remote_processes(
 
 @needs_sshd
 def test_crash_by_signal_names_the_signal(server: Sshd, tmp_path: Path, home: Path) -> None:
-    t = SSHTransport(device(server, tmp_path / "wd"))
+    t = SSHTransport(server.device(tmp_path / "wd"))
     t.deploy(fake_agent(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"))
     out = t.run_agent("run", {}, 30)
     t.close()
@@ -347,7 +331,7 @@ def test_crash_by_signal_names_the_signal(server: Sshd, tmp_path: Path, home: Pa
 
 @needs_sshd
 def test_missing_python_is_runtime_missing(server: Sshd, tmp_path: Path, home: Path) -> None:
-    fault = fault_of(device(server, tmp_path / "wd", python="/nonexistent/python3"))
+    fault = fault_of(server.device(tmp_path / "wd", python="/nonexistent/python3"))
     assert fault.reason == "runtime-missing" and "/nonexistent/python3" in fault.message
 
 
@@ -355,7 +339,7 @@ def test_missing_python_is_runtime_missing(server: Sshd, tmp_path: Path, home: P
 def test_lost_connection_during_a_run_is_unreachable(
     server: Sshd, tmp_path: Path, home: Path
 ) -> None:
-    t = SSHTransport(device(server, tmp_path / "wd"))
+    t = SSHTransport(server.device(tmp_path / "wd"))
     t.deploy(fake_agent(tmp_path, HANG))
     pids_file = Path(t.agent_path + ".pids")
     killed: List[int] = []
@@ -390,7 +374,7 @@ def test_upload_is_verified_before_it_gets_its_name(
     data = tmp_path / "model.onnx"
     data.write_bytes(os.urandom(300000))
     sha256 = sha256_file(data)
-    t = SSHTransport(device(server, tmp_path / "wd"))
+    t = SSHTransport(server.device(tmp_path / "wd"))
     remote = t.stage(data, sha256)
     assert Path(remote) == tmp_path / "wd" / "blobs" / (sha256 + ".onnx")
     assert Path(remote).read_bytes() == data.read_bytes()
@@ -425,7 +409,7 @@ def test_full_disk_is_disk_full(server: Sshd, tmp_path: Path, home: Path, tiny_d
 
     data = tmp_path / "big.onnx"
     data.write_bytes(os.urandom(2 << 20))
-    t = SSHTransport(device(server, tiny_disk / "wd"))
+    t = SSHTransport(server.device(tiny_disk / "wd"))
     with pytest.raises(Fault) as info:
         t.stage(data, sha256_file(data))
     t.close()
