@@ -11,7 +11,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from edgebench.agent.record import Record
 
 from .. import summary
-from ..analysis.families import PARETO_RULE, families, has_variants, original, pareto_set, unstable
+from ..analysis.families import (
+    PARENT_VARIANT,
+    PARETO_RULE,
+    families,
+    has_variants,
+    is_variant,
+    original,
+    pareto_set,
+    unstable,
+)
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
 from ..optimize.variants import PRUNE_NOTE
 from ..store import RunMeta
@@ -38,10 +47,15 @@ class Section:
     notes: List[str]
 
 
+def _variant(record: Record) -> str:
+    """The variant's name; the original (recorded as ``fp32``, or with no variant) is fp32."""
+    return str(record.artifact.get("variant") or PARENT_VARIANT)
+
+
 def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
     """One table row; ``base`` is the fp32 summary row (None when fp32 was not measured)."""
     row = summary.row(record)
-    cells = [str(record.artifact["variant"]), fmt_mb(row["size_mb"])]
+    cells = [_variant(record), fmt_mb(row["size_mb"])]
     if not record.ok:
         return cells + [error_text(record)] + [""] * 5
     cells += [
@@ -53,7 +67,7 @@ def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
     ]
     if base is None:
         return cells + ["", ""]
-    if record.artifact["variant"] == "fp32":
+    if not is_variant(record):
         return cells + ["—", "1.00×"]
     delta = (
         "%+.1f pt" % (100 * (row["top1"] - base["top1"]))
@@ -64,9 +78,7 @@ def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
 
 
 def _pareto(records: List[Record]) -> str:
-    names = ", ".join(
-        str(r.artifact["variant"]) + (UNSTABLE if unstable(r) else "") for r in pareto_set(records)
-    )
+    names = ", ".join(_variant(r) + (UNSTABLE if unstable(r) else "") for r in pareto_set(records))
     if not names:
         names = (
             "none, no top-1 was measured (run with an eval set)"
@@ -79,14 +91,10 @@ def _pareto(records: List[Record]) -> str:
 def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """What the table cannot show about pruned variants: sparsity and the compressed size."""
     base = next(
-        (builds.get(str(r.artifact["name"])) for r in records if r.artifact["variant"] == "fp32"),
+        (builds.get(str(r.artifact["name"])) for r in records if not is_variant(r)),
         None,
     )
-    pruned = [
-        r
-        for r in records
-        if any(s.startswith("prune-") for s in str(r.artifact["variant"]).split("+"))
-    ]
+    pruned = [r for r in records if any(s.startswith("prune-") for s in _variant(r).split("+"))]
     notes = []
     for record in pruned:
         built = builds.get(str(record.artifact["name"]))
@@ -95,7 +103,7 @@ def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> Li
                 "%s: %.1f%% of weights are zero; gzip %.2f MB against %.2f MB for "
                 "fp32."
                 % (
-                    record.artifact["variant"],
+                    _variant(record),
                     100 * built["sparsity"],
                     built["gzip_bytes"] / 1e6,
                     base["gzip_bytes"] / 1e6,
