@@ -145,26 +145,31 @@ def show(choices: Sequence[Choice], profile: str) -> None:
 
 def as_json(choices: Sequence[Choice], profile: str) -> List[Dict[str, Any]]:
     """What :func:`show` prints, per device and model (``decide --json``)."""
-    return [
-        {
-            "device": c.device,
-            "model": c.model,
-            "chosen": str(c.chosen.record.artifact["name"]) if c.chosen else None,
-            "pareto": [str(r.artifact["name"]) for r in c.front],
-            "variants": [
-                dict(
-                    {k: summary.row(v.record)[k] for k in ("artifact",) + FIGURES},
-                    status=v.record.status,
-                    stable=not unstable(v.record) if v.record.ok else None,
-                    pareto=on_front(c, v.record),
-                    decision=verdict(c, v, profile)[0],
-                    why=verdict(c, v, profile)[1],
-                )
-                for v in c.variants
-            ],
-        }
-        for c in choices
-    ]
+    out = []
+    for c in choices:
+        variants = []
+        for v in c.variants:
+            row = summary.row(v.record)
+            decision, why = verdict(c, v, profile)
+            entry: Dict[str, Any] = {"artifact": row["artifact"], "status": v.record.status}
+            entry.update({k: row[k] for k in FIGURES})
+            entry.update(
+                stable=not unstable(v.record) if v.record.ok else None,
+                pareto=on_front(c, v.record),
+                decision=decision,
+                why=why,
+            )
+            variants.append(entry)
+        out.append(
+            {
+                "device": c.device,
+                "model": c.model,
+                "chosen": str(c.chosen.record.artifact["name"]) if c.chosen else None,
+                "pareto": [str(r.artifact["name"]) for r in c.front],
+                "variants": variants,
+            }
+        )
+    return out
 
 
 def manifest(
