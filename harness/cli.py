@@ -251,7 +251,7 @@ def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) ->
     from .summary import rows
 
     if args.json:
-        print(json.dumps(rows(records), indent=2))
+        print(json.dumps(rows(records, store.run_id), indent=2))
     elif not args.quiet:
         terminal_table(records)
     failed = [r for r in records if not r.ok]
@@ -304,22 +304,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .analysis.budgets import load_budgets
-    from .analysis.gate import gate, junit, show
+    from .analysis.gate import as_json, gate, junit, seconds, show
     from .store import atomic_write, open_run, output_file
 
     junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
     verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
-    show(verdicts)
+    if args.json:
+        _print_json(as_json(verdicts, store.run_id))
+    else:
+        show(verdicts)
     if junit_path is not None:
-        atomic_write(junit_path, junit(verdicts, store.run_id))
+        durations = {(r.device, str(r.artifact["name"])): seconds(r) for r in store.records()}
+        atomic_write(junit_path, junit(verdicts, store.run_id, durations))
     return 1 if any(v.failed for v in verdicts) else 0
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
     from .analysis.budgets import load_budgets
-    from .analysis.decide import decide, manifest, show
+    from .analysis.decide import as_json, decide, manifest, show
     from .analysis.sign import check_key, write_manifest
     from .clock import utc_now
     from .store import open_run, output_file
@@ -330,13 +334,25 @@ def cmd_decide(args: argparse.Namespace) -> int:
         check_key(args.sign_key)  # before anything is written
     budgets = load_budgets(args.budgets, store.meta())
     choices = decide(store, budgets, args.profile)
-    show(choices, args.profile)
+    if not args.json:
+        show(choices, args.profile)
     sig = write_manifest(
         path, manifest(store, choices, budgets, args.profile, utc_now()), args.sign_key
     )
-    print("manifest: %s" % path)
-    if sig is not None:
-        print("signature: %s" % sig)
+    if args.json:
+        _print_json(
+            {
+                "run_id": store.run_id,
+                "profile": args.profile,
+                "manifest": str(path),
+                "signature": str(sig) if sig is not None else None,
+                "choices": as_json(choices, args.profile),
+            }
+        )
+    else:
+        print("manifest: %s" % path)
+        if sig is not None:
+            print("signature: %s" % sig)
     return 1 if any(c.chosen is None for c in choices) else 0
 
 
@@ -346,6 +362,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .store import open_run
 
     sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
+    if args.json:
+        _print_json(sbs.as_json())
+        return 0
     print_table(*sbs.table())
     for line in sbs.failures():
         print(line)
@@ -353,7 +372,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .analysis.history import load_index, series, show
+    from .analysis.history import as_json, load_index, series, show
 
     entries = load_index(Path(args.root))
     found = series(entries, args.device, args.artifact)
@@ -366,8 +385,18 @@ def cmd_history(args: argparse.Namespace) -> int:
                 " --artifact %s" % args.artifact if args.artifact else "",
             )
         )
-    show(entries, found, args.threshold)
+    if args.json:
+        _print_json(as_json(entries, found, args.threshold))
+    else:
+        show(entries, found, args.threshold)
     return 0
+
+
+def _print_json(doc: Any) -> None:
+    """A command's one JSON document on stdout (``--json``)."""
+    import json
+
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def _fraction(text: str) -> float:
@@ -505,6 +534,9 @@ def parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--baseline", metavar="RUN", help="run to check for regressions against")
     chk.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML")
+    chk.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
     chk.set_defaults(func=cmd_check)
 
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
@@ -526,6 +558,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="SSH private key: also write FILE.sig (ssh-keygen -Y sign)",
     )
+    dec.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
     dec.set_defaults(func=cmd_decide)
 
     cmp = sub.add_parser("compare", help="devices (or runs) side by side")
@@ -541,6 +576,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="DEVICE",
         help="the column speed-ups are against (default: the first)",
     )
+    cmp.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
     cmp.set_defaults(func=cmd_compare)
 
     his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
@@ -553,6 +591,9 @@ def parser() -> argparse.ArgumentParser:
         default=0.05,
         metavar="F",
         help="mark steps larger than this fraction (default 0.05 = 5%%)",
+    )
+    his.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
     )
     his.set_defaults(func=cmd_history)
     return p

@@ -130,12 +130,12 @@ def _ordered(records: List[Record]) -> List[Record]:
     return sorted(records, key=lambda r: (r.device, str(r.artifact.get("name"))))
 
 
-def summary_csv(records: List[Record]) -> str:
-    """summary.csv text for ``records``, sorted by device then artifact."""
+def summary_csv(records: List[Record], run_id: str = "") -> str:
+    """summary.csv text for ``records`` of run ``run_id``, sorted by device then artifact."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows(_ordered(records)))
+    writer.writerows(rows(_ordered(records), run_id))
     return out.getvalue()
 
 
@@ -324,7 +324,9 @@ class RunStore:
                 ) from None
             atomic_write(path, _dumps(record.to_dict()))
             self._records[(record.device, str(record.artifact["name"]))] = record
-            atomic_write(self.path / SUMMARY_FILE, summary_csv(list(self._records.values())))
+            atomic_write(
+                self.path / SUMMARY_FILE, summary_csv(list(self._records.values()), self.run_id)
+            )
         return path
 
     def records(self) -> List[Record]:

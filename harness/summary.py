@@ -38,6 +38,13 @@ COLUMNS = [
     "energy_mj",
     "engine_build_ms",
     "flags",
+    # what was measured, and with what, so a row stands on its own (appended likewise)
+    "run_id",
+    "threads",
+    "input_shape",
+    "rounds",
+    "runtime_version",
+    "agent_version",
 ]
 
 
@@ -45,8 +52,18 @@ def _mb(num_bytes: Optional[float]) -> Optional[float]:
     return None if num_bytes is None else num_bytes / 1e6
 
 
-def row(record: Record) -> Dict[str, Any]:
-    """One summary row; figures a failed record does not have stay empty, never zero."""
+def _shapes(shapes: Any) -> str:
+    """``input:1,3,224,224`` (``;`` between inputs): the shapes the timed inputs had."""
+    if not isinstance(shapes, dict):
+        return ""
+    return ";".join(
+        "%s:%s" % (name, ",".join(str(d) for d in dims)) for name, dims in shapes.items()
+    )
+
+
+def row(record: Record, run_id: str = "") -> Dict[str, Any]:
+    """One summary row; figures a failed record does not have stay empty, never zero.
+    ``run_id`` names the run the record belongs to (records do not carry it)."""
     stats, memory, timing = record.stats, record.memory, record.timing
     validity = record.validity
     after_load, after_import = memory.get("rss_after_load_mb"), memory.get("rss_after_import_mb")
@@ -89,8 +106,14 @@ def row(record: Record) -> Dict[str, Any]:
         "energy_mj": timing.get("energy_mj"),
         "engine_build_ms": timing.get("engine_build_ms"),
         "flags": ";".join(validity.get("flags") or []),
+        "run_id": run_id,
+        "threads": record.settings.get("threads"),
+        "input_shape": _shapes(timing.get("input_shapes")),
+        "rounds": record.settings.get("rounds", 1),
+        "runtime_version": record.runtime.get("version", ""),
+        "agent_version": record.fingerprint.get("agent_version", ""),
     }
 
 
-def rows(records: List[Record]) -> List[Dict[str, Any]]:
-    return [row(r) for r in records]
+def rows(records: List[Record], run_id: str = "") -> List[Dict[str, Any]]:
+    return [row(r, run_id) for r in records]

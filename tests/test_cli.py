@@ -91,6 +91,27 @@ def test_summary_csv_has_the_promised_columns(example_run):
     assert set(REQUIRED) <= set(header)
 
 
+def test_summary_csv_says_what_was_measured_and_with_what(example_run):
+    run_dir, _ = example_run
+    import onnxruntime
+
+    from edgebench.agent import __version__
+
+    assert COLUMNS[-6:] == [
+        "run_id",
+        "threads",
+        "input_shape",
+        "rounds",
+        "runtime_version",
+        "agent_version",
+    ]  # appended: older columns keep their place
+    rows = {r["artifact"]: r for r in summary(run_dir)}
+    onnx = rows["digits.onnx"]
+    assert onnx["run_id"] == run_dir.resolve().name and onnx["threads"] == ""
+    assert onnx["rounds"] == "1" and onnx["runtime_version"] == onnxruntime.__version__
+    assert onnx["input_shape"] == "input:1,1,8,8" and onnx["agent_version"] == __version__
+
+
 def test_run_json_and_report(example_run):
     run_dir, _ = example_run
     meta = json.loads((run_dir / "run.json").read_text())

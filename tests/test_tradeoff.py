@@ -57,14 +57,14 @@ def test_rows_compare_each_variant_with_fp32_and_name_the_pareto_set():
     assert section.pareto.endswith(": fp16, int8-static.")  # fp32 is beaten by fp16
 
 
-def test_without_accuracy_the_pareto_set_uses_size():
+def test_without_accuracy_there_is_no_pareto_set_and_size_is_no_criterion():
     records = [
         variant("m.onnx", 10.0, None, 14.0),
         variant("m.int8-static.onnx", 4.0, None, 3.5, variant_of="int8-static"),
         variant("m.fp16.onnx", 12.0, None, 7.0, variant_of="fp16"),
     ]
     [section] = tradeoff.sections(*run(records))
-    assert "size" in section.pareto and section.pareto.endswith(": int8-static.")
+    assert section.pareto.endswith(": none, no top-1 was measured (run with an eval set).")
     assert section.rows[1][6] == ""  # no Δ top-1 without accuracy
 
 

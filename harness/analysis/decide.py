@@ -1,8 +1,9 @@
 """``edgebench decide``: which variant of each model ships on which board.
 
-On each device the records are grouped by parent -- an artifact together with the variants
-whose ``parent_sha256`` is its sha256; an artifact without variants is its own group.  Of a
-group's variants that pass every budget on that device, the profile picks one: the most
+On each device the records are grouped by family (analysis/families.py: an artifact and
+the variants built from it, in one format; an artifact without variants is its own family)
+and each family's Pareto set is the one the trade-off table and the HTML chart show.  Of a
+family's variants that pass every budget on that device, the profile picks one: the most
 accurate, the fastest or the smallest (ties go to the faster, then the smaller).
 """
 
@@ -18,7 +19,7 @@ from .. import summary
 from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
 from ..store import RunStore
 from .budgets import Budget, Budgets, Verdict, judge
-from .families import model_stem, parent_groups, pareto
+from .families import families, model_stem, pareto_set, unstable
 from .identity import device_identity, device_tags, identity_fields
 
 FIGURES = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb", "top1", "top5")
@@ -53,7 +54,7 @@ class Choice:
     device: str
     model: str
     variants: List[Variant]
-    front: List[Record]  # Pareto set on (p50, top-1, size) of the measured variants
+    front: List[Record]  # the family's Pareto set (families.pareto_set)
     chosen: Optional[Variant]
 
 
@@ -74,7 +75,7 @@ def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Ch
         on_device = [r for r in records if r.device == device]
         if not on_device:  # nothing measured there: nothing can ship
             out.append(Choice(device, "", [], [], None))
-        for key, members in parent_groups(on_device).items():
+        for (_, key, _), members in families(on_device).items():
             variants = []
             for r in members:
                 matching = budgets.matching(device, tags.get(device, []), str(r.artifact["name"]))
@@ -83,7 +84,7 @@ def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Ch
                 )
             fits = [v for v in variants if not v.broken]
             chosen = min(fits, key=lambda v: _ORDER[profile](_criteria(v.record))) if fits else None
-            front = pareto([r for r in members if r.ok], key=_criteria)
+            front = pareto_set(members)
             out.append(Choice(device, _model_name(key, members), variants, front, chosen))
     return out
 
@@ -97,31 +98,38 @@ def _why(broken: Sequence[Verdict]) -> str:
     )
 
 
+def verdict(choice: Choice, variant: Variant, profile: str) -> Tuple[str, str]:
+    """(decision, why) for one variant: chosen, rejected (and the broken budgets) or fits."""
+    if variant.broken:
+        return "rejected", _why(variant.broken)
+    if variant is not choice.chosen:
+        return "fits", ""
+    if variant.budgets:
+        return "chosen", "%s within %d budget(s)" % (profile, len(variant.budgets))
+    return "chosen", "%s; no budget applies" % profile
+
+
+def on_front(choice: Choice, record: Record) -> bool:
+    return any(record is r for r in choice.front)
+
+
 def show(choices: Sequence[Choice], profile: str) -> None:
-    """A row per variant: figures, Pareto membership, and the decision with its reason."""
+    """A row per variant: figures, Pareto membership, and the decision with its reason;
+    an unstable measurement is marked by its p50."""
     rows = []
     for c in choices:
         for v in c.variants:
             row = summary.row(v.record)
-            decision = "chosen" if v is c.chosen else "rejected" if v.broken else "fits"
-            why = (
-                _why(v.broken)
-                if v.broken
-                else ""
-                if v is not c.chosen
-                else "%s within %d budget(s)" % (profile, len(v.budgets))
-                if v.budgets
-                else "%s; no budget applies" % profile
-            )
+            decision, why = verdict(c, v, profile)
             rows.append(
                 [
                     c.device,
                     c.model,
                     str(row["artifact"]),
-                    fmt_ms(row["p50_ms"]),
+                    fmt_ms(row["p50_ms"]) + (" (unstable)" if unstable(v.record) else ""),
                     fmt_pct(row["top1"]),
                     fmt_mb(row["size_mb"]),
-                    "yes" if any(v.record is r for r in c.front) else "",
+                    "yes" if on_front(c, v.record) else "",
                     decision,
                     why,
                 ]
@@ -133,6 +141,35 @@ def show(choices: Sequence[Choice], profile: str) -> None:
         rows,
         {"chosen": "green", "rejected": "red", "no variant fits": "bold red"},
     )
+
+
+def as_json(choices: Sequence[Choice], profile: str) -> List[Dict[str, Any]]:
+    """What :func:`show` prints, per device and model (``decide --json``)."""
+    out = []
+    for c in choices:
+        variants = []
+        for v in c.variants:
+            row = summary.row(v.record)
+            decision, why = verdict(c, v, profile)
+            entry: Dict[str, Any] = {"artifact": row["artifact"], "status": v.record.status}
+            entry.update({k: row[k] for k in FIGURES})
+            entry.update(
+                stable=not unstable(v.record) if v.record.ok else None,
+                pareto=on_front(c, v.record),
+                decision=decision,
+                why=why,
+            )
+            variants.append(entry)
+        out.append(
+            {
+                "device": c.device,
+                "model": c.model,
+                "chosen": str(c.chosen.record.artifact["name"]) if c.chosen else None,
+                "pareto": [str(r.artifact["name"]) for r in c.front],
+                "variants": variants,
+            }
+        )
+    return out
 
 
 def manifest(

@@ -8,9 +8,10 @@ never compared blindly).
 
 from __future__ import annotations
 
+import datetime
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from edgebench.agent.record import Record
 
@@ -150,9 +151,57 @@ def show(verdicts: Sequence[Verdict]) -> None:
     print("%d passed, %d failed, %d skipped" % (counts[PASS], counts[FAIL], counts[SKIP]))
 
 
-def junit(verdicts: Sequence[Verdict], run_id: str) -> str:
+def seconds(record: Record) -> float:
+    """How long the agent took over ``record`` (started_at to finished_at), 0 if unknown."""
+    try:
+        start = datetime.datetime.fromisoformat(record.started_at)
+        end = datetime.datetime.fromisoformat(record.finished_at)
+    except ValueError:
+        return 0.0
+    return max(0.0, (end - start).total_seconds())
+
+
+def verdict_text(v: Verdict) -> str:
+    """``fail: measured 1.172× [0.964–1.506]; limit ≤ +5%; slower: …`` -- the verdict and
+    the line the table shows for it."""
+    parts = (v.measured and "measured " + v.measured, v.limit and "limit " + v.limit, v.detail)
+    return "%s: %s" % (v.verdict, "; ".join(filter(None, parts)) or v.label)
+
+
+def as_json(verdicts: Sequence[Verdict], run_id: str) -> Dict[str, Any]:
+    """``check --json``: the verdicts as the table shows them, counts and the outcome."""
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in (PASS, FAIL, SKIP)}
+    return {
+        "run_id": run_id,
+        "verdict": FAIL if counts[FAIL] else PASS,
+        "counts": counts,
+        "verdicts": [
+            {
+                "device": v.device,
+                "artifact": v.artifact,
+                "check": v.check,
+                "source": v.source,
+                "verdict": v.verdict,
+                "measured": v.measured,
+                "limit": v.limit,
+                "detail": v.detail,
+                "text": verdict_text(v),
+            }
+            for v in verdicts
+        ],
+    }
+
+
+def junit(
+    verdicts: Sequence[Verdict],
+    run_id: str,
+    durations: Optional[Mapping[Tuple[str, str], float]] = None,
+) -> str:
     """JUnit XML: a test case per verdict, named ``artifact: check``, in a class per
-    device; failures carry the detail, skips say why."""
+    device, timed with the measurement it judges (``durations`` by device and artifact:
+    :func:`seconds`); every case carries the verdict text in system-out, failures and
+    skips also say why in their message."""
+    durations = durations or {}
     suite = ET.Element(
         "testsuite",
         name="edgebench check %s" % run_id,
@@ -160,23 +209,23 @@ def junit(verdicts: Sequence[Verdict], run_id: str) -> str:
         failures=str(sum(v.verdict == FAIL for v in verdicts)),
         skipped=str(sum(v.verdict == SKIP for v in verdicts)),
         errors="0",
+        time="%.3f" % sum(durations.values()),
     )
     for v in verdicts:
         case = ET.SubElement(
-            suite, "testcase", classname=v.device, name="%s: %s" % (v.artifact, v.label)
-        )
-        text = "; ".join(
-            filter(
-                None,
-                (v.measured and "measured " + v.measured, v.limit and "limit " + v.limit, v.detail),
-            )
+            suite,
+            "testcase",
+            classname=v.device,
+            name="%s: %s" % (v.artifact, v.label),
+            time="%.3f" % durations.get((v.device, v.artifact), 0.0),
         )
         if v.verdict == FAIL:
-            ET.SubElement(case, "failure", message=v.detail or "over the limit").text = text
+            ET.SubElement(
+                case, "failure", message=v.detail or "over the limit"
+            ).text = verdict_text(v)
         elif v.verdict == SKIP:
             ET.SubElement(case, "skipped", message=v.detail)
-        else:
-            ET.SubElement(case, "system-out").text = text
+        ET.SubElement(case, "system-out").text = verdict_text(v)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)

@@ -226,3 +226,35 @@ def show(
             rows(points, threshold),
             {"▲ slower": "red", "▼ faster": "green"},
         )
+
+
+def as_json(
+    entries: Sequence[Dict[str, Any]],
+    found: Mapping[Tuple[Any, ...], List[Point]],
+    threshold: float,
+) -> Dict[str, Any]:
+    """``history --json``: what :func:`show` prints, a series per machine x artifact."""
+    return {
+        "threshold": threshold,
+        "series": [
+            {
+                "identity": identity,
+                "machine": machine_label(entries, identity),
+                "artifact": name,
+                "sha256": sha,
+                "points": [
+                    {
+                        "run_id": p.run_id,
+                        "created_at": p.created_at,
+                        "device": p.device,
+                        "p50_ms": p.p50_ms,
+                        "reason": p.reason,
+                        "step": p.step,
+                        "marker": marker(p.step, threshold),
+                    }
+                    for p in points
+                ],
+            }
+            for (identity, name, sha), points in found.items()
+        ],
+    }

@@ -5,7 +5,7 @@ reference column.  A failed measurement shows its reason where the numbers would
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
@@ -58,6 +58,33 @@ class SideBySide:
                 row.append("" if factor is None else "%.2f×" % factor)
             out.append(row)
         return headers, out
+
+    def as_json(self) -> Dict[str, Any]:
+        """``compare --json``: the table's figures as numbers, a cell per column (status
+        ``not-measured``, the record's status and reason, p50/p90 and the speed-up)."""
+        rows = []
+        for label, cells in self.rows:
+            out = []
+            for i, rec in enumerate(cells):
+                cell: Dict[str, Any] = {"column": self.columns[i], "status": "not-measured"}
+                if rec is not None:
+                    cell.update(
+                        status=rec.status,
+                        reason=rec.reason,
+                        p50_ms=rec.stats.get("p50_ms") if rec.ok else None,
+                        p90_ms=rec.stats.get("p90_ms") if rec.ok else None,
+                    )
+                if i != self.reference:
+                    cell["speedup"] = self.speedup(cells, i)
+                out.append(cell)
+            rows.append({"label": label, "cells": out})
+        return {
+            "by": self.by,
+            "columns": self.columns,
+            "reference": self.columns[self.reference],
+            "rows": rows,
+            "failures": self.failures(),
+        }
 
     def failures(self) -> List[str]:
         return [

@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Sequence
 from edgebench.agent.record import Record
 from edgebench.agent.stats import percentile
 
-from ..analysis.families import pareto
+from ..analysis.families import families, pareto_set, scored, unstable
 from ..store import RunMeta, RunStore
 from .compare import side_by_side
 from .markdown import run_sections
@@ -301,43 +301,48 @@ def _temperatures(records: Sequence[Record]) -> str:
 
 
 def _tradeoff(ok: Sequence[Record], styles: Mapping[str, Style]) -> str:
-    """p50 against top-1; the Pareto set (faster or more accurate than every other) is
-    filled and joined, the dominated variants are hollow."""
-    scored = [r for r in ok if r.accuracy.get("top1") is not None]
-    if not scored:
+    """p50 against top-1; each family's Pareto set (analysis/families.py: one model in one
+    format) is filled and joined, the dominated variants are hollow; an unstable
+    measurement is labelled so."""
+    points = scored(ok)
+    if not points:
         return ""
-    front = pareto(scored, key=lambda r: (r.stats["p50_ms"], -r.accuracy["top1"]))
+    fronts = [pareto_set(members) for members in families(points).values()]
+    front = [r for f in fronts for r in f]
     chart = Chart(
         "pareto",
-        "Latency vs accuracy (Pareto set filled)",
+        "Latency vs accuracy (Pareto set of each model and format filled)",
         # room around the dots for their labels
-        axis([r.stats["p50_ms"] for r in scored], "p50 latency (ms)", margin=0.1),
-        axis([r.accuracy["top1"] * 100 for r in scored], "top-1 (%)", margin=0.15),
+        axis([r.stats["p50_ms"] for r in points], "p50 latency (ms)", margin=0.1),
+        axis([r.accuracy["top1"] * 100 for r in points], "top-1 (%)", margin=0.15),
     )
-    line = sorted(front, key=lambda r: r.stats["p50_ms"])
-    chart.line(
-        [(chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)) for r in line],
-        "#444",
-        "Pareto set",
-        1.2,
-        dash="4 3",
-    )
-    for r in scored:
+    for members in fronts:
+        line = sorted(members, key=lambda r: r.stats["p50_ms"])
+        chart.line(
+            [(chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)) for r in line],
+            "#444",
+            "Pareto set",
+            1.2,
+            dash="4 3",
+        )
+    for r in points:
         x, y = chart.px(r.stats["p50_ms"]), chart.py(r.accuracy["top1"] * 100)
         on_front = any(r is f for f in front)
+        mark = " (unstable)" if unstable(r) else ""
         chart.dot(
             x,
             y,
             styles[_name(r)].color,
-            "%s: p50 %.4g ms, top-1 %.2f%%%s"
+            "%s: p50 %.4g ms, top-1 %.2f%%%s%s"
             % (
                 _name(r),
                 r.stats["p50_ms"],
                 r.accuracy["top1"] * 100,
                 " (Pareto)" if on_front else "",
+                mark,
             ),
             hollow=not on_front,
             r=5,
         )
-        chart.label(x, y, _name(r))
+        chart.label(x, y, _name(r) + mark)
     return chart.render()

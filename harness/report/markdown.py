@@ -390,7 +390,7 @@ def render(store: RunStore, fmt: str) -> str:
     if fmt == "md":
         return run_report(store.meta(), records)
     if fmt == "csv":
-        return summary_csv(records)
+        return summary_csv(records, store.run_id)
     if fmt == "json":
-        return json.dumps(summary.rows(records), indent=2) + "\n"
+        return json.dumps(summary.rows(records, store.run_id), indent=2) + "\n"
     raise ValueError("unknown report format %r (expected one of %s)" % (fmt, ", ".join(FORMATS)))

@@ -1,6 +1,7 @@
-"""The trade-off view of a run with variants: per device and model, every variant's size,
-latency, throughput, memory and top-1 against the fp32 original, and the Pareto set -- the
-variants no other variant beats on both latency (p50) and accuracy (top-1)."""
+"""The trade-off view of a run with variants: per family (device, model and format; see
+analysis/families.py), every variant's size, latency, throughput, memory and top-1 against
+the fp32 original, and the family's Pareto set on latency (p50) and accuracy (top-1).
+Unstable measurements are marked in the table and in the Pareto set."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from edgebench.agent.record import Record
 
 from .. import summary
-from ..analysis.families import pareto, variant_groups
+from ..analysis.families import (
+    PARENT_VARIANT,
+    PARETO_RULE,
+    families,
+    has_variants,
+    is_variant,
+    original,
+    pareto_set,
+    unstable,
+)
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
 from ..optimize.variants import PRUNE_NOTE
 from ..store import RunMeta
@@ -26,6 +36,7 @@ HEADER = (
     "Δ top-1 vs fp32",
     "Speed-up vs fp32",
 )
+UNSTABLE = " (unstable)"
 
 
 @dataclass(frozen=True)
@@ -36,21 +47,27 @@ class Section:
     notes: List[str]
 
 
+def _variant(record: Record) -> str:
+    """The variant's name; the original (recorded as ``fp32``, or with no variant) is fp32."""
+    return str(record.artifact.get("variant") or PARENT_VARIANT)
+
+
 def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
     """One table row; ``base`` is the fp32 summary row (None when fp32 was not measured)."""
     row = summary.row(record)
-    cells = [str(record.artifact["variant"]), fmt_mb(row["size_mb"])]
+    cells = [_variant(record), fmt_mb(row["size_mb"])]
     if not record.ok:
         return cells + [error_text(record)] + [""] * 5
     cells += [
-        "%s / %s" % (fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"])),
+        "%s / %s%s"
+        % (fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"]), UNSTABLE if unstable(record) else ""),
         fmt_ms(row["throughput_ips"]),
         fmt_mb(row["peak_rss_mb"]),
         fmt_pct(row["top1"]),
     ]
     if base is None:
         return cells + ["", ""]
-    if record.artifact["variant"] == "fp32":
+    if not is_variant(record):
         return cells + ["—", "1.00×"]
     delta = (
         "%+.1f pt" % (100 * (row["top1"] - base["top1"]))
@@ -61,28 +78,23 @@ def _row(record: Record, base: Optional[Dict[str, Any]]) -> List[str]:
 
 
 def _pareto(records: List[Record]) -> str:
-    measured = [(r, summary.row(r)) for r in records if r.ok]
-    if all(row["top1"] is not None for _, row in measured):
-        front = pareto(measured, key=lambda m: (m[1]["p50_ms"], -m[1]["top1"]))
-        rule = "no other variant has both a lower p50 and a higher top-1"
-    else:
-        front = pareto(measured, key=lambda m: (m[1]["p50_ms"], m[1]["size_mb"]))
-        rule = "without top-1, on p50 and size: no other variant is both faster and smaller"
-    names = ", ".join(str(r.artifact["variant"]) for r, _ in front)
-    return "Pareto set (%s): %s." % (rule, names or "none, nothing was measured")
+    names = ", ".join(_variant(r) + (UNSTABLE if unstable(r) else "") for r in pareto_set(records))
+    if not names:
+        names = (
+            "none, no top-1 was measured (run with an eval set)"
+            if any(r.ok for r in records)
+            else "none, nothing was measured"
+        )
+    return "Pareto set (%s): %s." % (PARETO_RULE, names)
 
 
 def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> List[str]:
     """What the table cannot show about pruned variants: sparsity and the compressed size."""
     base = next(
-        (builds.get(str(r.artifact["name"])) for r in records if r.artifact["variant"] == "fp32"),
+        (builds.get(str(r.artifact["name"])) for r in records if not is_variant(r)),
         None,
     )
-    pruned = [
-        r
-        for r in records
-        if any(s.startswith("prune-") for s in str(r.artifact["variant"]).split("+"))
-    ]
+    pruned = [r for r in records if any(s.startswith("prune-") for s in _variant(r).split("+"))]
     notes = []
     for record in pruned:
         built = builds.get(str(record.artifact["name"]))
@@ -91,7 +103,7 @@ def _notes(records: List[Record], builds: Mapping[str, Mapping[str, Any]]) -> Li
                 "%s: %.1f%% of weights are zero; gzip %.2f MB against %.2f MB for "
                 "fp32."
                 % (
-                    record.artifact["variant"],
+                    _variant(record),
                     100 * built["sparsity"],
                     built["gzip_bytes"] / 1e6,
                     base["gzip_bytes"] / 1e6,
@@ -105,10 +117,13 @@ def sections(meta: RunMeta, records: Sequence[Record]) -> List[Section]:
     builds = {str(b["file"]): b for b in (meta.plan or {}).get("builds", []) if b.get("file")}
     order = {str(a.get("name")): i for i, a in enumerate(meta.request.get("artifacts", []))}
     out = []
-    for (device, parent), group in variant_groups(records, order).items():
-        original = next((r for r in group if r.artifact["variant"] == "fp32"), None)
-        base = summary.row(original) if original is not None and original.ok else None
-        model = original.artifact["name"] if original is not None else "parent " + parent[:12]
+    ordered = sorted(records, key=lambda r: order.get(str(r.artifact["name"]), len(order)))
+    for (device, parent, _), group in families(ordered).items():
+        if not has_variants(group):
+            continue
+        fp32 = original(group)
+        base = summary.row(fp32) if fp32 is not None and fp32.ok else None
+        model = fp32.artifact["name"] if fp32 is not None else "parent " + parent[:12]
         out.append(
             Section(
                 "%s — %s" % (device, model),
@@ -134,7 +149,12 @@ def report_sections(meta: RunMeta, records: Sequence[Record]) -> List[model.Sect
         parts.append(model.Section(section.title, blocks, level=3))
     if not parts:
         return []
-    lead = "Speed-up is the fp32 p50 over the variant's p50; Δ top-1 is in percentage points."
+    lead = (
+        "Speed-up is the fp32 p50 over the variant's p50; Δ top-1 is in percentage points. "
+        "The Pareto set is taken within one model and format on p50 and top-1 (size is a "
+        "column, not a criterion); (unstable) marks a measurement the stability check did "
+        "not trust."
+    )
     return [model.Section("Trade-offs", [model.Notes(lead)], anchor="trade-offs")] + parts
 
 

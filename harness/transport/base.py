@@ -122,12 +122,21 @@ def agent_answer(outcome: AgentExit, timeout: float, read: Callable[[Any], T]) -
         raise Fault("protocol", "the agent's output is not a result document (%s)" % exc) from None
 
 
+def _record(doc: Mapping[str, Any]) -> Record:
+    """The record of a result document; the agent's version (on the document, not in the
+    record) joins the record's fingerprint, so summary.csv can show it."""
+    record = Record.from_dict(doc["record"])
+    if not record.fingerprint or not doc.get("agent_version"):
+        return record
+    return record.replace(fingerprint=dict(record.fingerprint, agent_version=doc["agent_version"]))
+
+
 def interpret(
     outcome: AgentExit, device: str, artifact: Mapping[str, Any], timeout: float
 ) -> Record:
     """The record for one agent run: the agent's own, or one describing how it failed."""
     try:
-        record = agent_answer(outcome, timeout, lambda doc: Record.from_dict(doc["record"]))
+        record = agent_answer(outcome, timeout, _record)
     except Fault as fault:
         return error_record(
             device, artifact, fault.reason, fault.message, stderr_tail=outcome.stderr_tail
