@@ -310,7 +310,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
-    verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
+    baseline = open_run(args.baseline) if args.baseline else None
+    verdicts = gate(store, budgets, baseline, args.allow_different)
     show(verdicts)
     if junit_path is not None:
         atomic_write(junit_path, junit(verdicts, store.run_id))
@@ -346,8 +347,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .store import open_run
 
     sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
-    print_table(*sbs.table())
-    for line in sbs.failures():
+    print_table(*sbs.table(args.allow_different))
+    for line in sbs.failures() + sbs.notes(args.allow_different):
         print(line)
     return 0
 
@@ -356,7 +357,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .analysis.history import load_index, series, show
 
     entries = load_index(Path(args.root))
-    found = series(entries, args.device, args.artifact)
+    found = series(entries, args.device, args.artifact, args.allow_different)
     if not found:
         raise UsageError(
             "no measurement in %s matches%s%s"
@@ -368,6 +369,20 @@ def cmd_history(args: argparse.Namespace) -> int:
         )
     show(entries, found, args.threshold)
     return 0
+
+
+def _allow_different(parser: argparse.ArgumentParser) -> None:
+    from .analysis.definition import KEYS
+
+    parser.add_argument(
+        "--allow-different",
+        action="append",
+        default=[],
+        choices=KEYS,
+        metavar="KEY",
+        help="compare records whose measurement setting KEY differs (repeatable; one of: "
+        "%s)" % ", ".join(KEYS),
+    )
 
 
 def _fraction(text: str) -> float:
@@ -505,6 +520,7 @@ def parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--baseline", metavar="RUN", help="run to check for regressions against")
     chk.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML")
+    _allow_different(chk)
     chk.set_defaults(func=cmd_check)
 
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
@@ -541,6 +557,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="DEVICE",
         help="the column speed-ups are against (default: the first)",
     )
+    _allow_different(cmp)
     cmp.set_defaults(func=cmd_compare)
 
     his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
@@ -554,6 +571,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="F",
         help="mark steps larger than this fraction (default 0.05 = 5%%)",
     )
+    _allow_different(his)
     his.set_defaults(func=cmd_history)
     return p
 

@@ -79,6 +79,18 @@ def test_pi_probe_reads_vcgencmd_and_device_tree(on_board):
     assert fingerprint.governor() == "ondemand" and fingerprint.freqs_mhz() == [2400.0] * 4
 
 
+def test_fingerprint_names_the_board_by_machine_id_and_serial(on_board):
+    root = on_board("pi5")
+    static = fingerprint.static()
+    assert static["machine_id"] == "3f1c0a9e5b7d4c2a8e6f1b0d9c7a5e31"
+    assert static["board_serial"] == "100000004a5b6c7d"
+    (root / "etc" / "machine-id").unlink()  # D-Bus's copy where systemd has none
+    (root / "var" / "lib" / "dbus").mkdir(parents=True)
+    (root / "var" / "lib" / "dbus" / "machine-id").write_text("0123abcd\n")
+    assert fingerprint.static()["machine_id"] == "0123abcd"
+    assert on_board("jetson-nano") and fingerprint.static()["machine_id"] is None
+
+
 def test_failing_tool_is_reported_not_raised(on_board, tmp_path):
     on_board("pi5")
     broken = tmp_path / "broken-bin"

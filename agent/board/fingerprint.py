@@ -40,6 +40,22 @@ def _cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
+def _machine_id() -> Optional[str]:
+    """systemd's (or D-Bus's) id of the installation: survives renaming the host."""
+    for rel in ("etc/machine-id", "var/lib/dbus/machine-id"):
+        text = read_board(rel)
+        if text:
+            return text
+    return None
+
+
+def _board_serial() -> Optional[str]:
+    """The device tree's serial number (Raspberry Pi, Jetson); absent on most PCs."""
+    return read_board("proc/device-tree/serial-number") or read_board(
+        "sys/firmware/devicetree/base/serial-number"
+    )
+
+
 def _mem_available_mb() -> Optional[float]:
     for line in (read_board("proc/meminfo") or "").splitlines():
         if line.startswith("MemAvailable:"):
@@ -80,6 +96,8 @@ def static() -> Dict[str, Any]:
         "hostname": socket.gethostname(),
         "arch": platform.machine(),
         "board_model": read_board("proc/device-tree/model"),
+        "board_serial": _board_serial(),
+        "machine_id": _machine_id(),
         "kernel": platform.release(),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -1,4 +1,6 @@
-"""``edgebench history``: p50 over runs, per machine (device identity) and artifact sha256.
+"""``edgebench history``: p50 over runs, per machine (device identity) and model slot
+(artifact name).  A step is taken against the previous measurement only when both have the
+same measurement definition (definition.py); a changed model file or runtime is noted.
 
 The index is built lazily by scanning ``<root>/*/run.json`` and cached in
 ``<root>/index.jsonl`` (one line per run, re-read only when its run.json or summary.csv
@@ -21,6 +23,8 @@ from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
 from ..formatting import fmt_ms, print_table
 from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
 from .budgets import DEFAULT_REGRESSION
+from .compare_stats import NOT_COMPARABLE
+from .definition import changes, definition, provenance, refusal
 from .identity import device_identities, device_tags, identity_fields
 
 INDEX_FILE = "index.jsonl"
@@ -31,6 +35,9 @@ _RECORD = {
     "machine": dict,
     "artifact": str,
     "sha256": str,
+    "runtime": str,
+    "version": str,
+    "definition": dict,
     "status": str,
     "reason": str,
     "p50_ms": POSITIVE,
@@ -77,7 +84,8 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
                 "tags": tags.get(r.device, []),
                 "machine": machines.get(r.device, {}),
                 "artifact": r.artifact["name"],
-                "sha256": r.artifact.get("sha256"),
+                **provenance(r),
+                "definition": definition(r),
                 "status": r.status,
                 "reason": r.reason,
                 "p50_ms": r.stats.get("p50_ms"),
@@ -134,18 +142,23 @@ class Point:
     device: str
     p50_ms: Optional[float]  # None when the measurement failed
     reason: Optional[str]
-    step: Optional[float]  # p50 / the previous measured p50
+    step: Optional[float]  # p50 / the previous measured p50, when comparable
+    note: str = ""  # what changed since then, or why it is not comparable
 
 
 def series(
-    entries: Sequence[Dict[str, Any]], device: Optional[str] = None, artifact: Optional[str] = None
+    entries: Sequence[Dict[str, Any]],
+    device: Optional[str] = None,
+    artifact: Optional[str] = None,
+    allow: Sequence[str] = (),
 ) -> Dict[Tuple[Any, ...], List[Point]]:
-    """(identity, artifact name, sha256) -> its points over runs, oldest first.
+    """(identity, artifact name) -> its points over runs, oldest first.
 
     ``device`` (a name, tag or identity prefix) selects machines: every record of a
     machine it names belongs, under whatever name.  ``artifact`` is a name glob or a
     sha256 prefix.  A record without a fingerprint (the board was unreachable) takes the
-    identity its device name last had."""
+    identity its device name last had.  ``allow`` names the definition keys a step may
+    cross."""
     known: Dict[str, str] = {}
     resolved = []
     for entry in entries:
@@ -163,7 +176,7 @@ def series(
         }
     )
     out: Dict[Tuple[Any, ...], List[Point]] = {}
-    last: Dict[Tuple[Any, ...], float] = {}
+    last: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
     for entry, rec, ident in resolved:
         if wanted is not None and ident not in wanted:
             continue
@@ -172,13 +185,19 @@ def series(
             or (rec["sha256"] or "").startswith(artifact)
         ):
             continue
-        key = (ident, rec["artifact"], rec["sha256"])
+        key = (ident, rec["artifact"])
         p50 = rec["p50_ms"] if rec["status"] == "ok" else None
-        step = p50 / last[key] if p50 is not None and key in last else None
+        step, note, prev = None, "", last.get(key)
+        if p50 is not None and prev is not None:
+            why = refusal(prev["definition"], rec["definition"], allow)
+            step = None if why else p50 / prev["p50_ms"]
+            note = why or "; ".join(changes(prev, rec))
         if p50 is not None:
-            last[key] = p50
+            last[key] = rec
         out.setdefault(key, []).append(
-            Point(entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step)
+            Point(
+                entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step, note
+            )
         )
     return out
 
@@ -197,7 +216,7 @@ def rows(points: Sequence[Point], threshold: float) -> List[List[str]]:
             p.device,
             fmt_ms(p.p50_ms) if p.p50_ms is not None else "error: %s" % p.reason,
             "" if p.step is None else "%+.1f%%" % ((p.step - 1) * 100),
-            marker(p.step, threshold),
+            NOT_COMPARABLE if p.note.startswith(NOT_COMPARABLE) else marker(p.step, threshold),
         ]
         for p in points
     ]
@@ -218,11 +237,15 @@ def show(
     found: Mapping[Tuple[Any, ...], List[Point]],
     threshold: float,
 ) -> None:
-    """A table per machine x artifact, headed by the machine and the artifact's hash."""
-    for (identity, name, sha), points in found.items():
-        print("\n%s · %s (sha256 %.12s)" % (machine_label(entries, identity), name, sha))
+    """A table per machine x model slot, headed by the machine and the artifact, and below
+    it what changed between runs (a new model file, runtime) or why a step is missing."""
+    for (identity, name), points in found.items():
+        print("\n%s · %s" % (machine_label(entries, identity), name))
         print_table(
             ["Run", "Started", "Device", "p50 ms", "Step", ""],
             rows(points, threshold),
-            {"▲ slower": "red", "▼ faster": "green"},
+            {"▲ slower": "red", "▼ faster": "green", NOT_COMPARABLE: "yellow"},
         )
+        for p in points:
+            if p.note:
+                print("%s: %s" % (p.run_id, p.note))
