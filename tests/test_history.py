@@ -76,6 +76,19 @@ def test_a_step_across_a_different_definition_is_not_comparable(tmp_path):
     assert allowed[1].step == pytest.approx(1.0) and allowed[1].note == ""
 
 
+def test_one_series_per_board_across_hostnames_and_the_machine_id_upgrade(tmp_path):
+    root = tmp_path / "results"
+    board = dict(FINGERPRINT, machine_id="3f1c0a9e")
+    for day, fp in (
+        (1, FINGERPRINT),  # written before edgebench read the machine-id
+        (2, board),
+        (3, dict(board, hostname="runner-7f3a")),  # a CI container's random hostname
+    ):
+        make_run(root, [ok("a.onnx", fingerprint=fp)], created_at="2026-01-0%dT00:00:00Z" % day)
+    ((ident, name),) = series(load_index(root))
+    assert ident == device_identity(ok("a.onnx", fingerprint=board)) and name == "a.onnx"
+
+
 def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):
     first = load_index(root)
     lines = (root / "index.jsonl").read_text().splitlines()

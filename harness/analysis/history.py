@@ -25,12 +25,13 @@ from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
 from .budgets import DEFAULT_REGRESSION
 from .compare_stats import NOT_COMPARABLE
 from .definition import changes, definition, provenance, refusal
-from .identity import device_identities, device_tags, identity_fields
+from .identity import device_identities, device_tags, identity_fields, legacy_identity
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {
     "device": str,
     "identity": str,
+    "legacy_identity": str,
     "tags": ListOf(str),
     "machine": dict,
     "artifact": str,
@@ -73,6 +74,7 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
     meta, records = store.meta(), store.records()
     ids, tags = device_identities(records), device_tags(meta)
     machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
+    legacy = {r.device: legacy_identity(r) for r in records if r.fingerprint}
     return {
         "run_id": store.run_id,
         "stamp": _stamp(run_dir),
@@ -81,6 +83,7 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
             {
                 "device": r.device,
                 "identity": ids[r.device],
+                "legacy_identity": legacy.get(r.device),
                 "tags": tags.get(r.device, []),
                 "machine": machines.get(r.device, {}),
                 "artifact": r.artifact["name"],
@@ -157,15 +160,23 @@ def series(
     ``device`` (a name, tag or identity prefix) selects machines: every record of a
     machine it names belongs, under whatever name.  ``artifact`` is a name glob or a
     sha256 prefix.  A record without a fingerprint (the board was unreachable) takes the
-    identity its device name last had.  ``allow`` names the definition keys a step may
+    identity its device name last had; one from before boards were named by machine-id
+    takes the identity its board has since.  ``allow`` names the definition keys a step may
     cross."""
     known: Dict[str, str] = {}
+    since = {  # legacy identity -> the stable one of the same board
+        rec["legacy_identity"]: rec["identity"]
+        for entry in entries
+        for rec in entry["records"]
+        if rec["legacy_identity"] and rec["identity"] != rec["legacy_identity"]
+    }
     resolved = []
     for entry in entries:
         for rec in entry["records"]:
-            if rec["identity"]:
-                known[rec["device"]] = rec["identity"]
-            resolved.append((entry, rec, rec["identity"] or known.get(rec["device"])))
+            ident = since.get(rec["identity"], rec["identity"]) or known.get(rec["device"])
+            if ident:
+                known[rec["device"]] = ident
+            resolved.append((entry, rec, ident))
     wanted = (
         None
         if device is None
