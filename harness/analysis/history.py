@@ -238,7 +238,7 @@ def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) ->
     for entry in entries:
         for rec in entry["records"]:
             if rec["identity"] == identity and rec["machine"]:
-                parts = [str(v) for v in rec["machine"].values() if v]
+                parts = [str(v) for k, v in rec["machine"].items() if v and k != "machine_id"]
                 return "%s (id %s)" % (" · ".join(parts), identity)
     return "unknown machine"
 
