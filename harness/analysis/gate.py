@@ -56,11 +56,9 @@ def find_baseline(
 def notes(record: Record, base: Record, allow: Iterable[str]) -> List[str]:
     """What changed between comparable records: the model file, the runtime version and
     the definition keys the user allowed to differ."""
-    allowed = [
-        "%s (allowed)" % d
-        for d in differences(definition(base), definition(record))
-        if d.split(" ", 1)[0] in set(allow)
-    ]
+    before, after = definition(base), definition(record)
+    refused = differences(before, after, allow)
+    allowed = ["%s (allowed)" % d for d in differences(before, after) if d not in refused]
     return changes(provenance(base), provenance(record)) + allowed
 
 
