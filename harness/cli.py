@@ -310,7 +310,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
-    verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
+    baseline = open_run(args.baseline) if args.baseline else None
+    verdicts = gate(store, budgets, baseline, args.allow_different)
     if args.json:
         _print_json(as_json(verdicts, store.run_id))
     else:
@@ -363,10 +364,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
     if args.json:
-        _print_json(sbs.as_json())
+        _print_json(sbs.as_json(args.allow_different))
         return 0
-    print_table(*sbs.table())
-    for line in sbs.failures():
+    print_table(*sbs.table(args.allow_different))
+    for line in sbs.failures() + sbs.notes(args.allow_different):
         print(line)
     return 0
 
@@ -375,7 +376,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .analysis.history import as_json, load_index, series, show
 
     entries = load_index(Path(args.root))
-    found = series(entries, args.device, args.artifact)
+    found = series(entries, args.device, args.artifact, args.allow_different)
     if not found:
         raise UsageError(
             "no measurement in %s matches%s%s"
@@ -397,6 +398,20 @@ def _print_json(doc: Any) -> None:
     import json
 
     print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def _allow_different(parser: argparse.ArgumentParser) -> None:
+    from .analysis.definition import KEYS
+
+    parser.add_argument(
+        "--allow-different",
+        action="append",
+        default=[],
+        choices=KEYS,
+        metavar="KEY",
+        help="compare records whose measurement setting KEY differs (repeatable; one of: "
+        "%s)" % ", ".join(KEYS),
+    )
 
 
 def _fraction(text: str) -> float:
@@ -537,6 +552,7 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
+    _allow_different(chk)
     chk.set_defaults(func=cmd_check)
 
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
@@ -579,6 +595,7 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
+    _allow_different(cmp)
     cmp.set_defaults(func=cmd_compare)
 
     his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
@@ -595,6 +612,7 @@ def parser() -> argparse.ArgumentParser:
     his.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
+    _allow_different(his)
     his.set_defaults(func=cmd_history)
     return p
 

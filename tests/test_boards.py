@@ -2,6 +2,7 @@
 board trees (tests/fixtures/boards/<board>) and stand-in vendor tools
 (tests/fixtures/bin/<board>)."""
 
+import hashlib
 import os
 import shutil
 import sys
@@ -77,6 +78,21 @@ def test_pi_probe_reads_vcgencmd_and_device_tree(on_board):
     }
     assert fingerprint.static()["board_model"] == "Raspberry Pi 5 Model B Rev 1.0"
     assert fingerprint.governor() == "ondemand" and fingerprint.freqs_mhz() == [2400.0] * 4
+
+
+def test_fingerprint_names_the_board_by_machine_id_and_serial(on_board):
+    root = on_board("pi5")
+    static = fingerprint.static()
+    raw = "3f1c0a9e5b7d4c2a8e6f1b0d9c7a5e31"  # only a hash of it leaves the board
+    assert static["machine_id"] == hashlib.sha256(b"edgebench:" + raw.encode()).hexdigest()[:32]
+    assert static["board_serial"] == "100000004a5b6c7d"
+    (root / "etc" / "machine-id").unlink()  # D-Bus's copy where systemd has none
+    (root / "var" / "lib" / "dbus").mkdir(parents=True)
+    (root / "var" / "lib" / "dbus" / "machine-id").write_text("0123abcd\n")
+    assert (
+        fingerprint.static()["machine_id"] == hashlib.sha256(b"edgebench:0123abcd").hexdigest()[:32]
+    )
+    assert on_board("jetson-nano") and fingerprint.static()["machine_id"] is None
 
 
 def test_failing_tool_is_reported_not_raised(on_board, tmp_path):

@@ -4,11 +4,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import FAST, edgebench
-from synthetic_runs import FINGERPRINT, failed, make_run, ok
+from synthetic_runs import FINGERPRINT, failed, make_run, ok, sha
 
 from edgebench.harness.analysis.budgets import FAIL, PASS, SKIP, parse_budgets
 from edgebench.harness.analysis.gate import gate
-from edgebench.harness.analysis.identity import device_identities, device_identity
+from edgebench.harness.analysis.identity import device_identities, device_identity, same_board
 from edgebench.harness.cli import main
 
 BUDGETS = """
@@ -35,6 +35,36 @@ def test_device_identity_follows_the_machine_not_the_name():
     lost = failed("x.onnx")
     assert device_identity(lost) is None
     assert device_identities([lost, a]) == {"pi4": device_identity(a)}
+
+
+def test_board_identity_survives_a_new_hostname():
+    board = dict(FINGERPRINT, machine_id="3f1c0a9e", board_serial=None)
+    ci = ok("m.onnx", fingerprint=dict(board, hostname="runner-7f3a"))
+    again = ok("m.onnx", fingerprint=dict(board, hostname="runner-c01d"))
+    assert device_identity(ci) == device_identity(again) and same_board(ci, again)
+    other = ok("m.onnx", fingerprint=dict(board, machine_id="9b2e4d71", hostname="runner-c01d"))
+    assert device_identity(other) != device_identity(ci) and not same_board(other, again)
+    # a record from before machine-id was read: the same board by its legacy identity
+    old = ok("m.onnx", fingerprint=dict(FINGERPRINT, hostname="runner-7f3a"))
+    assert same_board(old, ci) and not same_board(old, again)
+    assert device_identity(old) == device_identity(ok("m.onnx", fingerprint=old.fingerprint))
+
+
+def threads(record, n):
+    return record.replace(settings=dict(record.settings, threads=n))
+
+
+def test_a_different_measurement_definition_fails_unless_allowed(tmp_path):
+    base = make_run(tmp_path, [threads(ok("m.onnx", p50_ms=10, seed=1), 2)])
+    cand = make_run(tmp_path, [threads(ok("m.onnx", p50_ms=15, seed=2), 1)])
+    (refused,) = [v for v in gate(cand, baseline=base) if v.check == "regression"]
+    assert refused.verdict == FAIL and refused.detail == "not comparable: threads 2 → 1"
+    (allowed,) = [v for v in gate(cand, None, base, ["threads"]) if v.check == "regression"]
+    assert allowed.verdict == FAIL and allowed.detail.startswith("slower: +")
+    assert allowed.detail.endswith("; threads 2 → 1 (allowed)")
+    same = make_run(tmp_path, [threads(ok("m.onnx", p50_ms=10, seed=3), 2)])
+    (passed,) = [v for v in gate(same, baseline=base) if v.check == "regression"]
+    assert passed.verdict == PASS and "model changed" not in passed.detail
 
 
 def test_budgets_failures_and_unfinished_jobs(tmp_path):
@@ -81,18 +111,15 @@ def test_regression_against_a_baseline(tmp_path):
     slower = out[("pi4", "slower.onnx", "regression")]
     assert slower.verdict == FAIL and slower.detail.startswith("slower: +")
     assert slower.measured == "1.098× [1.091–1.103]"  # ratio of medians, bootstrap 95%
-    changed = out[("pi4", "changed.onnx", "regression")]
-    assert changed.verdict == SKIP and changed.detail.startswith(
-        "not comparable: artifact changed (sha256 00000000 → "
+    changed = out[("pi4", "changed.onnx", "regression")]  # the same slot, a new file
+    assert changed.verdict == PASS and changed.detail.endswith(
+        "; model changed 00000000→%.8s" % sha("changed.onnx")
     )
-    assert (
-        out[("pi4", "new.onnx", "regression")].detail
-        == "not comparable: artifact not in the baseline"
-    )
-    assert (
-        out[("elsewhere", "same.onnx", "regression")].detail
-        == "not comparable: device not in the baseline"
-    )
+    new = out[("pi4", "new.onnx", "regression")]
+    assert new.verdict == SKIP and new.detail == "not comparable: artifact not in the baseline"
+    elsewhere = out[("elsewhere", "same.onnx", "regression")]  # never a silent pass
+    assert elsewhere.verdict == FAIL
+    assert elsewhere.detail == "not comparable: device not in the baseline"
     budgets = parse_budgets("budgets: [{artifact: slower.onnx, regression: 0.2}]", "b")
     loose = by_check(gate(cand, budgets, base))[("pi4", "slower.onnx", "regression")]
     assert loose.verdict == PASS and loose.limit == "≤ +20%"

@@ -43,23 +43,50 @@ def test_series_per_machine_and_artifact_hash(root):
     ]
     found = series(entries, device="pi")  # by tag; the renamed device is the same board
     ident = device_identity(ok("a.onnx"))
-    assert set(found) == {
-        (ident, "a.onnx", ok("a.onnx").artifact["sha256"]),
-        (ident, "a.onnx", "e" * 64),
-    }
-    points = found[(ident, "a.onnx", ok("a.onnx").artifact["sha256"])]
-    assert [p.device for p in points] == ["pi4", "pi4", "pi4", "pi4", "renamed"]
+    assert set(found) == {(ident, "a.onnx")}  # the rebuilt artifact is the same model slot
+    points = found[(ident, "a.onnx")]
+    assert [p.device for p in points] == ["pi4", "pi4", "pi4", "pi4", "renamed", "pi4"]
     assert points[3].p50_ms is None and points[3].reason == "timeout"
     steps = [p.step for p in points]
     assert steps[0] is None and steps[3] is None
     assert steps[2] == pytest.approx(12 / 10.2, rel=0.02)
     assert steps[4] == pytest.approx(9 / 12, rel=0.02)  # against the last measured p50
-    assert [marker(s) for s in steps] == ["", "", "▲ slower", "", "▼ faster"]
-    assert set(series(entries, device=ident[:6], artifact="eee")) == {(ident, "a.onnx", "e" * 64)}
+    assert steps[5] == pytest.approx(1.0, rel=0.02)
+    assert [marker(s) for s in steps] == ["", "", "▲ slower", "", "▼ faster", ""]
+    assert points[5].note == "model changed %.8s→eeeeeeee" % ok("a.onnx").artifact["sha256"]
+    assert [p.note for p in points[:5]] == [""] * 5
+    (only,) = series(entries, device=ident[:6], artifact="eee").values()
+    assert [p.run_id for p in only] == [points[5].run_id]
     assert {k[0] for k in series(entries, artifact="*.onnx")} == {
         ident,
         device_identity(ok("a.onnx", fingerprint=OTHER)),
     }
+
+
+def test_a_step_across_a_different_definition_is_not_comparable(tmp_path):
+    root = tmp_path / "results"
+    for day, threads in ((1, 2), (2, 1)):
+        record = ok("a.onnx")
+        record = record.replace(settings=dict(record.settings, threads=threads))
+        make_run(root, [record], created_at="2026-01-0%dT00:00:00+00:00" % day)
+    entries = load_index(root)
+    (points,) = series(entries).values()
+    assert points[1].step is None and points[1].note == "not comparable: threads 2 → 1"
+    (allowed,) = series(entries, allow=["threads"]).values()
+    assert allowed[1].step == pytest.approx(1.0) and allowed[1].note == ""
+
+
+def test_one_series_per_board_across_hostnames_and_the_machine_id_upgrade(tmp_path):
+    root = tmp_path / "results"
+    board = dict(FINGERPRINT, machine_id="3f1c0a9e")
+    for day, fp in (
+        (1, FINGERPRINT),  # written before edgebench read the machine-id
+        (2, board),
+        (3, dict(board, hostname="runner-7f3a")),  # a CI container's random hostname
+    ):
+        make_run(root, [ok("a.onnx", fingerprint=fp)], created_at="2026-01-0%dT00:00:00Z" % day)
+    ((ident, name),) = series(load_index(root))
+    assert ident == device_identity(ok("a.onnx", fingerprint=board)) and name == "a.onnx"
 
 
 def test_index_is_cached_refreshed_and_pruned(root, monkeypatch):

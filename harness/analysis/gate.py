@@ -2,8 +2,9 @@
 
 Every job of the run is a verdict: a failed or never-finished measurement fails the gate
 with its reason; budgets add limits; a baseline adds a regression check per artifact,
-matched by device identity and artifact sha256 (a changed artifact is "not comparable",
-never compared blindly).
+paired by board identity and model slot (artifact name) and refused -- a failed verdict --
+when the measurement definition differs (definition.py); a changed model file or runtime
+version is compared and reported.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import datetime
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from dataclasses import replace
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from edgebench.agent.record import Record
 
@@ -19,36 +21,46 @@ from ..formatting import print_table
 from ..store import RunStore
 from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
 from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, Change, compare
-from .identity import device_identities, device_tags
+from .definition import changes, definition, differences, provenance
+from .identity import device_tags, same_board
+
+NEW_SLOT = "artifact not in the baseline"  # a new model: nothing to regress from
 
 
 def find_baseline(
-    record: Record,
-    identity: Optional[str],
-    baseline: Sequence[Record],
-    base_ids: Mapping[str, Optional[str]],
+    record: Record, baseline: Sequence[Record], allow: Iterable[str] = ()
 ) -> Tuple[Optional[Record], str]:
-    """The baseline record measuring the same artifact (sha256) on the same machine, or
-    None and why they are not comparable."""
-    if identity is None:
+    """The baseline record of the same model slot (artifact name) on the same board, or
+    None and why the two are not comparable."""
+    if not record.fingerprint:
         return None, "no device fingerprint"
-    machine = [b for b in baseline if base_ids.get(b.device) == identity]
+    seen: Dict[
+        str, Record
+    ] = {}  # a device's failed records may lack the fingerprint its others carry
+    for b in baseline:
+        if b.fingerprint:
+            seen.setdefault(b.device, b)
+    machine = [b for b in baseline if b.device in seen and same_board(record, seen[b.device])]
     if not machine:
         return None, "device not in the baseline"
-    sha, name = record.artifact.get("sha256"), record.artifact["name"]
-    same = [b for b in machine if sha and b.artifact.get("sha256") == sha]
-    if same:  # prefer the same device and file name when a machine appears twice
-        best = min(same, key=lambda b: (b.device != record.device, b.artifact["name"] != name))
-        if not best.ok:
-            return None, "baseline failed: %s" % best.reason
-        return best, ""
-    renamed = [b for b in machine if b.artifact["name"] == name]
-    if renamed:
-        return None, "artifact changed (sha256 %.8s → %.8s)" % (
-            renamed[0].artifact.get("sha256") or "?",
-            sha or "?",
-        )
-    return None, "artifact not in the baseline"
+    name = record.artifact["name"]
+    same = [b for b in machine if b.artifact["name"] == name]
+    if not same:
+        return None, NEW_SLOT
+    best = min(same, key=lambda b: b.device != record.device)  # a machine listed twice
+    if not best.ok:
+        return None, "baseline failed: %s" % best.reason
+    diff = differences(definition(best), definition(record), allow)
+    return (None, "; ".join(diff)) if diff else (best, "")
+
+
+def notes(record: Record, base: Record, allow: Iterable[str]) -> List[str]:
+    """What changed between comparable records: the model file, the runtime version and
+    the definition keys the user allowed to differ."""
+    before, after = definition(base), definition(record)
+    refused = differences(before, after, allow)
+    allowed = ["%s (allowed)" % d for d in differences(before, after) if d not in refused]
+    return changes(provenance(base), provenance(record)) + allowed
 
 
 def _p(p_value: float) -> str:
@@ -85,7 +97,10 @@ def regression(record: Record, base: Record, threshold: float) -> Verdict:
 
 
 def gate(
-    store: RunStore, budgets: Optional[Budgets] = None, baseline: Optional[RunStore] = None
+    store: RunStore,
+    budgets: Optional[Budgets] = None,
+    baseline: Optional[RunStore] = None,
+    allow: Iterable[str] = (),
 ) -> List[Verdict]:
     """Every verdict for the run, by device and artifact."""
     budgets = budgets or Budgets((), "")
@@ -101,9 +116,7 @@ def gate(
     by_device: Dict[str, List[Record]] = defaultdict(list)
     for record in records:
         by_device[record.device].append(record)
-    ids = device_identities(records)
     base_records = baseline.records() if baseline else []
-    base_ids = device_identities(base_records)
     used: Set[str] = set()
     for record in records:
         name = str(record.artifact["name"])
@@ -113,17 +126,15 @@ def gate(
         out += judge(record, matching, by_device[record.device])
         if baseline is None or not record.ok:
             continue
-        base, why = find_baseline(record, ids[record.device], base_records, base_ids)
+        base, why = find_baseline(record, base_records, allow)
         if base is None:
-            out.append(
-                Verdict(
-                    record.device, name, "regression", SKIP, detail="%s: %s" % (NOT_COMPARABLE, why)
-                )
-            )
+            verdict = SKIP if why == NEW_SLOT else FAIL  # never a silent pass
+            detail = "%s: %s" % (NOT_COMPARABLE, why)
+            out.append(Verdict(record.device, name, "regression", verdict, detail=detail))
         else:
-            out.append(
-                regression(record, base, budgets.regression(record.device, device_tags_, name))
-            )
+            found = regression(record, base, budgets.regression(record.device, device_tags_, name))
+            extra = notes(record, base, allow)
+            out.append(replace(found, detail="; ".join([found.detail] + extra)))
     out += [
         Verdict(
             b.device, b.artifact, b.where, SKIP, detail="matched no measurement", source=b.where

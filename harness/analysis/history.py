@@ -1,4 +1,6 @@
-"""``edgebench history``: p50 over runs, per machine (device identity) and artifact sha256.
+"""``edgebench history``: p50 over runs, per machine (device identity) and model slot
+(artifact name).  A step is taken against the previous measurement only when both have the
+same measurement definition (definition.py); a changed model file or runtime is noted.
 
 The index is built lazily by scanning ``<root>/*/run.json`` and cached in
 ``<root>/index.jsonl`` (one line per run, re-read only when its run.json or summary.csv
@@ -21,16 +23,22 @@ from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
 from ..formatting import fmt_ms, print_table
 from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
 from .budgets import DEFAULT_REGRESSION
-from .identity import device_identities, device_tags, identity_fields
+from .compare_stats import NOT_COMPARABLE
+from .definition import changes, definition, provenance, refusal
+from .identity import device_identities, device_tags, identity_fields, legacy_identity
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {
     "device": str,
     "identity": str,
+    "legacy_identity": str,
     "tags": ListOf(str),
     "machine": dict,
     "artifact": str,
     "sha256": str,
+    "runtime": str,
+    "version": str,
+    "definition": dict,
     "status": str,
     "reason": str,
     "p50_ms": POSITIVE,
@@ -66,6 +74,7 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
     meta, records = store.meta(), store.records()
     ids, tags = device_identities(records), device_tags(meta)
     machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
+    legacy = {r.device: legacy_identity(r) for r in records if r.fingerprint}
     return {
         "run_id": store.run_id,
         "stamp": _stamp(run_dir),
@@ -74,10 +83,12 @@ def _entry(run_dir: Path) -> Dict[str, Any]:
             {
                 "device": r.device,
                 "identity": ids[r.device],
+                "legacy_identity": legacy.get(r.device),
                 "tags": tags.get(r.device, []),
                 "machine": machines.get(r.device, {}),
                 "artifact": r.artifact["name"],
-                "sha256": r.artifact.get("sha256"),
+                **provenance(r),
+                "definition": definition(r),
                 "status": r.status,
                 "reason": r.reason,
                 "p50_ms": r.stats.get("p50_ms"),
@@ -134,25 +145,38 @@ class Point:
     device: str
     p50_ms: Optional[float]  # None when the measurement failed
     reason: Optional[str]
-    step: Optional[float]  # p50 / the previous measured p50
+    step: Optional[float]  # p50 / the previous measured p50, when comparable
+    note: str = ""  # what changed since then, or why it is not comparable
 
 
 def series(
-    entries: Sequence[Dict[str, Any]], device: Optional[str] = None, artifact: Optional[str] = None
+    entries: Sequence[Dict[str, Any]],
+    device: Optional[str] = None,
+    artifact: Optional[str] = None,
+    allow: Sequence[str] = (),
 ) -> Dict[Tuple[Any, ...], List[Point]]:
-    """(identity, artifact name, sha256) -> its points over runs, oldest first.
+    """(identity, artifact name) -> its points over runs, oldest first.
 
     ``device`` (a name, tag or identity prefix) selects machines: every record of a
     machine it names belongs, under whatever name.  ``artifact`` is a name glob or a
     sha256 prefix.  A record without a fingerprint (the board was unreachable) takes the
-    identity its device name last had."""
+    identity its device name last had; one from before boards were named by machine-id
+    takes the identity its board has since.  ``allow`` names the definition keys a step may
+    cross."""
     known: Dict[str, str] = {}
+    since = {  # legacy identity -> the stable one of the same board
+        rec["legacy_identity"]: rec["identity"]
+        for entry in entries
+        for rec in entry["records"]
+        if rec["legacy_identity"] and rec["identity"] != rec["legacy_identity"]
+    }
     resolved = []
     for entry in entries:
         for rec in entry["records"]:
-            if rec["identity"]:
-                known[rec["device"]] = rec["identity"]
-            resolved.append((entry, rec, rec["identity"] or known.get(rec["device"])))
+            ident = since.get(rec["identity"], rec["identity"]) or known.get(rec["device"])
+            if ident:
+                known[rec["device"]] = ident
+            resolved.append((entry, rec, ident))
     wanted = (
         None
         if device is None
@@ -163,7 +187,7 @@ def series(
         }
     )
     out: Dict[Tuple[Any, ...], List[Point]] = {}
-    last: Dict[Tuple[Any, ...], float] = {}
+    last: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
     for entry, rec, ident in resolved:
         if wanted is not None and ident not in wanted:
             continue
@@ -172,13 +196,19 @@ def series(
             or (rec["sha256"] or "").startswith(artifact)
         ):
             continue
-        key = (ident, rec["artifact"], rec["sha256"])
+        key = (ident, rec["artifact"])
         p50 = rec["p50_ms"] if rec["status"] == "ok" else None
-        step = p50 / last[key] if p50 is not None and key in last else None
+        step, note, prev = None, "", last.get(key)
+        if p50 is not None and prev is not None:
+            why = refusal(prev["definition"], rec["definition"], allow)
+            step = None if why else p50 / prev["p50_ms"]
+            note = why or "; ".join(changes(prev, rec))
         if p50 is not None:
-            last[key] = p50
+            last[key] = rec
         out.setdefault(key, []).append(
-            Point(entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step)
+            Point(
+                entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step, note
+            )
         )
     return out
 
@@ -197,7 +227,7 @@ def rows(points: Sequence[Point], threshold: float) -> List[List[str]]:
             p.device,
             fmt_ms(p.p50_ms) if p.p50_ms is not None else "error: %s" % p.reason,
             "" if p.step is None else "%+.1f%%" % ((p.step - 1) * 100),
-            marker(p.step, threshold),
+            NOT_COMPARABLE if p.note.startswith(NOT_COMPARABLE) else marker(p.step, threshold),
         ]
         for p in points
     ]
@@ -208,7 +238,7 @@ def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) ->
     for entry in entries:
         for rec in entry["records"]:
             if rec["identity"] == identity and rec["machine"]:
-                parts = [str(v) for v in rec["machine"].values() if v]
+                parts = [str(v) for k, v in rec["machine"].items() if v and k != "machine_id"]
                 return "%s (id %s)" % (" · ".join(parts), identity)
     return "unknown machine"
 
@@ -218,14 +248,18 @@ def show(
     found: Mapping[Tuple[Any, ...], List[Point]],
     threshold: float,
 ) -> None:
-    """A table per machine x artifact, headed by the machine and the artifact's hash."""
-    for (identity, name, sha), points in found.items():
-        print("\n%s · %s (sha256 %.12s)" % (machine_label(entries, identity), name, sha))
+    """A table per machine x model slot, headed by the machine and the artifact, and below
+    it what changed between runs (a new model file, runtime) or why a step is missing."""
+    for (identity, name), points in found.items():
+        print("\n%s · %s" % (machine_label(entries, identity), name))
         print_table(
             ["Run", "Started", "Device", "p50 ms", "Step", ""],
             rows(points, threshold),
-            {"▲ slower": "red", "▼ faster": "green"},
+            {"▲ slower": "red", "▼ faster": "green", NOT_COMPARABLE: "yellow"},
         )
+        for p in points:
+            if p.note:
+                print("%s: %s" % (p.run_id, p.note))
 
 
 def as_json(
@@ -241,7 +275,6 @@ def as_json(
                 "identity": identity,
                 "machine": machine_label(entries, identity),
                 "artifact": name,
-                "sha256": sha,
                 "points": [
                     {
                         "run_id": p.run_id,
@@ -251,10 +284,11 @@ def as_json(
                         "reason": p.reason,
                         "step": p.step,
                         "marker": marker(p.step, threshold),
+                        "note": p.note,
                     }
                     for p in points
                 ],
             }
-            for (identity, name, sha), points in found.items()
+            for (identity, name), points in found.items()
         ],
     }

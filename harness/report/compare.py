@@ -1,14 +1,21 @@
 """Side by side: artifact rows, device (or run) columns, p50/p90 and the speed-up against a
 reference column.  A failed measurement shows its reason where the numbers would be.
+
+Across runs a row is a model slot (artifact name) on one board (its identity, whatever its
+name); a speed-up needs the same measurement definition (analysis/definition.py), and a
+changed model file or runtime is noted below the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
+from ..analysis.compare_stats import NOT_COMPARABLE
+from ..analysis.definition import changes, definition, provenance, refusal
+from ..analysis.identity import device_identities
 from ..config import ConfigError
 from ..formatting import error_text, fmt_ms
 from ..store import RunStore
@@ -21,20 +28,25 @@ class SideBySide:
     reference: int  # index into columns
     rows: List[Tuple[str, List[Optional[Record]]]]  # label, a record (or None) per column
 
-    def speedup(self, cells: Sequence[Optional[Record]], column: int) -> Optional[float]:
-        """Reference p50 / this p50, for the same artifact (sha256) measured in both."""
+    def pair(
+        self, cells: Sequence[Optional[Record]], column: int, allow: Iterable[str] = ()
+    ) -> Tuple[Optional[float], str]:
+        """Reference p50 / this p50 when both measured the slot with the same measurement
+        definition (definition.py), else None and ``not comparable: …`` (or "")."""
         ref, rec = cells[self.reference], cells[column]
-        if (
-            ref is None
-            or rec is None
-            or not ref.ok
-            or not rec.ok
-            or ref.artifact.get("sha256") != rec.artifact.get("sha256")
-        ):
-            return None
-        return ref.stats["p50_ms"] / rec.stats["p50_ms"]
+        if ref is None or rec is None or not ref.ok or not rec.ok:
+            return None, ""
+        why = refusal(definition(ref), definition(rec), allow)
+        if why:
+            return None, why
+        return ref.stats["p50_ms"] / rec.stats["p50_ms"], ""
 
-    def table(self) -> Tuple[List[str], List[List[str]]]:
+    def speedup(
+        self, cells: Sequence[Optional[Record]], column: int, allow: Iterable[str] = ()
+    ) -> Optional[float]:
+        return self.pair(cells, column, allow)[0]
+
+    def table(self, allow: Iterable[str] = ()) -> Tuple[List[str], List[List[str]]]:
         """Headers and text rows: p50 and p90 per column, then the speed-up of every
         other column against the reference."""
         ref = self.columns[self.reference]
@@ -54,14 +66,15 @@ class SideBySide:
                 else:
                     row += [fmt_ms(rec.stats["p50_ms"]), fmt_ms(rec.stats["p90_ms"])]
             for i in others:
-                factor = self.speedup(cells, i)
-                row.append("" if factor is None else "%.2f×" % factor)
+                factor, why = self.pair(cells, i, allow)
+                row.append(NOT_COMPARABLE if why else "" if factor is None else "%.2f×" % factor)
             out.append(row)
         return headers, out
 
-    def as_json(self) -> Dict[str, Any]:
+    def as_json(self, allow: Iterable[str] = ()) -> Dict[str, Any]:
         """``compare --json``: the table's figures as numbers, a cell per column (status
-        ``not-measured``, the record's status and reason, p50/p90 and the speed-up)."""
+        ``not-measured``, the record's status and reason, p50/p90, the speed-up or why the
+        pair is not comparable)."""
         rows = []
         for label, cells in self.rows:
             out = []
@@ -75,7 +88,9 @@ class SideBySide:
                         p90_ms=rec.stats.get("p90_ms") if rec.ok else None,
                     )
                 if i != self.reference:
-                    cell["speedup"] = self.speedup(cells, i)
+                    cell["speedup"], why = self.pair(cells, i, allow)
+                    if why:
+                        cell["not_comparable"] = why
                 out.append(cell)
             rows.append({"label": label, "cells": out})
         return {
@@ -84,7 +99,30 @@ class SideBySide:
             "reference": self.columns[self.reference],
             "rows": rows,
             "failures": self.failures(),
+            "notes": self.notes(allow),
         }
+
+    def notes(self, allow: Iterable[str] = ()) -> List[str]:
+        """``b / digits.onnx: model changed a1b2c3d4→c3d4e5f6`` for each compared pair
+        whose model file or runtime differs from the reference's, and ``not comparable: …``
+        for each refused one."""
+        out = []
+        for label, cells in self.rows:
+            ref = cells[self.reference]
+            for i, rec in enumerate(cells):
+                if ref is None or rec is None:
+                    continue
+                factor, why = self.pair(cells, i, allow)
+                found = (
+                    [why]
+                    if why
+                    else []
+                    if factor is None
+                    else changes(provenance(ref), provenance(rec))
+                )
+                if found:
+                    out.append("%s / %s: %s" % (self.columns[i], label, "; ".join(found)))
+        return out
 
     def failures(self) -> List[str]:
         return [
@@ -114,14 +152,19 @@ def side_by_side(
         else short[run_id]
         for run_id, device in keys
     ]
-    rows: Dict[str, List[Optional[Record]]] = {}
+    boards = {}  # across runs, a row is a model slot on one board, whatever its name
+    for store in stores:
+        boards.update({(store.run_id, d): i for d, i in device_identities(store.records()).items()})
+    rows: Dict[Tuple[str, str], Tuple[str, List[Optional[Record]]]] = {}
     for run_id, rec in entries:
         name = str(rec.artifact["name"])
+        board = "" if by == "device" else boards.get((run_id, rec.device)) or rec.device
         label = name if by == "device" else "%s / %s" % (rec.device, name)
-        rows.setdefault(label, [None] * len(columns))[keys.index(column(run_id, rec))] = rec
+        cells = rows.setdefault((board, name), (label, [None] * len(columns)))[1]
+        cells[keys.index(column(run_id, rec))] = rec
     if not columns:
         raise ConfigError("no measurements in %s" % ", ".join(s.run_id for s in stores))
-    return SideBySide(by, columns, _reference(columns, reference), list(rows.items()))
+    return SideBySide(by, columns, _reference(columns, reference), list(rows.values()))
 
 
 def _short_ids(run_ids: Sequence[str]) -> Dict[str, str]:
