@@ -2,11 +2,13 @@
 ``prune-50+int8-static``) into a folder, each with a JSON manifest.
 
 A variant ``V`` of ``model.onnx`` is ``model.V.onnx`` plus ``model.V.json`` (parent hash,
-recipe, hash, sizes, parameters, sparsity, tool versions).  The manifest doubles as the cache:
+recipe, hash, sizes, parameters, sparsity, inputs, tool versions, and the census: what the
+recipe changed, which must be something).  The manifest doubles as the cache:
 a variant whose manifest names the same parent hash and recipe, and whose file still has the
 recorded hash, is not rebuilt.  A failed variant is an :class:`Outcome` with a one-line
 message; the other variants are still built.  The format-specific work is in
-``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built.
+``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built;
+each has check, verify, inputs, inspect, census, settings, apply, unchanged and tools.
 What the tools print goes to ``model.V.log`` (``model.log`` while the model is checked), kept
 when they printed something; a :class:`Watch` hears how the builds go.
 """
@@ -329,7 +331,7 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, An
 
 
 def census_text(changed: Mapping[str, Any]) -> str:
-    """``tensors float32 10->2, int8 0->8; ops +QuantizeLinear 8, ...`` for one line."""
+    """``tensors float32 10->2, int8 0->8; ops QuantizeLinear 0->8`` for one line."""
     parts = []
     for key, value in changed.items():
         if key == "size_bytes":
