@@ -8,6 +8,7 @@ or SIGTERM).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import signal
@@ -92,6 +93,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
         raise UsageError("%s names the models; drop --model" % args.plan)
+    input_shapes = dict(plan.input_shapes if plan else {}, **parse_input_shapes(args.input_shape))
+    if plan is not None:  # the variants are built at the shapes they are measured at
+        plan = dataclasses.replace(
+            plan,
+            options=dataclasses.replace(
+                plan.options, input_shapes={k: tuple(v) for k, v in input_shapes.items()}
+            ),
+        )
     inventory = load_inventory(args.devices_file)
     devices = (
         inventory.select(args.devices)
@@ -142,9 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = Request(
         artifacts=tuple(artifacts),
         eval_path=eval_path,
-        input_shapes=dict(
-            plan.input_shapes if plan else {}, **parse_input_shapes(args.input_shape)
-        ),
+        input_shapes=input_shapes,
         settings=settings,
         require_accelerator=bool(plan and plan.require_accelerator),
     )
@@ -208,6 +215,7 @@ def _show(line: str) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    from .config import parse_input_shapes
     from .optimize.variants import (
         VARIANT_HELP,
         BuildError,
@@ -232,6 +240,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             args.calib_method,
             args.prune_scope,
             args.activations,
+            {k: tuple(v) for k, v in parse_input_shapes(args.input_shape).items()},
         )
         with BuildDisplay(_show) as display:
             _, outcomes = build_variants(
@@ -514,6 +523,14 @@ def parser() -> argparse.ArgumentParser:
         default="uint8",
         metavar="T",
         help="ONNX int8-static activations: uint8 (default, fastest on x86) or int8",
+    )
+    opt.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="dims for an input with dynamic ones, used to pre-process and calibrate, "
+        "e.g. images:1,3,640,640 (the variant keeps the dynamic dims where it runs with them)",
     )
     opt.add_argument(
         "--out",

@@ -134,12 +134,17 @@ def parse_plan(text: str, source: Path) -> Plan:
     variants = opt("variants", lambda v, k: _variants(check, v, k))
     models = _models(check, doc["models"], variants, path)
     optimize = opt("optimize", lambda v, k: _optimize(check, v, k), {})
+    shapes = opt("input_shapes", lambda v, k: _shapes(check, v, k), {})
     return Plan(
         source=source,
         models=models,
         eval_path=opt("eval", lambda v, k: path(k, v)),
-        options=Options(calib=opt("calibration", lambda v, k: path(k, v)), **optimize),
-        input_shapes=opt("input_shapes", lambda v, k: _shapes(check, v, k), {}),
+        options=Options(
+            calib=opt("calibration", lambda v, k: path(k, v)),
+            input_shapes={k: tuple(v) for k, v in shapes.items()},
+            **optimize,
+        ),
+        input_shapes=shapes,
         devices=opt(
             "devices",
             lambda v, k: ",".join(

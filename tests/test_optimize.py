@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 from conftest import EXAMPLES, ROOT, edgebench
 from onnx import TensorProto, helper, numpy_helper
+from yolo_like import write_yolo_like
 
 from edgebench.harness.optimize.capture import captured
 from edgebench.harness.optimize.variants import (
@@ -21,6 +22,7 @@ from edgebench.harness.optimize.variants import (
     Options,
     build_variants,
     logged,
+    outcome_line,
     parse_variant,
 )
 
@@ -93,6 +95,21 @@ def test_manifest_records_parent_recipe_hashes_and_sizes(built):
     assert manifest["sparsity"] >= 0.5  # pruned zeros stay zero when quantized
     assert set(manifest["tools"]) >= {"onnx", "onnxruntime", "numpy"}
     assert "compressed" in manifest["note"]
+
+
+def test_every_variant_records_and_shows_what_its_recipe_changed(built):
+    _, parent, outcomes = built
+    static = outcomes["int8-static"].manifest["census"]
+    assert static["changed"]["ops"]["QuantizeLinear"][0] == 0 < static["ops"]["QuantizeLinear"]
+    assert static["changed"]["tensors"]["int8"] == [0, static["tensors"]["int8"]]
+    assert static["changed"]["size_bytes"][1] == outcomes["int8-static"].manifest["size_bytes"]
+    fp16 = outcomes["fp16"].manifest["census"]["changed"]["tensors"]
+    assert fp16["float16"][0] == 0 and fp16["float32"][1] < fp16["float32"][0]
+    prune = outcomes["prune-50"].manifest["census"]
+    assert set(prune["changed"]) == {"zeros"}  # the same tensors, ops and size
+    assert prune["changed"]["zeros"][1] >= 0.5 * 38282 * 0.9
+    line = outcome_line(outcomes["int8-static"], parent)
+    assert "\n" not in line and "changed: tensors" in line and "QuantizeLinear 0->" in line
 
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
@@ -356,3 +373,128 @@ def test_a_failure_names_the_log_of_what_the_tools_said(tmp_path, capfd):
     with pytest.raises(BuildError, match=r"^silent$"):
         with logged(tmp_path / "quiet.log"):
             raise BuildError("silent")
+
+
+# --- dynamic shapes and calibration checks --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def yolo(tmp_path_factory):
+    """The YOLO-style model with dynamic [batch,3,height,width] input and 64x64 images."""
+    folder = tmp_path_factory.mktemp("yolo")
+    images = np.random.default_rng(1).uniform(0, 1, (8, 3, 64, 64)).astype(np.float32)
+    np.savez(folder / "calib.npz", inputs=images)
+    return write_yolo_like(folder / "yolo.onnx"), folder / "calib.npz"
+
+
+def test_the_yolo_style_model_defeats_symbolic_shape_inference(tmp_path, yolo):
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with pytest.raises(Exception, match="Incomplete symbolic shape inference"):
+        with captured(tmp_path / "log"):
+            quant_pre_process(str(yolo[0]), str(tmp_path / "pre.onnx"))
+
+
+def test_int8_static_on_a_dynamic_model_builds_at_the_given_shape_and_stays_dynamic(tmp_path, yolo):
+    model, calib = yolo
+    args = ["optimize", str(model), "--calib", str(calib), "--out", str(tmp_path)]
+    proc = edgebench(args + ["--variants", "int8-static,int8-dynamic"], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "error: yolo.int8-static.onnx: input images:batch,3,height,width has dynamic "
+        "dimensions; int8-static calibrates at fixed ones: give them with --input-shape "
+        "images:1,3,HEIGHT,WIDTH (input_shapes: in a plan)"
+    )
+    assert "built  yolo.int8-dynamic.onnx" in proc.stdout  # shape inference fell back
+    proc = edgebench(
+        args + ["--variants", "int8-static", "--input-shape", "images:1,3,64,64"], cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "built  yolo.int8-static.onnx" in proc.stdout and "QuantizeLinear 0->" in proc.stdout
+    manifest = json.loads((tmp_path / "yolo.int8-static.json").read_text())
+    assert manifest["recipe"][0]["input_shapes"] == {"images": [1, 3, 64, 64]}
+    assert manifest["inputs"] == {"images": ["batch", 3, "height", "width"]}
+    fp32 = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    int8 = ort.InferenceSession(
+        str(tmp_path / "yolo.int8-static.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert "QuantizeLinear" in {
+        n.op_type for n in onnx.load(str(tmp_path / "yolo.int8-static.onnx")).graph.node
+    }
+    for shape in ((1, 3, 64, 64), (2, 3, 96, 64)):  # the given shape, and another
+        x = np.random.default_rng(2).uniform(0, 1, shape).astype(np.float32)
+        [want], [got] = fp32.run(None, {"images": x}), int8.run(None, {"images": x})
+        assert got.shape == want.shape == (shape[0], shape[2] * shape[3] // 16, 6)
+        assert np.abs(got - want).max() < 0.1 * np.abs(want).max()
+
+
+@pytest.mark.parametrize(
+    "samples, shape, problem",
+    [
+        ((4, 1, 64, 64), "images:1,3,64,64", "does not fit the model: "),
+        ((4, 3, 64), "images:1,3,64,64", "rank 3 with the sample axis"),
+        ((4, 3, 64, 64), "images:1,3,32,32", "does not fit the model: "),
+        (
+            (4, 3, 64, 64),
+            "input:1,3,64,64",
+            "the model has no input 'input' (its inputs: 'images')",
+        ),
+        ((4, 3, 64, 64), "images:1,4,64,64", "does not fit the model's input images:batch,3,"),
+    ],
+)
+def test_calibration_sets_and_shapes_that_do_not_fit_fail_before_any_build(
+    tmp_path, yolo, samples, shape, problem
+):
+    np.savez(tmp_path / "calib.npz", inputs=np.zeros(samples, dtype=np.float32))
+    proc = edgebench(
+        ["optimize", str(yolo[0]), "--calib", "calib.npz", "--input-shape", shape, "--out", "v"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("edgebench: error: ") and problem in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "v").exists() or not any((tmp_path / "v").glob("*.onnx"))
+
+
+def test_integer_inputs_refuse_float_calibration_samples(tmp_path):
+    np.savez(tmp_path / "calib.npz", inputs=np.zeros((4, 8, 8, 1), dtype=np.float32))
+    with pytest.raises(BuildError, match="holds float32 samples but input .* takes int8"):
+        build_variants(
+            EXAMPLES / "digits.int8.tflite",
+            ["fp16"],
+            tmp_path,
+            Options(calib=tmp_path / "calib.npz"),
+        )
+
+
+def test_a_tflite_recipe_that_changes_nothing_is_an_error_not_a_variant(tmp_path, monkeypatch):
+    pytest.importorskip("ai_edge_quantizer")
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from tflite_writer import TFLiteWriter, add_options, schema
+
+    writer = TFLiteWriter()
+    x = writer.add_tensor("x", [1, 10], np.float32)
+    bias = writer.add_tensor("bias", data=np.linspace(-1, 1, 10, dtype=np.float32)[None])
+    total, y = (
+        writer.add_tensor("sum", [1, 10], np.float32),
+        writer.add_tensor("y", [1, 10], np.float32),
+    )
+    writer.add_operator("ADD", [x, bias], [total], add_options())
+    writer.add_operator("SOFTMAX", [total], [y], schema.SoftmaxOptionsT())
+    writer.set_io([x], [y], signature_key=None)
+    writer.save(tmp_path / "nosig.tflite")
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert Interpreter(model_path=str(tmp_path / "nosig.tflite")).get_signature_list() == {}
+    proc = edgebench(
+        ["optimize", "nosig.tflite", "--variants", "fp16,int8-dynamic", "--out", "v"], cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    fp16, dynamic = proc.stderr.strip().splitlines()
+    assert fp16.startswith("error: nosig.fp16.tflite: fp16 changed nothing: ai-edge-quantizer ")
+    assert dynamic.startswith("error: nosig.int8-dynamic.tflite: int8-dynamic changed nothing: ")
+    for line in (fp16, dynamic):
+        assert "ops: ADD, SOFTMAX; constant tensors: float32 1" in line
+        assert "no signature" in line and "build variants of its ONNX form" in line
+    assert "built" not in proc.stdout
+    assert sorted(p.suffix for p in (tmp_path / "v").iterdir()) in ([], [".log"], [".log", ".log"])

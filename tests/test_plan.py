@@ -3,11 +3,14 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import EXAMPLES, FAST, edgebench
+from yolo_like import write_yolo_like
 
 from edgebench.harness.config import ConfigError
-from edgebench.harness.plan import load_plan, parse_plan
+from edgebench.harness.optimize.variants import Watch
+from edgebench.harness.plan import build, load_plan, parse_plan
 
 
 def test_the_example_plan_resolves_paths_against_its_folder():
@@ -119,6 +122,20 @@ def test_a_plan_takes_every_setting_the_command_line_takes(folder):
     }
     text = "models: [digits.onnx]\nsettings: %s\n" % json.dumps(settings)
     assert parse(folder, text).settings == settings
+
+
+def test_a_plans_input_shapes_are_the_dims_its_dynamic_models_are_built_at(tmp_path):
+    write_yolo_like(tmp_path / "yolo.onnx")
+    np.savez(tmp_path / "calib.npz", inputs=np.ones((4, 3, 32, 32), dtype=np.float32))
+    text = "models: [yolo.onnx]\nvariants: [int8-static]\ncalibration: calib.npz\n"
+    without, given = (
+        build(parse_plan(text + shapes, tmp_path / "plan.yaml"), tmp_path / "v", print, Watch())[1]
+        for shapes in ("", "input_shapes: {images: [1, 3, 32, 32]}\n")
+    )
+    assert without[-1]["status"] == "error"
+    assert "--input-shape images:1,3,HEIGHT,WIDTH" in without[-1]["message"]
+    assert given[-1]["status"] == "built"
+    assert given[-1]["recipe"][0]["input_shapes"] == {"images": [1, 3, 32, 32]}
 
 
 def test_bad_plan_settings_are_exit_2_before_anything_is_built(folder):

@@ -9,6 +9,8 @@ can suit ARM boards better.  Weights are symmetric, so pruned zeros stay zero wh
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -16,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .variants import BuildError, Options, Step, calibration_batches
+from .variants import BuildError, Input, Options, Step, calibration_batches
 
 # Inputs (by position) that hold quantization scales and zero points, not parameters.
 _QUANT_PARAM_SLOTS = {
@@ -129,6 +131,49 @@ def inspect(path: Path) -> Dict[str, Any]:
     return {"parameters": parameters, "sparsity": zeros / weights if weights else 0.0}
 
 
+def inputs(path: Path) -> List[Input]:
+    """The graph's inputs (initializers aside), with their dims and dtypes."""
+    graph = onnx.load(str(path)).graph
+    initializers = {t.name for t in graph.initializer}
+    return [
+        Input(
+            i.name,
+            tuple(d.dim_value or d.dim_param or None for d in i.type.tensor_type.shape.dim),
+            np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)).name,
+        )
+        for i in graph.input
+        if i.name not in initializers
+    ]
+
+
+def census(path: Path) -> Dict[str, Any]:
+    """Constant tensors by dtype, ops by type, zeros among the weights (rank >= 2)."""
+    model = onnx.load(str(path))
+    tensors: Counter = Counter()
+    zeros = 0
+    for _, array in _constants(model.graph):
+        tensors[array.dtype.name] += 1
+        if array.ndim >= 2:
+            zeros += array.size - int(np.count_nonzero(array))
+    ops = Counter(n.op_type for n in model.graph.node)
+    return {
+        "tensors": dict(sorted(tensors.items())),
+        "ops": dict(sorted(ops.items())),
+        "zeros": zeros,
+    }
+
+
+def unchanged(step: Step, source: Path) -> str:
+    """Why ``step`` left ``source`` as it was, and what to do instead."""
+    model = onnx.load(str(source))
+    kinds = ", ".join(sorted({a.dtype.name for _, a in _constants(model.graph)})) or "none"
+    return "onnxruntime found nothing to convert (constant tensors: %s; ops: %s)%s" % (
+        kinds,
+        _ops(model),
+        "; the model may be converted already" if step.kind != "prune" else "",
+    )
+
+
 def _constants(graph: onnx.GraphProto) -> Iterator[Tuple[str, Any]]:
     for tensor in graph.initializer:
         yield tensor.name, numpy_helper.to_array(tensor)
@@ -167,9 +212,21 @@ def _quantize(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    original = onnx.load(str(source))
+    shapes = recipe.get("input_shapes") or {}
+    if shapes:  # a copy with the given dims, for shape inference and calibration
+        fixed = target.with_name("fixed." + target.name)
+        onnx.save(_with_dims(original, shapes), str(fixed))
+        source = fixed
     prepared = target.with_name("preprocessed." + target.name)
     progress("preprocessing")
-    quant_pre_process(str(source), str(prepared))
+    try:
+        quant_pre_process(str(source), str(prepared))
+    except Exception as exc:  # onnxruntime raises a bare Exception for this
+        if "symbolic shape inference" not in str(exc):
+            raise
+        print("pre-processing without symbolic shape inference: %s" % exc)  # into the log
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     if kind == "int8-dynamic":
         progress("quantizing")
         quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
@@ -211,11 +268,56 @@ def _quantize(
             ),
             calibrate_method=method,
         )
-    before, after = onnx.load(str(source)), onnx.load(str(target))
-    if _count(after, _QUANT_OPS) <= _count(before, _QUANT_OPS):
+    after = onnx.load(str(target))
+    if _count(after, _QUANT_OPS) <= _count(original, _QUANT_OPS):
         raise BuildError(
-            "onnxruntime quantized no operator of this model (its ops: %s)" % _ops(before)
+            "onnxruntime quantized no operator of this model (its ops: %s)" % _ops(original)
         )
+    if shapes:
+        progress("checking the dynamic interface")
+        _keep_interface(target, original, shapes)
+
+
+def _with_dims(model: onnx.ModelProto, shapes: Mapping[str, List[int]]) -> onnx.ModelProto:
+    """A copy of ``model`` whose inputs have the given dims (inferred shapes dropped)."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        if value.name in shapes:
+            for dim, size in zip(value.type.tensor_type.shape.dim, shapes[value.name]):
+                dim.dim_value = int(size)  # clears dim_param
+    del fixed.graph.value_info[:]
+    return fixed
+
+
+def _keep_interface(target: Path, original: onnx.ModelProto, shapes: Mapping[str, Any]) -> None:
+    """Give the quantized model the original's input and output types (dynamic dims back)
+    where it then still runs at the given shapes; otherwise it keeps the given dims."""
+    import onnxruntime
+
+    model = onnx.load(str(target))
+    types = {v.name: v.type for v in list(original.graph.input) + list(original.graph.output)}
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in types:
+            value.type.CopyFrom(types[value.name])
+    del model.graph.value_info[:]  # inferred at the given dims
+    dynamic = target.with_name("dynamic." + target.name)
+    onnx.save(model, str(dynamic))
+    try:
+        session = onnxruntime.InferenceSession(str(dynamic), providers=["CPUExecutionProvider"])
+        session.run(None, {i.name: _zeros(i, shapes) for i in session.get_inputs()})
+    except Exception as exc:
+        print("the int8 model keeps the given input dims: with dynamic ones it fails (%s)" % exc)
+        return
+    os.replace(str(dynamic), str(target))
+
+
+def _zeros(value: Any, shapes: Mapping[str, Any]) -> Any:
+    """A feed for an onnxruntime input: the given shape, else its fixed dims (1 if dynamic)."""
+    shape = shapes.get(value.name) or [d if isinstance(d, int) else 1 for d in value.shape]
+    kind = value.type[len("tensor(") : -1]  # "tensor(float)"
+    dtype = {"float": "float32", "double": "float64"}.get(kind, kind)
+    return np.zeros(shape, dtype=dtype)
 
 
 def _count(model: onnx.ModelProto, ops: frozenset) -> int:

@@ -5,6 +5,7 @@ source model before conversion)."""
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
@@ -15,7 +16,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 from ai_edge_quantizer import quantizer
 from ai_edge_quantizer import recipe as aeq_recipe
 
-from .variants import BuildError, Options, Step, calibration_batches
+from .variants import BuildError, Input, Options, Step, calibration_batches
 
 # ai-edge-quantizer's float casting: weights of the ops it supports stored as float16 and
 # dequantized in the graph, so every runtime without fp16 kernels still runs the model.
@@ -39,6 +40,14 @@ _WEIGHT_DTYPES = {
     schema.TensorType.INT8: np.int8,
     schema.TensorType.UINT8: np.uint8,
 }
+
+_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if k.isupper()}
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
+_NO_SIGNATURE = (
+    "the model has no signature, and ai-edge-quantizer calibrates through one: convert it "
+    "with a signature (TFLiteConverter.from_saved_model or from_concrete_functions writes "
+    "serving_default), or build variants of its ONNX form"
+)
 
 _RECIPES = {
     "fp16": lambda: _FP16_RECIPE,
@@ -98,9 +107,8 @@ def apply(
         qt = quantizer.Quantizer(str(source), _RECIPES[step.kind]())
         ranges = None
         if step.kind == "int8-static":
-            ranges = qt.calibrate(
-                {k: _Counted(v, progress) for k, v in _calibration(source, calib).items()}
-            )
+            samples = _calibration(source, calib, recipe.get("input_shapes") or {})
+            ranges = qt.calibrate({k: _Counted(v, progress) for k, v in samples.items()})
         progress("quantizing")
         qt.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).export_model(
             str(target)
@@ -122,17 +130,20 @@ class _Counted:
         self.progress("calibrating", len(self.samples), len(self.samples))
 
 
-def _calibration(source: Path, calib: Any) -> Dict[str, List[Dict[str, Any]]]:
+def _calibration(
+    source: Path, calib: Any, shapes: Mapping[str, Any]
+) -> Dict[str, List[Dict[str, Any]]]:
     """Samples keyed the way ai-edge-quantizer wants them: by signature, then input name."""
     interpreter = Interpreter(model_path=str(source))
     signatures = interpreter.get_signature_list()
     if not signatures:
-        raise BuildError("the model has no signature; ai-edge-quantizer calibrates through one")
+        raise BuildError(_NO_SIGNATURE)
     key = next(iter(signatures))
     names = signatures[key]["inputs"]
     if len(names) != 1:
         raise BuildError("static calibration supports models with one input, not %d" % len(names))
-    shape = tuple(interpreter.get_signature_runner(key).get_input_details()[names[0]]["shape"])
+    details = interpreter.get_signature_runner(key).get_input_details()[names[0]]
+    shape = shapes.get(details["name"]) or tuple(details["shape"])
     return {key: [{names[0]: b} for b in calibration_batches(calib, shape, names[0])]}
 
 
@@ -155,3 +166,59 @@ def inspect(path: Path) -> Dict[str, Any]:
                 weights += values.size
                 zeros += values.size - int(np.count_nonzero(values))
     return {"parameters": parameters, "sparsity": zeros / weights if weights else 0.0}
+
+
+def inputs(path: Path) -> List[Input]:
+    """The interpreter's inputs; dims its shape signature marks -1 are dynamic (None)."""
+    return [
+        Input(
+            d["name"],
+            tuple(int(n) if n >= 0 else None for n in d.get("shape_signature", d["shape"])),
+            np.dtype(d["dtype"]).name,
+        )
+        for d in Interpreter(model_path=str(path)).get_input_details()
+    ]
+
+
+def census(path: Path) -> Dict[str, Any]:
+    """Constant tensors by dtype and ops by type, read from the flatbuffer, and zeros among
+    the weights (rank >= 2)."""
+    model = flatbuffer_utils.read_model(str(path))
+    tensors: Counter = Counter()
+    ops: Counter = Counter()
+    zeros = 0
+    seen = set()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            ops[_OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")] += 1
+        for tensor in subgraph.tensors:
+            data = model.buffers[tensor.buffer].data
+            if data is None or not len(data) or tensor.buffer in seen:
+                continue
+            seen.add(tensor.buffer)
+            tensors[_TYPE_NAMES.get(tensor.type, str(tensor.type))] += 1
+            shape = list(tensor.shape if tensor.shape is not None else [])
+            if len(shape) >= 2 and tensor.type in _WEIGHT_DTYPES:
+                values = np.frombuffer(bytes(data), dtype=_WEIGHT_DTYPES[tensor.type])
+                zeros += values.size - int(np.count_nonzero(values))
+    return {
+        "tensors": dict(sorted(tensors.items())),
+        "ops": dict(sorted(ops.items())),
+        "zeros": zeros,
+    }
+
+
+def unchanged(step: Step, source: Path) -> str:
+    """Why ai-edge-quantizer left ``source`` as it was, and what to do instead."""
+    found = census(source)
+    signed = bool(Interpreter(model_path=str(source)).get_signature_list())
+    return (
+        "ai-edge-quantizer converted no weight (ops: %s; constant tensors: %s)%s; quantize the "
+        "source model when converting it to TFLite, or build variants of its ONNX form"
+        % (
+            ", ".join(found["ops"]) or "none",
+            ", ".join("%s %d" % kv for kv in found["tensors"].items()) or "none",
+            "" if signed else ", and the model has no signature, which it works through",
+        )
+    )

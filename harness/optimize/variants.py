@@ -2,11 +2,13 @@
 ``prune-50+int8-static``) into a folder, each with a JSON manifest.
 
 A variant ``V`` of ``model.onnx`` is ``model.V.onnx`` plus ``model.V.json`` (parent hash,
-recipe, hash, sizes, parameters, sparsity, tool versions).  The manifest doubles as the cache:
+recipe, hash, sizes, parameters, sparsity, inputs, tool versions, and the census: what the
+recipe changed, which must be something).  The manifest doubles as the cache:
 a variant whose manifest names the same parent hash and recipe, and whose file still has the
 recorded hash, is not rebuilt.  A failed variant is an :class:`Outcome` with a one-line
 message; the other variants are still built.  The format-specific work is in
-``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built.
+``recipes_onnx`` and ``recipes_tflite``, imported only when a model of that format is built;
+each has check, verify, inputs, inspect, census, settings, apply, unchanged and tools.
 What the tools print goes to ``model.V.log`` (``model.log`` while the model is checked), kept
 when they printed something; a :class:`Watch` hears how the builds go.
 """
@@ -101,6 +103,9 @@ class Options:
     # loses far more accuracy (MobileNetV2 at 50%: 2% agreement with fp32 against 84%)
     prune_scope: str = "global"
     activations: str = "uint8"  # ONNX int8-static activation type (uint8 is fastest on x86)
+    # dims for inputs (``--input-shape``, a plan's ``input_shapes``): dynamic models are
+    # pre-processed and calibrated at these, and keep their dynamic interface where it runs
+    input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, choices in (
@@ -145,6 +150,74 @@ def need_file(path: Path, what: str) -> None:
             "%s: %s"
             % (path, "a directory, not a %s" % what if path.is_dir() else "%s not found" % what)
         )
+
+
+@dataclass(frozen=True)
+class Input:
+    """A model input: ``dims`` hold an int where fixed, else the dimension's name (or None)."""
+
+    name: str
+    dims: Tuple[Any, ...]
+    dtype: str  # numpy's name: "float32", "uint8"
+
+    @property
+    def dynamic(self) -> List[int]:
+        return [i for i, d in enumerate(self.dims) if not isinstance(d, int) or d <= 0]
+
+    def spelled(self) -> str:
+        """``images:batch,3,height,width``, as --input-shape takes it."""
+        return "%s:%s" % (self.name, ",".join(str(d or "?") for d in self.dims))
+
+
+def fixed_shapes(inputs: Sequence[Input], given: Mapping[str, Sequence[int]]) -> Dict[str, Any]:
+    """The given shapes, checked against the model's inputs: known names, ranks, fixed dims."""
+    names = [i.name for i in inputs]
+    shapes = {}
+    for name, dims in given.items():
+        if name not in names:
+            raise BuildError(
+                "--input-shape %s: the model has no input %r (its inputs: %s)"
+                % (name, name, ", ".join(map(repr, names)))
+            )
+        model = inputs[names.index(name)]
+        if len(dims) != len(model.dims) or any(
+            i not in model.dynamic and d != model.dims[i] for i, d in enumerate(dims)
+        ):
+            raise BuildError(
+                "--input-shape %s:%s does not fit the model's input %s"
+                % (name, ",".join(map(str, dims)), model.spelled())
+            )
+        shapes[name] = tuple(int(d) for d in dims)
+    return shapes
+
+
+def check_calibration(
+    calib: Calibration, path: Path, inputs: Sequence[Input], shapes: Mapping[str, Any]
+) -> None:
+    """The calibration set against the model's inputs (count, rank, fixed dims, dtype), before
+    any build; dims the model leaves dynamic take the given shape or the samples' size."""
+    import numpy as np
+
+    if len(inputs) != 1:
+        raise BuildError(
+            "calibration set %s holds one 'inputs' array but the model has %d inputs (%s); "
+            "calibration supports one-input models"
+            % (path, len(inputs), ", ".join(i.name for i in inputs))
+        )
+    model = inputs[0]
+    samples = calib.inputs
+    if np.issubdtype(np.dtype(model.dtype), np.integer) and not np.issubdtype(
+        samples.dtype, np.integer
+    ):
+        raise BuildError(
+            "calibration set %s holds %s samples but input %r takes %s; store them as %s"
+            % (path, samples.dtype, model.name, model.dtype, model.dtype)
+        )
+    dims = shapes.get(model.name, model.dims)
+    try:
+        calibration_batches(samples, dims, model.name)
+    except BuildError as exc:
+        raise BuildError("calibration set %s does not fit the model: %s" % (path, exc)) from None
 
 
 @dataclass(frozen=True)
@@ -196,8 +269,9 @@ def calibration_batches(inputs: Any, shape: Sequence[Any], name: str) -> List[An
     inputs = np.asarray(inputs, dtype=np.float32)
     if inputs.ndim != len(shape):
         raise BuildError(
-            "calibration samples have shape %s but input %r takes %s"
-            % (list(inputs.shape[1:]), name, list(shape))
+            "calibration samples have shape %s (rank %d with the sample axis) but input %r "
+            "takes rank %d: %s"
+            % (list(inputs.shape[1:]), inputs.ndim, name, len(shape), list(shape))
         )
     want = tuple(
         int(d) if isinstance(d, (int, np.integer)) and d > 0 else inputs.shape[i]
@@ -228,6 +302,47 @@ def describe(path: Path, recipes: Any) -> Dict[str, Any]:
         },
         **recipes.inspect(path),
     )
+
+
+def census(path: Path, recipes: Any) -> Dict[str, Any]:
+    """What a recipe's result is checked by: constant tensors by dtype, ops by type, zeros
+    among the weights (the recipes' census), parameters and size."""
+    return dict(
+        recipes.census(path),
+        parameters=recipes.inspect(path)["parameters"],
+        size_bytes=path.stat().st_size,
+    )
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a step changed, ``[before, after]`` for each census figure that differs: tensors
+    by dtype and ops by type (dicts of those), parameters, zeros, size."""
+    changed: Dict[str, Any] = {}
+    for key, old in before.items():
+        new = after[key]
+        if isinstance(old, Mapping):
+            diff = {k: [old.get(k, 0), new.get(k, 0)] for k in sorted(set(old) | set(new))}
+            diff = {k: v for k, v in diff.items() if v[0] != v[1]}
+            if diff:
+                changed[key] = diff
+        elif old != new:
+            changed[key] = [old, new]
+    return changed
+
+
+def census_text(changed: Mapping[str, Any]) -> str:
+    """``tensors float32 10->2, int8 0->8; ops QuantizeLinear 0->8`` for one line."""
+    parts = []
+    for key, value in changed.items():
+        if key == "size_bytes":
+            continue
+        if isinstance(value, Mapping):
+            parts.append(
+                "%s %s" % (key, ", ".join("%s %s->%s" % (k, b, a) for k, (b, a) in value.items()))
+            )
+        else:
+            parts.append("%s %s->%s" % (key, format(value[0], ","), format(value[1], ",")))
+    return "; ".join(parts)
 
 
 def _recipes(model: Path) -> Any:
@@ -295,8 +410,14 @@ class Builder:
             self.recipes = _recipes(model)
             self.recipes.check(model)
             self.parent = describe(model, self.recipes)
-        # a calibration set that was given must be usable, whether or not a variant needs it
-        self._calib = load_calibration(options.calib) if options.calib else None
+            self.inputs: List[Input] = self.recipes.inputs(model)
+            self._census = census(model, self.recipes)
+        self.shapes = fixed_shapes(self.inputs, options.input_shapes)
+        # a calibration set that was given must fit, whether or not a variant needs it
+        self._calib: Optional[Calibration] = None
+        if options.calib:
+            self._calib = load_calibration(options.calib)
+            check_calibration(self._calib, options.calib, self.inputs, self.shapes)
         self._built: Dict[str, Outcome] = {}
 
     def build(self, variant: str) -> Outcome:
@@ -316,7 +437,24 @@ class Builder:
         if step.kind == "int8-static":
             calib = self._calibration()
             recipe["calibration"] = {"sha256": calib.sha256, "samples": len(calib.inputs)}
+            self._need_shapes()
+        if step.kind.startswith("int8") and self.shapes:  # pre-processed at these dims
+            recipe["input_shapes"] = {k: list(v) for k, v in self.shapes.items()}
         return recipe
+
+    def _need_shapes(self) -> None:
+        """Calibration runs at one shape: dynamic dims beyond the batch need a given one."""
+        for model in self.inputs:
+            if model.name not in self.shapes and any(i > 0 for i in model.dynamic):
+                example = [
+                    str(d) if i not in model.dynamic else "1" if i == 0 else str(d or "N").upper()
+                    for i, d in enumerate(model.dims)
+                ]
+                raise BuildError(
+                    "input %s has dynamic dimensions; int8-static calibrates at fixed ones: "
+                    "give them with --input-shape %s:%s (input_shapes: in a plan)"
+                    % (model.spelled(), model.name, ",".join(example))
+                )
 
     def _paths(self, name: str) -> Tuple[Path, Path]:
         stem = "%s.%s" % (self.model.stem, name)
@@ -385,8 +523,15 @@ class Builder:
                     self.recipes.apply(source, tmp, step, recipe[-1], calib, progress)
                     progress("verifying")
                     self.recipes.verify(tmp)
+                    before = self._census if source == self.model else census(source, self.recipes)
+                    after = census(tmp, self.recipes)
                 except Exception as exc:  # the tools raise many kinds; each is one variant's
                     raise BuildError(one_line(exc)) from None  # fault
+                changed = changes(before, after)
+                if not set(changed) - {"size_bytes"}:
+                    raise BuildError(
+                        "%s changed nothing: %s" % (step.name, self.recipes.unchanged(step, source))
+                    )
             manifest = dict(
                 {
                     "schema_version": MANIFEST_VERSION,
@@ -398,6 +543,8 @@ class Builder:
                 },
                 **describe(tmp, self.recipes),
             )
+            manifest["census"] = dict(after, changed=changed)
+            manifest["inputs"] = {i.name: list(i.dims) for i in self.recipes.inputs(tmp)}
             manifest.update(
                 tools=self.recipes.tools(),
                 built_at=utc_now(),
@@ -450,7 +597,9 @@ def outcome_line(outcome: Outcome, parent: Mapping[str, Any]) -> str:
         format(m["parameters"], ","),
         100 * m["sparsity"],
     )
-    return text + (", %.1f s" % m["build_seconds"] if outcome.status == "built" else "")
+    text += ", %.1f s" % m["build_seconds"] if outcome.status == "built" else ""
+    changed = m.get("census", {}).get("changed")
+    return text + ("; changed: " + census_text(changed) if changed else "")
 
 
 def input_line(parent: Mapping[str, Any]) -> str:
