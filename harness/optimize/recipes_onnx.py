@@ -9,7 +9,10 @@ can suit ARM boards better.  Weights are symmetric, so pruned zeros stay zero wh
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -34,6 +37,21 @@ _QUANT_OPS = frozenset(_QUANT_PARAM_SLOTS) | {
 }
 _PRUNE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+
+
+@contextlib.contextmanager
+def _scratch_cwd(near: Path) -> Iterator[None]:
+    """Run in a scratch folder beside ``near``: onnxruntime's symbolic shape inference
+    dumps ``sym_shape_infer_temp.onnx`` and its external data into the current directory
+    when it fails, which must not litter the user's."""
+    scratch = tempfile.mkdtemp(dir=str(near), prefix=".preprocess-")
+    previous = os.getcwd()
+    os.chdir(scratch)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def tools() -> Dict[str, str]:
@@ -220,13 +238,16 @@ def _quantize(
         source = fixed
     prepared = target.with_name("preprocessed." + target.name)
     progress("preprocessing")
-    try:
-        quant_pre_process(str(source), str(prepared))
-    except Exception as exc:  # onnxruntime raises a bare Exception for this
-        if "symbolic shape inference" not in str(exc):
-            raise
-        print("pre-processing without symbolic shape inference: %s" % exc)  # into the log
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    with _scratch_cwd(target.parent):
+        try:
+            quant_pre_process(str(source.resolve()), str(prepared.resolve()))
+        except Exception as exc:  # onnxruntime raises a bare Exception for this
+            if "symbolic shape inference" not in str(exc):
+                raise
+            print("pre-processing without symbolic shape inference: %s" % exc)  # into the log
+            quant_pre_process(
+                str(source.resolve()), str(prepared.resolve()), skip_symbolic_shape=True
+            )
     if kind == "int8-dynamic":
         progress("quantizing")
         quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
