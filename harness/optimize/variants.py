@@ -44,11 +44,13 @@ PRUNE_NOTE = (
     "weight and dense kernels do the same work, so pruning alone is not faster"
 )
 VARIANT_HELP = (
-    "fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile] or prune-N "
-    "(N from 1 to 99), or steps joined with '+' (applied left to right)"
+    "fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile], prune-N or "
+    "structured-N (N from 1 to 99; structured-N first, on a PyTorch model), or steps joined "
+    "with '+' (applied left to right)"
 )
 _STEP = re.compile(
-    r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?))$" % "|".join(CALIB_METHODS)
+    r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?)|structured-([1-9][0-9]?))$"
+    % "|".join(CALIB_METHODS)
 )
 _RECIPES = {
     ".onnx": ("recipes_onnx", "ONNX", "onnx", "optimize"),
@@ -63,14 +65,14 @@ class BuildError(Exception):
 @dataclass(frozen=True)
 class Step:
     name: str  # as spelled: "int8-static-entropy", "prune-50"
-    kind: str  # fp16 | int8-dynamic | int8-static | prune
+    kind: str  # fp16 | int8-dynamic | int8-static | prune | structured
     method: Optional[str] = None  # calibration method when the spelling names one
     sparsity: Optional[float] = None
 
 
 def parse_variant(text: str) -> Tuple[Step, ...]:
     """``"prune-50+int8-static"`` into its steps; ValueError names the bad step."""
-    steps = []
+    steps: List[Step] = []
     for name in text.strip().split("+"):
         match = _STEP.match(name.strip())
         if not match:
@@ -78,6 +80,14 @@ def parse_variant(text: str) -> Tuple[Step, ...]:
                 "unknown variant step %r in %r (expected %s)" % (name, text, VARIANT_HELP)
             )
         name = name.strip()
+        if match.group(3):
+            if steps:
+                raise ValueError(
+                    "%s in %r: structured pruning works on the PyTorch model, so it comes "
+                    "first" % (name, text)
+                )
+            steps.append(Step(name, "structured", sparsity=int(match.group(3)) / 100))
+            continue
         kind = (
             "prune"
             if match.group(2)
@@ -101,6 +111,7 @@ class Options:
     # loses far more accuracy (MobileNetV2 at 50%: 2% agreement with fp32 against 84%)
     prune_scope: str = "global"
     activations: str = "uint8"  # ONNX int8-static activation type (uint8 is fastest on x86)
+    torch: Optional[Any] = None  # a torch_intake.TorchModel, for structured-N
 
     def __post_init__(self) -> None:
         for name, choices in (
@@ -311,9 +322,17 @@ class Builder:
             )
         return self._calib
 
+    def _step_recipes(self, step: Step) -> Any:
+        """The recipe module for one step: structured pruning works on the PyTorch model."""
+        if step.kind == "structured":
+            from . import recipes_torch
+
+            return recipes_torch
+        return self.recipes
+
     def _recipe(self, step: Step) -> Dict[str, Any]:
-        recipe = dict({"step": step.name}, **self.recipes.settings(step, self.options))
-        if step.kind == "int8-static":
+        recipe = dict({"step": step.name}, **self._step_recipes(step).settings(step, self.options))
+        if step.kind == "int8-static" or (step.kind == "structured" and self._calib):
             calib = self._calibration()
             recipe["calibration"] = {"sha256": calib.sha256, "samples": len(calib.inputs)}
         return recipe
@@ -375,14 +394,15 @@ class Builder:
         """Apply the last step to ``source`` in a scratch folder; move the checked result to
         ``target`` and return its manifest."""
         started = time.monotonic()
-        calib = self._calibration().inputs if step.kind == "int8-static" else None
+        calib = self._calibration().inputs if "calibration" in recipe[-1] else None
+        recipes = self._step_recipes(step)
         progress = functools.partial(self.watch.phase, target.name)
         progress("building")
         with tempfile.TemporaryDirectory(dir=str(self.out_dir), prefix=".build-") as work:
             tmp = Path(work) / target.name
             with logged(target.with_suffix(".log")):
                 try:
-                    self.recipes.apply(source, tmp, step, recipe[-1], calib, progress)
+                    found = recipes.apply(source, tmp, step, recipe[-1], calib, progress)
                     progress("verifying")
                     self.recipes.verify(tmp)
                 except Exception as exc:  # the tools raise many kinds; each is one variant's
@@ -398,8 +418,9 @@ class Builder:
                 },
                 **describe(tmp, self.recipes),
             )
+            manifest.update(found or {})  # e.g. structured-N's parameters before and after
             manifest.update(
-                tools=self.recipes.tools(),
+                tools=recipes.tools(),
                 built_at=utc_now(),
                 build_seconds=round(time.monotonic() - started, 3),
             )
