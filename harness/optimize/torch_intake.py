@@ -172,9 +172,9 @@ def export(model: Any, spec: TorchModel, target: Path) -> None:
     import warnings
 
     torch = _torch()
-    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecations are not the user's
             torch.onnx.export(
                 model.eval(),
                 example_inputs(spec),
