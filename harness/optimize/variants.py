@@ -323,11 +323,12 @@ class Builder:
         return self._calib
 
     def _step_recipes(self, step: Step) -> Any:
-        """The recipe module for one step: structured pruning works on the PyTorch model."""
+        """The recipe module for one step: structured pruning works on the PyTorch model
+        (imported as the format's recipes are: recipes_torch builds on this module)."""
         if step.kind == "structured":
-            from . import recipes_torch
+            import importlib
 
-            return recipes_torch
+            return importlib.import_module(".recipes_torch", __package__)
         return self.recipes
 
     def _recipe(self, step: Step) -> Dict[str, Any]:
