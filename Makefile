@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: install demo test
+.PHONY: install demo test test-torch
 
 # Everything goes into the project-local $(VENV), never into the system Python (which may be
 # externally managed, PEP 668). Without ensurepip (Debian's python3 without python3-venv) the
@@ -41,3 +41,9 @@ test: $(VENV)/.installed-test
 	$(VPY) -m ruff format --check .
 	$(VPY) -m mypy
 	$(VPY) -m pytest -q
+
+# tests/test_torch.py skips without torch (kept out of `test`: an unpinned torch is a
+# multi-GB CUDA build on many machines); this installs the torch extra first.
+test-torch: $(VENV)/.installed-test
+	$(VPY) -m pip install -q -e '.[torch]'
+	$(VPY) -m pytest -q tests/test_torch.py

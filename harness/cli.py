@@ -214,6 +214,25 @@ def _show(line: str) -> None:
     print(line, file=sys.stderr if line.startswith("error") else sys.stdout, flush=True)
 
 
+def _torch_model(args: argparse.Namespace) -> Any:
+    """The PyTorch model MODEL names (``file.py:build``), or None for a model file."""
+    from .config import parse_input_shapes
+    from .optimize.torch_intake import is_entry, torch_model
+
+    if Path(args.model).is_file() or not is_entry(args.model):
+        if args.weights or args.finetune:
+            raise ValueError(
+                "--weights and --finetune go with a PyTorch model (MODEL as file.py:build)"
+            )
+        return None
+    return torch_model(
+        args.model,
+        parse_input_shapes(args.input_shape),
+        Path(args.weights) if args.weights else None,
+        args.finetune,
+    )
+
+
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .config import parse_input_shapes
     from .optimize.variants import (
@@ -242,10 +261,18 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             args.activations,
             {k: tuple(v) for k, v in parse_input_shapes(args.input_shape).items()},
         )
+        torch = _torch_model(args)
         with BuildDisplay(_show) as display:
-            _, outcomes = build_variants(
-                Path(args.model), variants, Path(args.out), options, display
-            )
+            if torch is None:
+                _, outcomes = build_variants(
+                    Path(args.model), variants, Path(args.out), options, display
+                )
+            else:
+                from .optimize.torch_intake import build_torch_variants
+
+                _, _, outcomes = build_torch_variants(
+                    torch, variants, Path(args.out), options, display
+                )
     except (ValueError, BuildError) as exc:
         raise UsageError(str(exc)) from None
     for line in notes(outcomes):
@@ -494,7 +521,28 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     opt = sub.add_parser("optimize", help="build fp16, int8 and pruned variants of a model")
-    opt.add_argument("model", metavar="MODEL", help="an .onnx or .tflite file")
+    opt.add_argument(
+        "model",
+        metavar="MODEL",
+        help="an .onnx or .tflite file, or a PyTorch model: path/to/file.py:build or "
+        "package.module:build (a function returning an nn.Module; needs edgebench[torch])",
+    )
+    opt.add_argument(
+        "--weights", metavar="FILE", help="PyTorch model: a state_dict saved with torch.save"
+    )
+    opt.add_argument(
+        "--finetune",
+        metavar="ENTRY",
+        help="PyTorch model: file.py:function run after structured-N (model in, model out)",
+    )
+    opt.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="an input's dims, e.g. images:1,3,640,640: dynamic models are pre-processed and "
+        "calibrated at them; a PyTorch model's example input shape (repeatable)",
+    )
     opt.add_argument(
         "--variants",
         metavar="LIST",

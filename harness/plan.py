@@ -6,6 +6,8 @@ Example (relative paths resolve against the plan's folder)::
     models:
       - digits.onnx                          # gets the top-level variants
       - {path: other.onnx, variants: [fp16]}
+      - {torch: net.py:build, weights: net.pt, finetune: tune.py:finetune,
+         input_shapes: {input: [1, 3, 224, 224]}, variants: [structured-50]}
     variants: [fp16, int8-static, prune-50+int8-static]
     eval: digits_eval.npz
     calibration: calib.npz
@@ -61,8 +63,9 @@ _KEYS = (
 
 @dataclass(frozen=True)
 class PlanModel:
-    path: Path
+    path: Path  # for a PyTorch model, the ONNX export's file name (in the variants folder)
     variants: Tuple[str, ...]
+    torch: Optional[Any] = None  # a torch_intake.TorchModel
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,13 @@ class Plan:
         opts = self.options
         return {
             "file": str(self.source),
-            "models": [{"path": str(m.path), "variants": list(m.variants)} for m in self.models],
+            "models": [
+                dict(
+                    {"path": str(m.path), "variants": list(m.variants)},
+                    **({"torch": m.torch.entry} if m.torch else {}),
+                )
+                for m in self.models
+            ],
             "eval": str(self.eval_path) if self.eval_path else None,
             "calibration": str(opts.calib) if opts.calib else None,
             "optimize": {
@@ -132,19 +141,19 @@ def parse_plan(text: str, source: Path) -> Plan:
         return parse(doc[key], key) if key in doc else default
 
     variants = opt("variants", lambda v, k: _variants(check, v, k))
-    models = _models(check, doc["models"], variants, path)
+    input_shapes = opt("input_shapes", lambda v, k: _shapes(check, v, k), {})
+    models = _models(check, doc["models"], variants, path, base, input_shapes)
     optimize = opt("optimize", lambda v, k: _optimize(check, v, k), {})
-    shapes = opt("input_shapes", lambda v, k: _shapes(check, v, k), {})
     return Plan(
         source=source,
         models=models,
         eval_path=opt("eval", lambda v, k: path(k, v)),
         options=Options(
             calib=opt("calibration", lambda v, k: path(k, v)),
-            input_shapes={k: tuple(v) for k, v in shapes.items()},
+            input_shapes={k: tuple(v) for k, v in input_shapes.items()},
             **optimize,
         ),
-        input_shapes=shapes,
+        input_shapes=input_shapes,
         devices=opt(
             "devices",
             lambda v, k: ",".join(
@@ -168,15 +177,50 @@ def _variants(check: Checker, value: Any, key: str) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _torch_model(
+    check: Checker, item: Mapping[str, Any], key: str, base: Path, shapes: Mapping[str, Any]
+) -> Any:
+    """A ``{torch: file.py:build, weights:, finetune:, input_shapes:}`` entry."""
+    from .optimize.torch_intake import torch_model
+
+    check.keys(item, key, ("torch", "weights", "finetune", "input_shapes", "variants"), ("torch",))
+    try:
+        return torch_model(
+            check.string(item["torch"], key + ".torch"),
+            _shapes(check, item["input_shapes"], key + ".input_shapes")
+            if "input_shapes" in item
+            else shapes,
+            Path(check.string(item["weights"], key + ".weights")) if "weights" in item else None,
+            check.string(item["finetune"], key + ".finetune") if "finetune" in item else None,
+            base,
+        )
+    except ValueError as exc:
+        raise check.error(key, str(exc)) from None
+
+
 def _models(
-    check: Checker, value: Any, variants: Optional[Tuple[str, ...]], path: Callable[..., Path]
+    check: Checker,
+    value: Any,
+    variants: Optional[Tuple[str, ...]],
+    path: Callable[..., Path],
+    base: Path,
+    shapes: Mapping[str, Any],
 ) -> Tuple[PlanModel, ...]:
     if not isinstance(value, list) or not value:
         raise check.error("models", "expected a list of model paths or {path:, variants:}")
     models: List[PlanModel] = []
     for i, item in enumerate(value):
         key = "models[%d]" % i
-        if isinstance(item, Mapping):
+        torch = None
+        if isinstance(item, Mapping) and "torch" in item:
+            torch = _torch_model(check, item, key, base, shapes)
+            model = Path(torch.name + ".onnx")
+            own = (
+                _variants(check, item["variants"], key + ".variants")
+                if "variants" in item
+                else None
+            )
+        elif isinstance(item, Mapping):
             check.keys(item, key, ("path", "variants"), required=("path",))
             model = path(key + ".path", item["path"])
             own = (
@@ -201,6 +245,7 @@ def _models(
             PlanModel(
                 model,
                 chosen if chosen is not None else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]],
+                torch,
             )
         )
     return tuple(models)
@@ -248,13 +293,29 @@ def build(
     artifacts: List[Artifact] = []
     builds: List[Dict[str, Any]] = []
     for model in plan.models:
-        original = Artifact.from_path(model.path)
-        artifacts.append(dataclasses.replace(original, variant="fp32"))  # the parent itself
         try:
-            parent, outcomes = build_variants(
-                model.path, model.variants, variants_dir, plan.options, watch
-            )
+            if model.torch is None:
+                original = Artifact.from_path(model.path)
+                artifacts.append(dataclasses.replace(original, variant="fp32"))  # the parent
+                parent, outcomes = build_variants(
+                    model.path, model.variants, variants_dir, plan.options, watch
+                )
+            else:
+                from .optimize.torch_intake import build_torch_variants
+
+                path, parent, outcomes = build_torch_variants(
+                    model.torch, model.variants, variants_dir, plan.options, watch
+                )
+                original = Artifact.from_path(path)  # the fp32 export
+                artifacts.append(dataclasses.replace(original, variant="fp32"))
         except BuildError as exc:
+            if model.torch is not None:  # no export: nothing of this model to measure
+                echo("error: %s; it is not measured" % exc)
+                builds += [
+                    {"model": model.path.name, "variant": v, "status": "error", "message": str(exc)}
+                    for v in ["fp32", *model.variants]
+                ]
+                continue
             echo("error: %s; its variants are not built" % exc)
             builds += [
                 {"model": original.name, "variant": v, "status": "error", "message": str(exc)}

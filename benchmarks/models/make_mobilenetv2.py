@@ -6,6 +6,8 @@ torch (no torchvision), exported to
 
   OUT/mobilenetv2.onnx     fp32 ONNX, input ``input`` [1,3,224,224] (NCHW),
                            output ``logits`` [1,1000]
+  OUT/mobilenetv2.pt       the state_dict, for `edgebench` as a PyTorch model
+                           (entry point ``benchmarks/models/make_mobilenetv2.py:build``)
   OUT/mobilenetv2.tflite   fp32 TFLite, input ``input`` [1,224,224,3] (NHWC),
                            output ``logits`` [1,1000] (BatchNorm folded; written with
                            examples/tflite_writer.py; skip with --no-tflite)
@@ -99,6 +101,11 @@ class MobileNetV2(nn.Module):
         x = self.features(x)
         x = x.mean(dim=(2, 3))
         return self.classifier(x)
+
+
+def build() -> MobileNetV2:
+    """The entry point edgebench loads (weights: OUT/mobilenetv2.pt)."""
+    return MobileNetV2()
 
 
 def init_random(model: MobileNetV2, seed: int = SEED) -> None:
@@ -287,6 +294,7 @@ def main(argv=None) -> int:
         return 1
 
     ok = True
+    torch.save(model.state_dict(), str(args.out / "mobilenetv2.pt"))
     onnx_path = args.out / "mobilenetv2.onnx"
     export_onnx(model, onnx_path)
     import onnxruntime as ort

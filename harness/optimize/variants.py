@@ -46,11 +46,13 @@ PRUNE_NOTE = (
     "weight and dense kernels do the same work, so pruning alone is not faster"
 )
 VARIANT_HELP = (
-    "fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile] or prune-N "
-    "(N from 1 to 99), or steps joined with '+' (applied left to right)"
+    "fp16, int8-dynamic, int8-static[-minmax|-entropy|-percentile], prune-N or "
+    "structured-N (N from 1 to 99; structured-N first, on a PyTorch model), or steps joined "
+    "with '+' (applied left to right)"
 )
 _STEP = re.compile(
-    r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?))$" % "|".join(CALIB_METHODS)
+    r"^(?:fp16|int8-dynamic|int8-static(?:-(%s))?|prune-([1-9][0-9]?)|structured-([1-9][0-9]?))$"
+    % "|".join(CALIB_METHODS)
 )
 _RECIPES = {
     ".onnx": ("recipes_onnx", "ONNX", "onnx", "optimize"),
@@ -65,14 +67,14 @@ class BuildError(Exception):
 @dataclass(frozen=True)
 class Step:
     name: str  # as spelled: "int8-static-entropy", "prune-50"
-    kind: str  # fp16 | int8-dynamic | int8-static | prune
+    kind: str  # fp16 | int8-dynamic | int8-static | prune | structured
     method: Optional[str] = None  # calibration method when the spelling names one
     sparsity: Optional[float] = None
 
 
 def parse_variant(text: str) -> Tuple[Step, ...]:
     """``"prune-50+int8-static"`` into its steps; ValueError names the bad step."""
-    steps = []
+    steps: List[Step] = []
     for name in text.strip().split("+"):
         match = _STEP.match(name.strip())
         if not match:
@@ -80,6 +82,14 @@ def parse_variant(text: str) -> Tuple[Step, ...]:
                 "unknown variant step %r in %r (expected %s)" % (name, text, VARIANT_HELP)
             )
         name = name.strip()
+        if match.group(3):
+            if steps:
+                raise ValueError(
+                    "%s in %r: structured pruning works on the PyTorch model, so it comes "
+                    "first" % (name, text)
+                )
+            steps.append(Step(name, "structured", sparsity=int(match.group(3)) / 100))
+            continue
         kind = (
             "prune"
             if match.group(2)
@@ -106,6 +116,7 @@ class Options:
     # dims for inputs (``--input-shape``, a plan's ``input_shapes``): dynamic models are
     # pre-processed and calibrated at these, and keep their dynamic interface where it runs
     input_shapes: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)
+    torch: Optional[Any] = None  # a torch_intake.TorchModel, for structured-N
 
     def __post_init__(self) -> None:
         for name, choices in (
@@ -432,9 +443,18 @@ class Builder:
             )
         return self._calib
 
+    def _step_recipes(self, step: Step) -> Any:
+        """The recipe module for one step: structured pruning works on the PyTorch model
+        (imported as the format's recipes are: recipes_torch builds on this module)."""
+        if step.kind == "structured":
+            import importlib
+
+            return importlib.import_module(".recipes_torch", __package__)
+        return self.recipes
+
     def _recipe(self, step: Step) -> Dict[str, Any]:
-        recipe = dict({"step": step.name}, **self.recipes.settings(step, self.options))
-        if step.kind == "int8-static":
+        recipe = dict({"step": step.name}, **self._step_recipes(step).settings(step, self.options))
+        if step.kind == "int8-static" or (step.kind == "structured" and self._calib):
             calib = self._calibration()
             recipe["calibration"] = {"sha256": calib.sha256, "samples": len(calib.inputs)}
             self._need_shapes()
@@ -513,14 +533,15 @@ class Builder:
         """Apply the last step to ``source`` in a scratch folder; move the checked result to
         ``target`` and return its manifest."""
         started = time.monotonic()
-        calib = self._calibration().inputs if step.kind == "int8-static" else None
+        calib = self._calibration().inputs if "calibration" in recipe[-1] else None
+        recipes = self._step_recipes(step)
         progress = functools.partial(self.watch.phase, target.name)
         progress("building")
         with tempfile.TemporaryDirectory(dir=str(self.out_dir), prefix=".build-") as work:
             tmp = Path(work) / target.name
             with logged(target.with_suffix(".log")):
                 try:
-                    self.recipes.apply(source, tmp, step, recipe[-1], calib, progress)
+                    found = recipes.apply(source, tmp, step, recipe[-1], calib, progress)
                     progress("verifying")
                     self.recipes.verify(tmp)
                     before = self._census if source == self.model else census(source, self.recipes)
@@ -545,8 +566,9 @@ class Builder:
             )
             manifest["census"] = dict(after, changed=changed)
             manifest["inputs"] = {i.name: list(i.dims) for i in self.recipes.inputs(tmp)}
+            manifest.update(found or {})  # e.g. structured-N's parameters before and after
             manifest.update(
-                tools=self.recipes.tools(),
+                tools=recipes.tools(),
                 built_at=utc_now(),
                 build_seconds=round(time.monotonic() - started, 3),
             )
