@@ -573,14 +573,6 @@ def parser() -> argparse.ArgumentParser:
         help="ONNX int8-static activations: uint8 (default, fastest on x86) or int8",
     )
     opt.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME:DIMS",
-        help="dims for an input with dynamic ones, used to pre-process and calibrate, "
-        "e.g. images:1,3,640,640 (the variant keeps the dynamic dims where it runs with them)",
-    )
-    opt.add_argument(
         "--out",
         default="variants",
         metavar="DIR",

@@ -238,16 +238,15 @@ def _quantize(
         source = fixed
     prepared = target.with_name("preprocessed." + target.name)
     progress("preprocessing")
+    source, prepared = source.resolve(), prepared.resolve()  # before leaving the cwd
     with _scratch_cwd(target.parent):
         try:
-            quant_pre_process(str(source.resolve()), str(prepared.resolve()))
+            quant_pre_process(str(source), str(prepared))
         except Exception as exc:  # onnxruntime raises a bare Exception for this
             if "symbolic shape inference" not in str(exc):
                 raise
             print("pre-processing without symbolic shape inference: %s" % exc)  # into the log
-            quant_pre_process(
-                str(source.resolve()), str(prepared.resolve()), skip_symbolic_shape=True
-            )
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     if kind == "int8-dynamic":
         progress("quantizing")
         quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
