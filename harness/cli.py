@@ -118,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "warmup_iterations",
             "max_seconds",
             "max_iterations",
+            "target_precision",
+            "rounds",
         )
         if getattr(args, k) is not None
     }
@@ -310,8 +312,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     junit_path = output_file(args.junit) if args.junit else None
     store = open_run(args.run)
     budgets = load_budgets(args.budgets, store.meta())
-    verdicts = gate(store, budgets, open_run(args.baseline) if args.baseline else None)
+    baseline = open_run(args.baseline) if args.baseline else None
+    verdicts = gate(store, budgets, baseline)
     show(verdicts)
+    if baseline is not None:
+        from .run.rounds import few_rounds_note
+
+        note = few_rounds_note(baseline.records(), store.records())
+        if note:
+            print(note, file=sys.stderr)
     if junit_path is not None:
         atomic_write(junit_path, junit(verdicts, store.run_id))
     return 1 if any(v.failed for v in verdicts) else 0
@@ -420,6 +429,20 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="cap on the samples kept per artifact (default 100000)",
+    )
+    run.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="measure every artifact in N fresh processes, interleaved (default 1; "
+        "use 3 or more for runs that check --baseline gates)",
+    )
+    run.add_argument(
+        "--target-precision",
+        type=float,
+        metavar="F",
+        help="also measure until the p50's 95%% interval is within ±F of it (0.01: ±1%%), "
+        "capped by --max-seconds",
     )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")
