@@ -100,13 +100,13 @@ def _measure(
     min_s: float,
     max_s: float,
     target: Optional[float] = None,
-) -> int:
+) -> Tuple[int, str]:
     """Time ``call`` into ``buf`` until both ``min_n`` and ``min_s`` are met -- and, with a
     ``target`` precision, until the p50's 95% interval is that narrow -- or ``max_s`` has
-    passed or ``buf`` is full; returns the number of samples.  ``buf`` is allocated
-    beforehand so the peak-RSS window does not see the sample storage grow.  The precision
-    is checked between calls, at sample counts 20% apart, so its sorting costs O(n log n)
-    in all and never lands inside a timed call."""
+    passed or ``buf`` is full; returns the number of samples and the rule that stopped.
+    ``buf`` is allocated beforehand so the peak-RSS window does not see the sample storage
+    grow.  The precision is checked between calls, at sample counts 20% apart, so its
+    sorting costs O(n log n) in all and never lands inside a timed call."""
     min_ns, max_ns = int(min_s * 1e9), int(max_s * 1e9)
     cap = len(buf)
     i = 0
@@ -119,16 +119,16 @@ def _measure(
         buf[i] = t1 - t0
         i += 1
         elapsed = t1 - start
-        if elapsed >= max_ns:
-            break
         if i >= min_n and elapsed >= min_ns:
             if target is None:
-                break
+                return i, "min_iterations+min_seconds"
             if i >= check:
                 if precision(sorted(buf[:i])) <= target:
-                    break
+                    return i, "target_precision"
                 check = i + max(1, i // 5)
-    return i
+        if elapsed >= max_ns:
+            return i, "max_seconds"
+    return i, "max_iterations"
 
 
 def timer_overhead_ns(rounds: int = 2000) -> float:
@@ -237,7 +237,7 @@ def run(job: Job) -> Record:
                 window.begin()
                 progress("measure", min_iterations=s.min_iterations, min_seconds=s.min_seconds)
                 m0 = perf_ns()
-                n = _measure(
+                n, stopped_by = _measure(
                     call, buf, s.min_iterations, s.min_seconds, s.max_seconds, s.target_precision
                 )
                 measure_ns = perf_ns() - m0
@@ -264,6 +264,7 @@ def run(job: Job) -> Record:
         "warmup_s": warm_ns / 1e9,
         "timer_overhead_ns": overhead,
         "measure_s": measure_ns / 1e9,
+        "stopped_by": stopped_by,
         "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
     }
     verdict = _board_timing(
