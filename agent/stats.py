@@ -105,9 +105,10 @@ def round_spread(rounds: Sequence[Sequence[float]]) -> Dict[str, Any]:
     if len(rounds) < 2:
         return out
     mean, std = mean_std(medians)
-    grand = sum(sum(r) for r in rounds) / sum(len(r) for r in rounds)
-    within = sum(sum((v - sum(r) / len(r)) ** 2 for v in r) for r in rounds)
-    between = sum(len(r) * (sum(r) / len(r) - grand) ** 2 for r in rounds)
+    means = [sum(r) / len(r) for r in rounds]
+    grand = sum(m * len(r) for m, r in zip(means, rounds)) / sum(len(r) for r in rounds)
+    within = sum(sum((v - m) ** 2 for v in r) for m, r in zip(means, rounds))
+    between = sum(len(r) * (m - grand) ** 2 for m, r in zip(means, rounds))
     t = _T95[len(rounds) - 2] if len(rounds) <= len(_T95) + 1 else 2.0
     out.update(
         round_p50_cv=std / mean if mean > 0 else 0.0,

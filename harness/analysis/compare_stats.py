@@ -18,7 +18,7 @@ factor (large) -- so an interval that contains 1.0 is never a regression.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Change:
     high: float
     significant: bool  # the interval lies wholly on one side of 1.0
     method: str  # "hierarchical bootstrap"
-    p_value: Optional[float]  # one-sided bootstrap p, in the direction of the change
+    p_value: float  # one-sided bootstrap p, in the direction of the change
     marker: str  # SLOWER, FASTER or NOT_SIGNIFICANT
     rounds: Tuple[int, int] = (1, 1)  # baseline's, candidate's
 

@@ -55,9 +55,10 @@ def _p(p_value: float) -> str:
 
 
 def describe(change: Change, threshold: float) -> str:
-    """``slower: +11.2% beyond 5%, 95% interval above 1 (3+3 rounds, p=0.0005)`` -- the
+    """``slower: +11.2% beyond 5%, 95% interval above 1 (3+3 rounds, p<0.001)`` -- the
     marker and why; one round a side says its process spread was assumed."""
-    rounds = "%d+%d rounds, %s" % (change.rounds + (_p(change.p_value or 1.0),))
+    base, cand = change.rounds
+    rounds = "%d+%d rounds, %s" % (base, cand, _p(change.p_value))
     if change.assumed_spread:
         rounds += "; one round: process-to-process spread not measured, assumed %g%%" % (
             PROCESS_CV * 100
