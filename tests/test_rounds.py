@@ -48,7 +48,7 @@ def test_rounds_are_fresh_processes_interleaved_across_artifacts(two_runs):
         spread = rec.stats["rounds"]
         assert spread["rounds"] == spread["rounds_ok"] == 3 and len(spread["round_p50_ms"]) == 3
         assert 0 <= spread["between_round_share"] <= 1 and spread["round_p50_cv"] >= 0
-        assert spread["precision_over_rounds"] > 0 and rec.stats["precision"] >= 0
+        assert spread["precision_over_rounds"] >= 0 and rec.stats["precision"] >= 0
         assert rec.started_at == rec.rounds[0]["started_at"]
     order = sorted(
         (r["started_at"], name, r["round"]) for name, rec in recs.items() for r in rec.rounds
