@@ -30,6 +30,11 @@ class Settings:
     min_seconds: float = 2.0
     max_seconds: float = 60.0
     max_iterations: int = 100000  # bounds the sample buffer, allocated before timing
+    # optional stop rule: once count and seconds are met, also until the p50's 95 %
+    # interval is within +/- this fraction of it (still capped by max_seconds/iterations)
+    target_precision: Optional[float] = None
+    # fresh agent processes per artifact; the harness runs them, the agent runs one
+    rounds: int = 1
 
     memory_interval_ms: float = 50.0
     seed: int = 0
@@ -70,6 +75,8 @@ _SETTING_TYPES = {
     "min_seconds": float,
     "max_seconds": float,
     "max_iterations": int,
+    "target_precision": float,
+    "rounds": int,
     "memory_interval_ms": float,
     "seed": int,
 }
@@ -83,6 +90,8 @@ _MINIMA = {
     "min_seconds": (0, True),
     "max_seconds": (0, False),
     "max_iterations": (1, True),
+    "target_precision": (0, False),
+    "rounds": (1, True),
     "memory_interval_ms": (0, False),
     "seed": (0, True),
 }
@@ -105,7 +114,7 @@ def parse_settings(
             "unknown settings: %s (known: %s)" % (", ".join(map(str, unknown)), ", ".join(SETTINGS))
         )
     for key, value in raw.items():
-        if value is None and key == "threads":  # the runtime's own default
+        if value is None and key in ("threads", "target_precision"):  # not set
             continue
         integer = _SETTING_TYPES[key] is int
         if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):

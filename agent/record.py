@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .jsonshape import NUMBER, POSITIVE, Each, ListOf, shape_error
 
@@ -78,6 +78,10 @@ class Record:
     started_at: str = ""
     finished_at: str = ""
     stderr_tail: str = ""
+    # one entry per fresh agent process (``--rounds``), in order: round, status, started_at,
+    # finished_at, and n + stats (ok: its samples are the next n of samples_ns) or reason +
+    # message (error); empty for a record of one process, which is one round
+    rounds: Tuple[Mapping[str, Any], ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -94,6 +98,7 @@ class Record:
         ):
             object.__setattr__(self, name, _frozen_copy(getattr(self, name)))
         object.__setattr__(self, "samples_ns", tuple(self.samples_ns))
+        object.__setattr__(self, "rounds", tuple(_frozen_copy(r) for r in self.rounds))
         self._validate()
 
     def _validate(self) -> None:
@@ -122,6 +127,12 @@ class Record:
                     "stats.n (%r) does not match the %d samples"
                     % (self.stats.get("n"), len(self.samples_ns))
                 )
+            counts = [r.get("n") or 0 for r in self.rounds if r.get("status") == "ok"]
+            if self.rounds and sum(counts) != len(self.samples_ns):
+                raise RecordError(
+                    "the ok rounds' n (%s) do not add up to the %d samples"
+                    % ("+".join(map(str, counts)) or "none", len(self.samples_ns))
+                )
         else:
             if self.reason not in REASONS:
                 raise RecordError(
@@ -140,6 +151,18 @@ class Record:
     @property
     def fault_class(self) -> Optional[str]:
         return REASONS.get(self.reason) if self.reason else None
+
+    def round_samples(self) -> List[Tuple[int, ...]]:
+        """The samples of each ok round; a record of one process (any record from before
+        rounds existed) is one round."""
+        if not self.rounds:
+            return [self.samples_ns] if self.samples_ns else []
+        out, start = [], 0
+        for r in self.rounds:
+            if r.get("status") == "ok":
+                out.append(self.samples_ns[start : start + r["n"]])
+                start += r["n"]
+        return out
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -161,6 +184,7 @@ class Record:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "stderr_tail": self.stderr_tail,
+            **({"rounds": [_frozen_copy(r) for r in self.rounds]} if self.rounds else {}),
         }
 
     @classmethod
@@ -220,6 +244,7 @@ SHAPE = {
     "finished_at": str,
     "stderr_tail": str,
     "samples_ns": ListOf(int),
+    "rounds": ListOf({"round": int, "status": str, "n": int, "stats": dict}),
     "artifact": {
         "name": str,
         "sha256": str,
@@ -243,6 +268,8 @@ SHAPE = {
             "min_seconds",
             "max_seconds",
             "max_iterations",
+            "target_precision",
+            "rounds",
             "memory_interval_ms",
         ),
         NUMBER,
@@ -254,6 +281,8 @@ SHAPE = {
         ),
         std_ms=NUMBER,
         cv=NUMBER,
+        precision=NUMBER,
+        p50_ci_ms=ListOf(NUMBER, 2),
         n=int,
         stable=bool,
         stability_reasons=ListOf(str),

@@ -71,6 +71,53 @@ def stability(
     return reasons, cv
 
 
+Z95 = 1.959964
+
+
+def median_interval(ordered: Sequence[float]) -> Tuple[float, float]:
+    """Distribution-free 95% interval of the median of pre-sorted values: the order
+    statistics at ranks n/2 -/+ 1.96 sqrt(n)/2 (the binomial's normal approximation)."""
+    n = len(ordered)
+    half = Z95 * math.sqrt(n) / 2
+    lo = max(0, int(math.floor(n / 2 - half)) - 1)
+    hi = min(n - 1, int(math.ceil(n / 2 + half)))
+    return ordered[lo], ordered[hi]
+
+
+def precision(ordered: Sequence[float]) -> float:
+    """Half-width of the p50's 95% interval relative to the p50 (0.01: within +/-1%)."""
+    low, high = median_interval(ordered)
+    p50 = percentile(ordered, 50)
+    return (high - low) / 2 / p50 if p50 > 0 else math.inf
+
+
+# Student's t (two-sided 95%) for 1..10 degrees of freedom; beyond, 2.0 is close enough
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def round_spread(rounds: Sequence[Sequence[float]]) -> Dict[str, Any]:
+    """How much of the spread lies between processes, for the samples (ms) of each round:
+    the CV of the round medians, the between-round share of the total variance (one-way
+    ANOVA's components), and the p50's precision over rounds (the t interval of the mean
+    round median, relative to it)."""
+    medians = [percentile(sorted(r), 50) for r in rounds]
+    out: Dict[str, Any] = {"rounds": len(rounds), "round_p50_ms": medians}
+    if len(rounds) < 2:
+        return out
+    mean, std = mean_std(medians)
+    means = [sum(r) / len(r) for r in rounds]
+    grand = sum(m * len(r) for m, r in zip(means, rounds)) / sum(len(r) for r in rounds)
+    within = sum(sum((v - m) ** 2 for v in r) for m, r in zip(means, rounds))
+    between = sum(len(r) * (m - grand) ** 2 for m, r in zip(means, rounds))
+    t = _T95[len(rounds) - 2] if len(rounds) <= len(_T95) + 1 else 2.0
+    out.update(
+        round_p50_cv=std / mean if mean > 0 else 0.0,
+        between_round_share=between / (between + within) if between + within > 0 else 0.0,
+        precision_over_rounds=t * std / math.sqrt(len(rounds)) / mean if mean > 0 else 0.0,
+    )
+    return out
+
+
 def summarize(
     samples_ns: Sequence[int], batch_size: int = 1, timer_overhead_ns: Optional[float] = None
 ) -> Dict[str, Any]:
@@ -97,6 +144,8 @@ def summarize(
         "throughput_ips": batch_size * 1000.0 / mean if mean > 0 else 0.0,
         "cv": std / mean if mean > 0 else 0.0,
         "cv_central": cv_central,
+        "p50_ci_ms": list(median_interval(values)),
+        "precision": precision(values),
         "stable": not reasons,
         "stability_reasons": reasons,
     }

@@ -127,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "warmup_iterations",
             "max_seconds",
             "max_iterations",
+            "target_precision",
+            "rounds",
         )
         if getattr(args, k) is not None
     }
@@ -352,6 +354,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_json(as_json(verdicts, store.run_id))
     else:
         show(verdicts)
+    if baseline is not None:
+        from .run.rounds import few_rounds_note
+
+        note = few_rounds_note(baseline.records(), store.records())
+        if note:
+            print(note, file=sys.stderr)
     if junit_path is not None:
         durations = {(r.device, str(r.artifact["name"])): seconds(r) for r in store.records()}
         atomic_write(junit_path, junit(verdicts, store.run_id, durations))
@@ -500,6 +508,20 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="cap on the samples kept per artifact (default 100000)",
+    )
+    run.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="measure every artifact in N fresh processes, interleaved (default 1; "
+        "use 3 or more for runs that check --baseline gates)",
+    )
+    run.add_argument(
+        "--target-precision",
+        type=float,
+        metavar="F",
+        help="also measure until the p50's 95%% interval is within ±F of it (0.01: ±1%%), "
+        "capped by --max-seconds",
     )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")

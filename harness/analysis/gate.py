@@ -20,7 +20,7 @@ from edgebench.agent.record import Record
 from ..formatting import print_table
 from ..store import RunStore
 from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
-from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, Change, compare
+from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, PROCESS_CV, Change, compare
 from .definition import changes, definition, differences, provenance
 from .identity import device_tags, same_board
 
@@ -64,27 +64,34 @@ def notes(record: Record, base: Record, allow: Iterable[str]) -> List[str]:
 
 
 def _p(p_value: float) -> str:
-    return "p<0.0001" if p_value < 1e-4 else "p=%.2g" % p_value
+    return "p<0.001" if p_value < 1e-3 else "p=%.2g" % p_value
 
 
 def describe(change: Change, threshold: float) -> str:
-    """``slower: +11.2% > 5%, Mann–Whitney p<0.0001`` -- the marker and why."""
-    test = (
-        "Mann–Whitney %s" % _p(change.p_value)
-        if change.p_value is not None
-        else "bootstrap 95%% intervals of the medians %s"
-        % ("apart" if change.significant else "overlap")
+    """``slower: +11.2% beyond 5%, 95% interval above 1 (3+3 rounds, p<0.001)`` -- the
+    marker and why; one round a side says its process spread was assumed."""
+    base, cand = change.rounds
+    rounds = "%d+%d rounds, %s" % (base, cand, _p(change.p_value))
+    if change.assumed_spread:
+        rounds += "; one round: process-to-process spread not measured, assumed %g%%" % (
+            PROCESS_CV * 100
+        )
+    where = (
+        "95%% interval %s 1" % ("above" if change.ratio >= 1 else "below")
+        if change.significant
+        else "95% interval includes 1"
     )
+    test = "%s (%s)" % (where, rounds)
     shift = "%+.1f%%" % ((change.ratio - 1) * 100)
     if change.marker != NOT_SIGNIFICANT:
         return "%s: %s beyond %g%%, %s" % (change.marker, shift, threshold * 100, test)
     if change.significant:
-        return "%s: %s is within %g%% (%s)" % (change.marker, shift, threshold * 100, test)
+        return "%s: %s is within %g%%, %s" % (change.marker, shift, threshold * 100, test)
     return "%s: %s, %s" % (change.marker, shift, test)
 
 
 def regression(record: Record, base: Record, threshold: float) -> Verdict:
-    change = compare(base.samples_ns, record.samples_ns, threshold)
+    change = compare(base.round_samples(), record.round_samples(), threshold)
     return Verdict(
         record.device,
         str(record.artifact["name"]),

@@ -114,7 +114,8 @@ class Display:
                 if self._progress is not None:
                     self._count()
             elif kind == "start":
-                self._say(key, "starting")
+                where = " round %(round)d/%(rounds)d" % payload if payload else ""
+                self._say(key, "starting" + where)
             elif kind == "upload":
                 sent, total = payload
                 quarter = 4 * sent // total

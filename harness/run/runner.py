@@ -1,8 +1,9 @@
 """Plan -> transport -> agent -> record -> store, for every selected device.
 
 Devices run concurrently (one worker thread each); on one device the artifacts run one
-after another, never two benchmarks at once on a board.  Every finished record is stored
-the moment it arrives, so Ctrl-C or a failing device loses nothing already measured.
+after another, never two benchmarks at once on a board, each in ``rounds`` fresh agent
+processes interleaved across the artifacts.  Every finished record is stored the moment
+its last round arrives, so Ctrl-C or a failing device loses nothing already measured.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import ConfigError, Device
 from ..store import RunStore, StoreError
 from ..transport import make_transport
 from ..transport.base import Transport, interpret, printable
+from .rounds import merge
 
 # (device, artifact, kind, payload); kind: queued, start, upload, progress, log, done
 Event = Callable[[str, str, str, Any], None]
@@ -231,35 +233,36 @@ class Runner:
         ]
 
     def _device(self, device: Device) -> None:
+        """Every round of every pending artifact, interleaved (A B C A B C ...) so drift
+        hits all alike; an artifact's record is stored once its last round is done."""
         transport = self._transports[device.name]
         pending = self._pending(device)
         if not pending:
             return
+        rounds = int(self.request.settings.get("rounds") or 1)
+        measured: Dict[str, List[Record]] = {a.name: [] for a in pending}
         try:
             transport.deploy(self.agent_zip)
             eval_staged = None
             if self.request.eval_path is not None:
                 eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
-            while pending and not self._cancel.is_set():
-                artifact = pending[0]
-                self.on_event(device.name, artifact.name, "start", None)
-                try:
-                    record = self._measure(transport, device, artifact, eval_staged)
-                    if record.reason == "transfer-failed":  # changed on the board since it
-                        transport.deploy(self.agent_zip)  # was checked: send what differs,
-                        if self.request.eval_path is not None:  # once more
-                            eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
-                        record = self._measure(transport, device, artifact, eval_staged)
-                except Fault as fault:
-                    if fault.reason not in FILE_FAULTS:
-                        raise
-                    record = error_record(
-                        device.name, artifact.identity(), fault.reason, fault.message
+            for number in range(1, rounds + 1):
+                for artifact in list(pending):
+                    if self._cancel.is_set():
+                        return
+                    self.on_event(
+                        device.name,
+                        artifact.name,
+                        "start",
+                        {"round": number, "rounds": rounds} if rounds > 1 else None,
                     )
-                if record.reason == "interrupted":
-                    break
-                pending.pop(0)
-                self._store(record)
+                    record, eval_staged = self._round(transport, device, artifact, eval_staged)
+                    if record.reason == "interrupted":
+                        return
+                    measured[artifact.name].append(record)
+                    if number == rounds:
+                        pending.remove(artifact)
+                        self._store(merge(measured[artifact.name]))
         except Fault as fault:
             failure: Optional[Tuple[str, str]] = (fault.reason, fault.message)
         except Exception as exc:  # a fault of ours or of this host: a record, not a dead thread
@@ -269,8 +272,28 @@ class Runner:
         finally:
             transport.close()
         if failure is not None:
-            for artifact in pending:  # the device failed: each missing artifact says why
-                self._store(error_record(device.name, artifact.identity(), *failure))
+            for artifact in pending:  # the device failed: each missing round says why
+                lost = error_record(device.name, artifact.identity(), *failure)
+                done = measured[artifact.name]
+                self._store(merge(done + [lost] * (rounds - len(done))))
+
+    def _round(
+        self, transport: Transport, device: Device, artifact: Artifact, eval_staged: Optional[str]
+    ) -> Tuple[Record, Optional[str]]:
+        """One agent process on ``artifact``, and the eval set's staged path (restaged when
+        the board's copy changed)."""
+        try:
+            record = self._measure(transport, device, artifact, eval_staged)
+            if record.reason == "transfer-failed":  # changed on the board since it
+                transport.deploy(self.agent_zip)  # was checked: send what differs,
+                if self.request.eval_path is not None:  # once more
+                    eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
+                record = self._measure(transport, device, artifact, eval_staged)
+        except Fault as fault:
+            if fault.reason not in FILE_FAULTS:
+                raise
+            record = error_record(device.name, artifact.identity(), fault.reason, fault.message)
+        return record, eval_staged
 
     def _worker(self, device: Device, done: threading.Event) -> None:
         try:
