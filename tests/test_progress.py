@@ -22,7 +22,8 @@ def feed(display):
     display.event("local", "digits.onnx", "start", None)
 
 
-def test_on_a_terminal_the_overall_line_heads_the_jobs_and_names_print_plain():
+def test_on_a_terminal_the_overall_line_heads_the_jobs_and_names_print_plain(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")  # rich renders a dumb terminal plainly
     console = Console(record=True, force_terminal=True, file=io.StringIO(), width=120)
     with Display(console=console) as display:
         feed(display)

@@ -287,7 +287,8 @@ def test_terminal_table_with_rich(capsys, monkeypatch):
     assert lines[-1] == "pi4/broken.tflite: error: model-invalid — op CUSTOM is | not supported"
 
 
-def test_terminal_table_names_print_plain_and_figures_include_p90():
+def test_terminal_table_names_print_plain_and_figures_include_p90(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")  # a dumb terminal is 80 columns to rich
     console = Console(record=True, force_terminal=True, color_system="truecolor", width=200)
     report.terminal_table([ok_record(name="digits.int8.tflite")], console)
     header = console.export_text(clear=False).splitlines()[0]
