@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""How far can `edgebench check --baseline` be trusted as a CI gate?
+
+On `local`, with an ONNX model of a few milliseconds built here (a stack of MatMul+Relu
+layers) and a "slower" one with one layer more (about 10 % more work) written under the
+same file name in another folder (same model slot, another sha256), each trial makes three
+separate `edgebench run` invocations -- fast, fast, slow -- and two checks with a
+``regression: 0.05`` budget:
+
+- A/A: the second fast run against the first; a ``fail`` regression verdict is a false alarm.
+- detection: the slow run against the first fast run; a ``fail`` is a detection.
+
+Both at the default settings (1 round) and with ``--rounds 3``. Reported per configuration:
+the false-alarm rate, the detection rate, the median ratio each check measured, and the wall
+time per verdict (its two runs plus the check). Goal: A/A false alarms <= 5 % and the ~10 %
+slowdown detected in >= 90 % of trials.
+
+    pip install onnx   # only to build the two models
+    python benchmarks/gate.py [--trials 20] [--rounds 1 3] [--min-seconds 1] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGEBENCH = [sys.executable, "-m", "edgebench.harness"]
+MODEL = "gate.onnx"  # the model slot both variants share
+BUDGETS = "budgets:\n  - device: '*'\n    artifact: '*'\n    regression: 0.05\n"
+
+
+def build(path: Path, layers: int, width: int, batch: int) -> None:
+    """``layers`` MatMul+Relu blocks on a ``batch``×``width`` input; He-scaled weights keep
+    the activations in range (no denormals), a fixed seed keeps the file reproducible."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    nodes, weights = [], []
+    name = "x"
+    for i in range(layers):
+        w = (rng.standard_normal((width, width)) * (2 / width) ** 0.5).astype(np.float32)
+        weights.append(numpy_helper.from_array(w, "w%d" % i))
+        nodes.append(helper.make_node("MatMul", [name, "w%d" % i], ["m%d" % i]))
+        nodes.append(helper.make_node("Relu", ["m%d" % i], ["r%d" % i]))
+        name = "r%d" % i
+    graph = helper.make_graph(
+        nodes,
+        "gate",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, width])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by onnxruntime >= 1.16
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, str(path))
+
+
+def run(model: Path, out: Path, args: argparse.Namespace, rounds: int) -> Tuple[float, float]:
+    """One `edgebench run` of ``model`` into the results root ``out``: its wall time and p50."""
+    cmd = EDGEBENCH + ["run", "--model", str(model), "--threads", str(args.threads)]
+    cmd += ["--min-seconds", str(args.min_seconds), "--out", str(out), "--json"]
+    if rounds > 1:
+        cmd += ["--rounds", str(rounds)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit("edgebench run failed: %s" % done.stderr.strip()[-500:])
+    return took, json.loads(done.stdout)[0]["p50_ms"]
+
+
+def check(candidate: Path, baseline: Path, budgets: Path) -> Tuple[float, str, float, str]:
+    """`edgebench check --json` of ``candidate`` against ``baseline``: its wall time, the
+    regression verdict, the ratio it measured and the verdict's text."""
+    cmd = EDGEBENCH + ["check", str(candidate), "--baseline", str(baseline)]
+    cmd += ["--budgets", str(budgets), "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+    took = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit("edgebench check failed: %s" % done.stderr.strip()[-500:])
+    (found,) = [v for v in json.loads(done.stdout)["verdicts"] if v["check"] == "regression"]
+    ratio = re.match(r"([0-9.]+)×", found["measured"] or "")
+    return took, found["verdict"], float(ratio.group(1)) if ratio else float("nan"), found["text"]
+
+
+def trials(
+    fast: Path, slow: Path, work: Path, args: argparse.Namespace, rounds: int
+) -> Dict[str, Any]:
+    """``args.trials`` trials of one configuration: the A/A and detection outcomes."""
+    budgets = work / "budgets.yaml"
+    budgets.write_text(BUDGETS)
+    out: Dict[str, List[Any]] = {k: [] for k in ("aa", "det", "aa_s", "det_s", "aa_r", "det_r")}
+    for i in range(args.trials):
+        trial = work / ("r%d-t%d" % (rounds, i))
+        base_s, base_p50 = run(fast, trial / "base", args, rounds)
+        aa_s, aa_p50 = run(fast, trial / "aa", args, rounds)
+        det_s, det_p50 = run(slow, trial / "det", args, rounds)
+        aa = check(trial / "aa", trial / "base", budgets)
+        det = check(trial / "det", trial / "base", budgets)
+        out["aa"].append(aa[1] == "fail")
+        out["det"].append(det[1] == "fail")
+        out["aa_s"].append(base_s + aa_s + aa[0])
+        out["det_s"].append(base_s + det_s + det[0])
+        out["aa_r"].append(aa[2])
+        out["det_r"].append(det[2])
+        print(
+            "rounds %d trial %2d: p50 %.3f / %.3f / %.3f ms; A/A %s %.3f; slow %s %.3f  [%s]"
+            % (rounds, i + 1, base_p50, aa_p50, det_p50, aa[1], aa[2], det[1], det[2], det[3]),
+            flush=True,
+        )
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--rounds", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--min-seconds", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=10, help="the fast model's; the slow has +1")
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        fast, slow = work / "fast" / MODEL, work / "slow" / MODEL
+        build(fast, args.layers, args.width, args.batch)
+        build(slow, args.layers + 1, args.width, args.batch)
+        for m in (fast, slow):
+            digest = hashlib.sha256(m.read_bytes()).hexdigest()[:12]
+            print("%s: sha256 %s, %d bytes" % (m.relative_to(work), digest, m.stat().st_size))
+        results = {r: trials(fast, slow, work, args, r) for r in args.rounds}
+    print(
+        "\n| rounds | A/A false alarms | A/A median ratio | detected | slow median ratio "
+        "| s per verdict (A/A, slow) |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for rounds, o in results.items():
+        n = len(o["aa"])
+        print(
+            "| %d | %d/%d (%.0f %%) | %.3f | %d/%d (%.0f %%) | %.3f | %.1f, %.1f |"
+            % (
+                rounds,
+                sum(o["aa"]),
+                n,
+                100 * sum(o["aa"]) / n,
+                statistics.median(o["aa_r"]),
+                sum(o["det"]),
+                n,
+                100 * sum(o["det"]) / n,
+                statistics.median(o["det_r"]),
+                statistics.median(o["aa_s"]),
+                statistics.median(o["det_s"]),
+            ),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
