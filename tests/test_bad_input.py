@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 from synthetic_runs import failed, make_run, ok
+from test_decide import make_key, needs_ssh_keygen, verifies
 
-from edgebench.harness.analysis.sign import NAMESPACE
 from edgebench.harness.cli import main
 from edgebench.harness.store import atomic_write
 
@@ -328,45 +328,10 @@ def test_history_threshold_must_be_a_fraction(value, run, capsys):
 
 # --- decide --sign-key ---------------------------------------------------------------------------
 
-needs_ssh_keygen = pytest.mark.skipif(
-    shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (OpenSSH)"
-)
-
 
 @pytest.fixture
 def key(tmp_path):
-    path = tmp_path / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f", str(path)],
-        check=True,
-    )
-    return path
-
-
-def _verifies(manifest: Path, key: Path, tmp_path: Path) -> bool:
-    signers = tmp_path / "allowed_signers"
-    signers.write_text("ci@example %s" % key.with_suffix(".pub").read_text())
-    with open(manifest, "rb") as fh:
-        return (
-            subprocess.run(
-                [
-                    "ssh-keygen",
-                    "-Y",
-                    "verify",
-                    "-f",
-                    str(signers),
-                    "-I",
-                    "ci@example",
-                    "-n",
-                    NAMESPACE,
-                    "-s",
-                    str(manifest) + ".sig",
-                ],
-                stdin=fh,
-                capture_output=True,
-            ).returncode
-            == 0
-        )
+    return make_key(tmp_path / "id_ed25519")
 
 
 @needs_ssh_keygen
@@ -415,7 +380,7 @@ def test_a_bad_sign_key_changes_nothing(bad, says, run, key, tmp_path, capsys):
     )
     assert "%s: %s" % (other, says) in error_line(capsys)
     assert (manifest.read_bytes(), Path(str(manifest) + ".sig").read_bytes()) == before
-    assert _verifies(manifest, key, tmp_path)
+    assert verifies(manifest, key)
 
 
 @needs_ssh_keygen
@@ -424,7 +389,7 @@ def test_an_unsigned_manifest_removes_the_stale_signature(run, key, tmp_path):
     assert (
         main(["decide", str(run.path), "--manifest", str(manifest), "--sign-key", str(key)]) == 1
     )  # x.onnx failed: nothing fits there
-    assert _verifies(manifest, key, tmp_path)
+    assert verifies(manifest, key)
     assert main(["decide", str(run.path), "--manifest", str(manifest), "--profile", "fastest"]) == 1
     assert not Path(str(manifest) + ".sig").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from synthetic_runs import FINGERPRINT, make_run, ok, sha
@@ -130,46 +131,43 @@ def test_cli_writes_the_manifest_and_exits_1_when_a_device_has_no_fit(run, tmp_p
     assert [d["artifact"] for d in zero] == [None, "other.tflite"]
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (OpenSSH)")
-def test_signed_manifest_verifies_offline_and_tampering_fails(run, tmp_path):
-    key = tmp_path / "id_ed25519"
+needs_ssh_keygen = pytest.mark.skipif(
+    shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (OpenSSH)"
+)
+
+
+def make_key(path: Path) -> Path:
+    """A fresh ed25519 signing key (no passphrase) for ci@example."""
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f", str(key)],
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f", str(path)],
         check=True,
     )
+    return path
+
+
+def verifies(manifest: Path, key: Path) -> bool:
+    """Whether ``manifest.sig`` verifies offline with ``key``'s public half."""
+    signers = manifest.with_name("allowed_signers")
+    signers.write_text("ci@example %s" % key.with_suffix(".pub").read_text())
+    argv = ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "ci@example"]
+    argv += ["-n", NAMESPACE, "-s", str(manifest) + ".sig"]
+    with open(manifest, "rb") as fh:
+        return subprocess.run(argv, stdin=fh, capture_output=True).returncode == 0
+
+
+@needs_ssh_keygen
+def test_signed_manifest_verifies_offline_and_tampering_fails(run, tmp_path):
+    key = make_key(tmp_path / "id_ed25519")
     manifest = tmp_path / "deploy" / "manifest.json"
     assert main(["decide", str(run.path), "--manifest", str(manifest), "--sign-key", str(key)]) == 0
-    signers = tmp_path / "allowed_signers"
-    signers.write_text("ci@example %s" % (tmp_path / "id_ed25519.pub").read_text())
-
-    def verify() -> int:
-        with open(manifest, "rb") as fh:
-            return subprocess.run(
-                [
-                    "ssh-keygen",
-                    "-Y",
-                    "verify",
-                    "-f",
-                    str(signers),
-                    "-I",
-                    "ci@example",
-                    "-n",
-                    NAMESPACE,
-                    "-s",
-                    str(manifest) + ".sig",
-                ],
-                stdin=fh,
-                capture_output=True,
-            ).returncode
-
-    assert verify() == 0
+    assert verifies(manifest, key)
     genuine = manifest.read_text()
     assert '"artifact": "net.fp16.onnx"' in genuine
     manifest.write_text(genuine.replace('"artifact": "net.fp16.onnx"', '"artifact": "net.onnx"'))
-    assert verify() != 0
+    assert not verifies(manifest, key)
     # signing again replaces the stale signature instead of keeping it
     assert main(["decide", str(run.path), "--manifest", str(manifest), "--sign-key", str(key)]) == 0
-    assert verify() == 0
+    assert verifies(manifest, key)
 
 
 def test_a_missing_key_is_unusable_input(run, tmp_path, capsys):
