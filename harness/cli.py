@@ -430,16 +430,16 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .clock import utc_now
     from .store import open_run, output_file
 
-    store = open_run(args.run)
+    store, *more = [open_run(r) for r in args.run]
     path = output_file(args.manifest or store.path / "manifest.json")
     if args.sign_key:
         check_key(args.sign_key)  # before anything is written
     budgets = load_budgets(args.budgets, store.meta())
-    choices = decide(store, budgets, args.profile)
+    choices = decide(store, budgets, args.profile, more, args.allow_different)
     if not args.json:
         show(choices, args.profile)
     sig = write_manifest(
-        path, manifest(store, choices, budgets, args.profile, utc_now()), args.sign_key
+        path, manifest(store, choices, budgets, args.profile, utc_now(), more), args.sign_key
     )
     if args.json:
         _print_json(
@@ -718,7 +718,13 @@ def parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check)
 
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
-    dec.add_argument("run", metavar="RUN")
+    dec.add_argument(
+        "run",
+        nargs="+",
+        metavar="RUN",
+        help="a run; more runs decide as one (per board and artifact the newest measurement; "
+        "the manifest goes to the first)",
+    )
     dec.add_argument("--budgets", metavar="FILE", help="as for check")
     dec.add_argument(
         "--profile",
@@ -739,6 +745,7 @@ def parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
+    _allow_different(dec)
     dec.set_defaults(func=cmd_decide)
 
     cmp = sub.add_parser("compare", help="devices (or runs) side by side")
