@@ -155,12 +155,16 @@ class Record:
     def round_samples(self) -> List[Tuple[int, ...]]:
         """The samples of each ok round; a record of one process (any record from before
         rounds existed) is one round."""
+        return list(self.samples_by_round().values())
+
+    def samples_by_round(self) -> Dict[int, Tuple[int, ...]]:
+        """The samples of each ok round by its number (from 1), in order."""
         if not self.rounds:
-            return [self.samples_ns] if self.samples_ns else []
-        out, start = [], 0
-        for r in self.rounds:
+            return {1: self.samples_ns} if self.samples_ns else {}
+        out, start = {}, 0
+        for number, r in enumerate(self.rounds, 1):
             if r.get("status") == "ok":
-                out.append(self.samples_ns[start : start + r["n"]])
+                out[int(r.get("round") or number)] = self.samples_ns[start : start + r["n"]]
                 start += r["n"]
         return out
 
@@ -252,6 +256,7 @@ SHAPE = {
         "variant": str,
         "size_bytes": NUMBER,
         "format": str,
+        "baseline_of": str,
     },
     "runtime": {
         "name": str,

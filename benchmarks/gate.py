@@ -10,13 +10,16 @@ separate `edgebench run` invocations -- fast, fast, slow -- and two checks with 
 - A/A: the second fast run against the first; a ``fail`` regression verdict is a false alarm.
 - detection: the slow run against the first fast run; a ``fail`` is a detection.
 
-Both at the default settings (1 round) and with ``--rounds 3``. Reported per configuration:
+Both at the default settings (1 round) and with ``--rounds 3`` (separate runs), and as an A/B
+check on the board (``check --ab CANDIDATE --baseline BASELINE``: both measured in one run,
+rounds interleaved, default 5 pairs; A/A = the fast model against a byte-identical copy).
+Reported per configuration:
 the false-alarm rate, the detection rate, the median ratio each check measured, and the wall
 time per verdict (its two runs plus the check). Goal: A/A false alarms <= 5 % and the ~10 %
 slowdown detected in >= 90 % of trials.
 
     pip install onnx   # only to build the two models
-    python benchmarks/gate.py [--trials 20] [--rounds 1 3] [--min-seconds 1] [--threads 1]
+    python benchmarks/gate.py [--trials 20] [--modes 1 3 ab] [--min-seconds 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -85,7 +88,21 @@ def check(candidate: Path, baseline: Path, budgets: Path) -> Tuple[float, str, f
     """`edgebench check --json` of ``candidate`` against ``baseline``: its wall time, the
     regression verdict, the ratio it measured and the verdict's text."""
     cmd = EDGEBENCH + ["check", str(candidate), "--baseline", str(baseline)]
-    cmd += ["--budgets", str(budgets), "--json"]
+    return _judged(cmd + ["--budgets", str(budgets), "--json"])
+
+
+def ab_check(
+    candidate: Path, baseline: Path, out: Path, budgets: Path, args: argparse.Namespace
+) -> Tuple[float, str, float, str]:
+    """`edgebench check --ab CANDIDATE --baseline BASELINE --json`: as :func:`check`, its
+    wall time covering both measurements."""
+    cmd = EDGEBENCH + ["check", "--ab", str(candidate), "--baseline", str(baseline)]
+    cmd += ["--threads", str(args.threads), "--min-seconds", str(args.min_seconds)]
+    cmd += ["--budgets", str(budgets), "--out", str(out), "--quiet", "--json"]
+    return _judged(cmd)
+
+
+def _judged(cmd: List[str]) -> Tuple[float, str, float, str]:
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
     took = time.perf_counter() - start
@@ -97,28 +114,41 @@ def check(candidate: Path, baseline: Path, budgets: Path) -> Tuple[float, str, f
 
 
 def trials(
-    fast: Path, slow: Path, work: Path, args: argparse.Namespace, rounds: int
+    fast: Path, slow: Path, work: Path, args: argparse.Namespace, mode: str
 ) -> Dict[str, Any]:
-    """``args.trials`` trials of one configuration: the A/A and detection outcomes."""
+    """``args.trials`` trials of one configuration (a number of rounds for separate runs,
+    or ``ab``): the A/A and detection outcomes."""
     budgets = work / "budgets.yaml"
     budgets.write_text(BUDGETS)
+    same = work / "same" / MODEL  # A/B's A/A: a byte-identical copy, another path
+    if mode == "ab" and not same.exists():
+        same.parent.mkdir(parents=True)
+        same.write_bytes(fast.read_bytes())
     out: Dict[str, List[Any]] = {k: [] for k in ("aa", "det", "aa_s", "det_s", "aa_r", "det_r")}
     for i in range(args.trials):
-        trial = work / ("r%d-t%d" % (rounds, i))
-        base_s, base_p50 = run(fast, trial / "base", args, rounds)
-        aa_s, aa_p50 = run(fast, trial / "aa", args, rounds)
-        det_s, det_p50 = run(slow, trial / "det", args, rounds)
-        aa = check(trial / "aa", trial / "base", budgets)
-        det = check(trial / "det", trial / "base", budgets)
+        trial = work / ("%s-t%d" % (mode, i))
+        if mode == "ab":
+            aa = ab_check(same, fast, trial / "aa", budgets, args)
+            det = ab_check(slow, fast, trial / "det", budgets, args)
+            aa_s, det_s, p50s = aa[0], det[0], ""
+        else:
+            rounds = int(mode)
+            base_s, base_p50 = run(fast, trial / "base", args, rounds)
+            aa_s, aa_p50 = run(fast, trial / "aa", args, rounds)
+            det_s, det_p50 = run(slow, trial / "det", args, rounds)
+            aa = check(trial / "aa", trial / "base", budgets)
+            det = check(trial / "det", trial / "base", budgets)
+            aa_s, det_s = base_s + aa_s + aa[0], base_s + det_s + det[0]
+            p50s = "p50 %.3f / %.3f / %.3f ms; " % (base_p50, aa_p50, det_p50)
         out["aa"].append(aa[1] == "fail")
         out["det"].append(det[1] == "fail")
-        out["aa_s"].append(base_s + aa_s + aa[0])
-        out["det_s"].append(base_s + det_s + det[0])
+        out["aa_s"].append(aa_s)
+        out["det_s"].append(det_s)
         out["aa_r"].append(aa[2])
         out["det_r"].append(det[2])
         print(
-            "rounds %d trial %2d: p50 %.3f / %.3f / %.3f ms; A/A %s %.3f; slow %s %.3f  [%s]"
-            % (rounds, i + 1, base_p50, aa_p50, det_p50, aa[1], aa[2], det[1], det[2], det[3]),
+            "%s trial %2d: %sA/A %s %.3f; slow %s %.3f  [%s]"
+            % (mode, i + 1, p50s, aa[1], aa[2], det[1], det[2], det[3]),
             flush=True,
         )
     return out
@@ -127,7 +157,12 @@ def trials(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--rounds", type=int, nargs="+", default=[1, 3])
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["1", "3", "ab"],
+        help="rounds per separate run (1, 3, ...) and/or ab (check --ab, default rounds)",
+    )
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--layers", type=int, default=10, help="the fast model's; the slow has +1")
@@ -142,17 +177,17 @@ def main() -> int:
         for m in (fast, slow):
             digest = hashlib.sha256(m.read_bytes()).hexdigest()[:12]
             print("%s: sha256 %s, %d bytes" % (m.relative_to(work), digest, m.stat().st_size))
-        results = {r: trials(fast, slow, work, args, r) for r in args.rounds}
+        results = {m: trials(fast, slow, work, args, m) for m in args.modes}
     print(
-        "\n| rounds | A/A false alarms | A/A median ratio | detected | slow median ratio "
+        "\n| mode | A/A false alarms | A/A median ratio | detected | slow median ratio "
         "| s per verdict (A/A, slow) |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
     )
-    for rounds, o in results.items():
+    for mode, o in results.items():
         n = len(o["aa"])
         print(
-            "| %d | %d/%d (%.0f %%) | %.3f | %d/%d (%.0f %%) | %.3f | %.1f, %.1f |"
+            "| %s | %d/%d (%.0f %%) | %.3f | %d/%d (%.0f %%) | %.3f | %.1f, %.1f |"
             % (
-                rounds,
+                mode,
                 sum(o["aa"]),
                 n,
                 100 * sum(o["aa"]) / n,

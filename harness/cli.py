@@ -81,14 +81,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return cmd_resume(args)
-    from .clock import utc_now
     from .config import load_inventory, parse_input_shapes
-    from .hostinfo import host_info
     from .plan import build as build_plan
     from .plan import load_plan
     from .report import tradeoff
     from .run.runner import Artifact, Request
-    from .store import RunMeta, RunStore
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
@@ -117,22 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if eval_path is not None:
         _check_eval(eval_path)
-    settings = {
-        k: getattr(args, k)
-        for k in (
-            "threads",
-            "min_seconds",
-            "min_iterations",
-            "warmup_seconds",
-            "warmup_iterations",
-            "max_seconds",
-            "max_iterations",
-            "target_precision",
-            "rounds",
-        )
-        if getattr(args, k) is not None
-    }
-    settings = dict(plan.settings if plan else {}, **settings)
+    settings = dict(plan.settings if plan else {}, **_settings(args))
     _check_settings(settings)
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
@@ -157,6 +139,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         require_accelerator=bool(plan and plan.require_accelerator),
     )
+    store = _new_run(
+        args, inventory, request, devices, dict(plan.describe(), builds=builds) if plan else None
+    )
+    records, runner = _execute(args, store, request, devices)
+    code = _finish(args, store, records, runner)
+    trade_offs = tradeoff.text(store.meta(), records)
+    if trade_offs and not (args.quiet or args.json):
+        print("\n" + trade_offs, end="")
+    return 1 if code == 0 and any(b["status"] == "error" for b in builds) else code
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The agent settings given on the command line (those a command has)."""
+    return {
+        k: getattr(args, k)
+        for k in (
+            "threads",
+            "min_seconds",
+            "min_iterations",
+            "warmup_seconds",
+            "warmup_iterations",
+            "max_seconds",
+            "max_iterations",
+            "target_precision",
+            "rounds",
+        )
+        if getattr(args, k, None) is not None
+    }
+
+
+def _new_run(
+    args: argparse.Namespace,
+    inventory: Any,
+    request: Any,
+    devices: List[Any],
+    plan: Optional[Dict[str, Any]] = None,
+) -> Any:
+    """A new run under ``args.out`` with its run.json, marked latest; not yet measured."""
+    from .clock import utc_now
+    from .hostinfo import host_info
+    from .store import RunMeta, RunStore
+
     store = RunStore.create(args.out)
     store.write_meta(
         RunMeta(
@@ -170,16 +194,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 d.name: {"kind": d.kind, "host": d.host, "tags": list(d.tags)} for d in devices
             },
             status={d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
-            plan=dict(plan.describe(), builds=builds) if plan else None,
+            plan=plan,
         )
     )
     store.mark_latest()
-    records, runner = _execute(args, store, request, devices)
-    code = _finish(args, store, records, runner)
-    trade_offs = tradeoff.text(store.meta(), records)
-    if trade_offs and not (args.quiet or args.json):
-        print("\n" + trade_offs, end="")
-    return 1 if code == 0 and any(b["status"] == "error" for b in builds) else code
+    return store
 
 
 def _check_settings(settings: Dict[str, Any]) -> None:
@@ -346,9 +365,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .store import atomic_write, open_run, output_file
 
     junit_path = output_file(args.junit) if args.junit else None
-    store = open_run(args.run)
-    budgets = load_budgets(args.budgets, store.meta())
-    baseline = open_run(args.baseline) if args.baseline else None
+    if args.ab:
+        if args.run:
+            raise UsageError("check --ab measures a new run; drop RUN (%s)" % args.run)
+        if not args.baseline:
+            raise UsageError("check --ab needs --baseline: a model file or a stored run")
+        budgets = load_budgets(args.budgets, None)  # read before a long measurement
+        store, runner = _ab_run(args)
+        if runner.interrupted:
+            print("interrupted: finished measurements are kept", file=sys.stderr)
+            return 130
+        baseline = None
+    else:
+        if not args.run:
+            raise UsageError("check needs a RUN, or --ab MODEL with --baseline")
+        store = open_run(args.run)
+        budgets = load_budgets(args.budgets, store.meta())
+        baseline = open_run(args.baseline) if args.baseline else None
     verdicts = gate(store, budgets, baseline, args.allow_different)
     if args.json:
         _print_json(as_json(verdicts, store.run_id))
@@ -366,6 +399,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if any(v.failed for v in verdicts) else 0
 
 
+def _ab_run(args: argparse.Namespace) -> Tuple[Any, Any]:
+    """``check --ab``: the candidate and its baseline measured in one run, rounds
+    interleaved on each device; the run and its runner."""
+    from .config import load_inventory, parse_input_shapes
+    from .run.ab import AB_ROUNDS, ab_artifacts
+    from .run.runner import Request
+
+    settings = dict(_settings(args))
+    settings.setdefault("rounds", AB_ROUNDS)
+    _check_settings(settings)
+    if settings["rounds"] < 2:
+        raise UsageError("--rounds: an A/B check needs 2 or more (pairs of rounds)")
+    cand, base = ab_artifacts(Path(args.ab), args.baseline)
+    inventory = load_inventory(args.devices_file)
+    devices = inventory.select(args.devices)
+    request = Request((base, cand), None, parse_input_shapes(args.input_shape), settings)
+    store = _new_run(args, inventory, request, devices)
+    _, runner = _execute(args, store, request, devices)
+    print("results: %s" % store.path, file=sys.stderr)
+    for line in dict.fromkeys(runner.unsaved):
+        print("edgebench: error: %s" % line, file=sys.stderr)
+    return store, runner
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     from .analysis.budgets import load_budgets
     from .analysis.decide import as_json, decide, manifest, show
@@ -373,16 +430,16 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .clock import utc_now
     from .store import open_run, output_file
 
-    store = open_run(args.run)
+    store, *more = [open_run(r) for r in args.run]
     path = output_file(args.manifest or store.path / "manifest.json")
     if args.sign_key:
         check_key(args.sign_key)  # before anything is written
     budgets = load_budgets(args.budgets, store.meta())
-    choices = decide(store, budgets, args.profile)
+    choices = decide(store, budgets, args.profile, more, args.allow_different)
     if not args.json:
         show(choices, args.profile)
     sig = write_manifest(
-        path, manifest(store, choices, budgets, args.profile, utc_now()), args.sign_key
+        path, manifest(store, choices, budgets, args.profile, utc_now(), more), args.sign_key
     )
     if args.json:
         _print_json(
@@ -619,14 +676,40 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     chk = sub.add_parser("check", help="gate a run on budgets and a baseline (exit 1 if not)")
-    chk.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
+    chk.add_argument(
+        "run", nargs="?", metavar="RUN", help="run directory, or a results root (its latest)"
+    )
+    ab = chk.add_argument_group(
+        "A/B on the board",
+        "--ab MODEL --baseline FILE|RUN: measure the candidate and its baseline in one "
+        "window on each device, rounds interleaved, and judge the pairs",
+    )
+    ab.add_argument("--ab", metavar="MODEL", help="the candidate model file to measure")
+    ab.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
+    ab.add_argument("--threads", type=int, metavar="N", help="runtime threads")
+    ab.add_argument(
+        "--rounds", type=int, metavar="N", help="pairs of rounds (default 5; at least 2)"
+    )
+    ab.add_argument("--min-seconds", type=float, metavar="S")
+    ab.add_argument("--max-seconds", type=float, metavar="S")
+    ab.add_argument("--warmup-seconds", type=float, metavar="S")
+    ab.add_argument(
+        "--input-shape", action="append", default=[], metavar="NAME:DIMS", help="as for run"
+    )
+    ab.add_argument("--out", default="results", metavar="DIR", help="results root")
+    ab.add_argument("--quiet", action="store_true", help="no progress")
     chk.add_argument(
         "--budgets",
         metavar="FILE",
         help="budgets YAML, or a plan with a 'budgets:' section (default: the "
         "budgets of the plan the run came from)",
     )
-    chk.add_argument("--baseline", metavar="RUN", help="run to check for regressions against")
+    chk.add_argument(
+        "--baseline",
+        metavar="RUN",
+        help="run to check for regressions against (with --ab: a model file, or a run whose "
+        "artifact of the same name is the baseline)",
+    )
     chk.add_argument("--junit", metavar="FILE", help="also write the verdicts as JUnit XML")
     chk.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
@@ -635,7 +718,13 @@ def parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_check)
 
     dec = sub.add_parser("decide", help="choose the variant that ships on each device")
-    dec.add_argument("run", metavar="RUN")
+    dec.add_argument(
+        "run",
+        nargs="+",
+        metavar="RUN",
+        help="a run; more runs decide as one (per board and artifact the newest measurement; "
+        "the manifest goes to the first)",
+    )
     dec.add_argument("--budgets", metavar="FILE", help="as for check")
     dec.add_argument(
         "--profile",
@@ -656,6 +745,7 @@ def parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
+    _allow_different(dec)
     dec.set_defaults(func=cmd_decide)
 
     cmp = sub.add_parser("compare", help="devices (or runs) side by side")

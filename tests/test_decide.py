@@ -173,3 +173,47 @@ def test_signed_manifest_verifies_offline_and_tampering_fails(run, tmp_path):
 def test_a_missing_key_is_unusable_input(run, tmp_path, capsys):
     assert main(["decide", str(run.path), "--sign-key", str(tmp_path / "nokey")]) == 2
     assert "nokey: no such key file" in capsys.readouterr().err
+
+
+# -- several runs decide as one ------------------------------------------------------------
+
+
+def test_runs_decide_as_one_by_board_identity_newest_first(tmp_path, capsys):
+    """Last week's fp32 and fp16 on the board (named pi4 then), today's int8 on the same
+    board renamed lab-pi with a new hostname: one family, one choice, newest per slot."""
+    fp = dict(FINGERPRINT, machine_id="m-1")
+    old = [
+        r.replace(fingerprint=fp, started_at="2026-11-01T00:00:00+00:00") for r in variants()[:2]
+    ]
+    new_fp = dict(fp, hostname="ci-7f3a")
+    new = [
+        r.replace(device="lab-pi", fingerprint=new_fp, started_at="2026-12-01T00:00:00+00:00")
+        for r in (variants(slow=1.2)[0], variants()[2])
+    ]
+    first = make_run(tmp_path / "a", old)
+    second = make_run(tmp_path / "b", new)
+    (choice,) = [c for c in decide(first, None, "fastest", [second]) if c.model == "net.onnx"]
+    assert choice.device == "pi4"  # the name the first run gave the board
+    names = {str(v.record.artifact["name"]): v.record for v in choice.variants}
+    assert set(names) == {"net.onnx", "net.fp16.onnx", "net.int8.onnx"}
+    assert names["net.onnx"].stats["p50_ms"] == pytest.approx(24, rel=0.05)  # today's, not 20
+    assert choice.chosen is not None
+    assert choice.chosen.record.artifact["name"] == "net.int8.onnx"
+    out = tmp_path / "m.json"
+    code = main(["decide", str(first.path), str(second.path), "--manifest", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["runs"] == [first.run_id, second.run_id]
+
+
+def test_unlike_runs_are_refused_naming_the_key_unless_allowed(tmp_path, capsys):
+    threads = lambda r, n: r.replace(settings=dict(r.settings, threads=n))  # noqa: E731
+    first = make_run(tmp_path / "a", [threads(variants()[0], 2)])
+    second = make_run(tmp_path / "b", [threads(variants()[2], 1)])
+    code = main(["decide", str(first.path), str(second.path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not comparable: threads 2 → 1" in err and "--allow-different" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (first.path / "manifest.json").exists()
+    code = main(["decide", str(first.path), str(second.path), "--allow-different", "threads"])
+    assert code == 0 and (first.path / "manifest.json").exists()

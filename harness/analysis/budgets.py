@@ -100,11 +100,11 @@ class Budgets:
         return min(given) if given else DEFAULT_REGRESSION
 
 
-def load_budgets(path: Optional[str], meta: RunMeta) -> Optional[Budgets]:
+def load_budgets(path: Optional[str], meta: Optional[RunMeta]) -> Optional[Budgets]:
     """The budgets file at ``path``; without one, the budgets of the plan the run was made
     from (run.json ``plan.budgets``), if it had any."""
     if path is None:
-        plan = meta.plan or {}
+        plan = (meta.plan if meta else None) or {}
         if plan.get("budgets") is None:
             return None
         return budgets_from(plan["budgets"], str(plan.get("file") or "run.json plan"))

@@ -5,22 +5,29 @@ the variants built from it, in one format; an artifact without variants is its o
 and each family's Pareto set is the one the trade-off table and the HTML chart show.  Of a
 family's variants that pass every budget on that device, the profile picks one: the most
 accurate, the fastest or the smallest (ties go to the faster, then the smaller).
+
+Several runs decide as one (variants measured last week beside today's): records pair by
+board identity, not device name, the newest measurement of a model slot on a board wins,
+and members of one family measured under different definitions (threads, shapes ...) are
+refused with the key named, unless allowed.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from edgebench.agent.record import Record
 
 from .. import summary
+from ..config import ConfigError
 from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
 from ..store import RunStore
 from .budgets import Budget, Budgets, Verdict, judge
+from .definition import definition, differences
 from .families import families, model_stem, pareto_set, unstable
-from .identity import device_identity, device_tags, identity_fields
+from .identity import device_identities, device_identity, device_tags, identity_fields
 
 FIGURES = ("p50_ms", "p90_ms", "p99_ms", "peak_rss_mb", "size_mb", "top1", "top5")
 MANIFEST_VERSION = 1
@@ -66,16 +73,76 @@ def _model_name(key: str, members: Sequence[Record]) -> str:
     return model_stem(str(members[0].artifact["name"]))
 
 
-def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Choice]:
+def pooled(
+    stores: Sequence[RunStore],
+) -> Tuple[List[Record], List[str], Dict[str, List[str]], Dict[int, str]]:
+    """The records of ``stores`` as one run: per board and model slot the newest, under the
+    device name the first run to meet the board gave it; the device names, their tags, and
+    which run each record came from (by ``id``)."""
+    names: Dict[str, str] = {}  # board identity -> device name
+    newest: Dict[Tuple[str, str], Tuple[Record, str]] = {}
+    devices: List[str] = []
+    tags: Dict[str, List[str]] = {}
+    for store in stores:
+        meta, records = store.meta(), store.records()
+        idents = device_identities(records)
+        for device in list(meta.status) + [r.device for r in records]:
+            board = idents.get(device) or "%s:%s" % (store.run_id, device)
+            name = names.setdefault(board, device)
+            if name not in devices:
+                devices.append(name)
+                tags[name] = device_tags(meta).get(device, [])
+        for r in records:
+            board = idents.get(r.device) or "%s:%s" % (store.run_id, r.device)
+            key = (names[board], str(r.artifact["name"]))
+            if key not in newest or r.started_at > newest[key][0].started_at:
+                newest[key] = (r, store.run_id)
+    out, runs = [], {}
+    for (name, _), (r, run_id) in newest.items():
+        record = r if r.device == name else r.replace(device=name)
+        out.append(record)
+        runs[id(record)] = run_id
+    return out, devices, tags, runs
+
+
+def _check_like(members: Sequence[Record], runs: Dict[int, str], allow: Iterable[str]) -> None:
+    """Members of a family from different runs must measure alike: else a one-line error."""
+    ok = [r for r in members if r.ok]
+    for r in ok[1:]:
+        diff = differences(definition(ok[0]), definition(r), allow)
+        if diff and runs.get(id(r)) != runs.get(id(ok[0])):
+            raise ConfigError(
+                "not comparable: %s (%s in run %s, %s in run %s); measure them alike or "
+                "pass --allow-different %s"
+                % (
+                    "; ".join(diff),
+                    ok[0].artifact["name"],
+                    runs.get(id(ok[0])),
+                    r.artifact["name"],
+                    runs.get(id(r)),
+                    diff[0].split()[0],
+                )
+            )
+
+
+def decide(
+    store: RunStore,
+    budgets: Optional[Budgets],
+    profile: str,
+    more: Sequence[RunStore] = (),
+    allow: Iterable[str] = (),
+) -> List[Choice]:
+    """A choice per device and model of ``store`` (and the runs in ``more``, see
+    :func:`pooled`)."""
     budgets = budgets or Budgets((), "")
-    meta, records = store.meta(), store.records()
-    tags = device_tags(meta)
+    records, devices, tags, runs = pooled([store, *more])
     out = []
-    for device in dict.fromkeys(list(meta.status) + [r.device for r in records]):
+    for device in devices:
         on_device = [r for r in records if r.device == device]
         if not on_device:  # nothing measured there: nothing can ship
             out.append(Choice(device, "", [], [], None))
         for (_, key, _), members in families(on_device).items():
+            _check_like(members, runs, allow)
             variants = []
             for r in members:
                 matching = budgets.matching(device, tags.get(device, []), str(r.artifact["name"]))
@@ -178,6 +245,7 @@ def manifest(
     budgets: Optional[Budgets],
     profile: str,
     created_at: str,
+    more: Sequence[RunStore] = (),
 ) -> str:
     """The deployment manifest (JSON text): per device and model, the chosen artifact,
     its measured figures and the budgets it met; ``null`` where nothing fits."""
@@ -210,6 +278,7 @@ def manifest(
             {
                 "manifest_version": MANIFEST_VERSION,
                 "run_id": store.run_id,
+                "runs": [store.run_id, *(m.run_id for m in more)],
                 "created_at": created_at,
                 "profile": profile,
                 "budgets_source": budgets.source if budgets else None,

@@ -4,7 +4,8 @@ Every job of the run is a verdict: a failed or never-finished measurement fails 
 with its reason; budgets add limits; a baseline adds a regression check per artifact,
 paired by board identity and model slot (artifact name) and refused -- a failed verdict --
 when the measurement definition differs (definition.py); a changed model file or runtime
-version is compared and reported.
+version is compared and reported.  An A/B run (run/ab.py) carries its own baselines: each
+candidate is judged against the baseline measured beside it, round by round.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from edgebench.agent.record import Record
 from ..formatting import print_table
 from ..store import RunStore
 from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
-from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, PROCESS_CV, Change, compare
+from .compare_stats import (
+    NOT_COMPARABLE,
+    NOT_SIGNIFICANT,
+    PAIRED,
+    PROCESS_CV,
+    Change,
+    compare,
+    compare_paired,
+)
 from .definition import changes, definition, differences, provenance
 from .identity import device_tags, same_board
 
@@ -71,7 +80,10 @@ def describe(change: Change, threshold: float) -> str:
     """``slower: +11.2% beyond 5%, 95% interval above 1 (3+3 rounds, p<0.001)`` -- the
     marker and why; one round a side says its process spread was assumed."""
     base, cand = change.rounds
-    rounds = "%d+%d rounds, %s" % (base, cand, _p(change.p_value))
+    if change.method == PAIRED:
+        rounds = "%d A/B pairs, %s" % (cand, _p(change.p_value))
+    else:
+        rounds = "%d+%d rounds, %s" % (base, cand, _p(change.p_value))
     if change.assumed_spread:
         rounds += "; one round: process-to-process spread not measured, assumed %g%%" % (
             PROCESS_CV * 100
@@ -92,6 +104,25 @@ def describe(change: Change, threshold: float) -> str:
 
 def regression(record: Record, base: Record, threshold: float) -> Verdict:
     change = compare(base.round_samples(), record.round_samples(), threshold)
+    return _verdict(record, change, threshold)
+
+
+def ab_regression(record: Record, base: Record, threshold: float) -> Verdict:
+    """``record`` against the baseline measured beside it in an A/B run: each candidate
+    round paired with the baseline round of its number (they ran back to back)."""
+    if not base.ok:
+        detail = "%s: baseline failed: %s: %s" % (NOT_COMPARABLE, base.reason, base.message)
+        return Verdict(
+            record.device, str(record.artifact["name"]), "regression", FAIL, detail=detail
+        )
+    before, after = base.samples_by_round(), record.samples_by_round()
+    pairs = [(before[n], after[n]) for n in after if n in before]
+    if len(pairs) < 2:  # one pair shows no spread: as separate measurements
+        return regression(record, base, threshold)
+    return _verdict(record, compare_paired(pairs, threshold), threshold)
+
+
+def _verdict(record: Record, change: Change, threshold: float) -> Verdict:
     return Verdict(
         record.device,
         str(record.artifact["name"]),
@@ -124,14 +155,26 @@ def gate(
     for record in records:
         by_device[record.device].append(record)
     base_records = baseline.records() if baseline else []
+    beside = {(r.device, r.artifact["baseline_of"]): r for r in records if _ab_baseline(r)}
     used: Set[str] = set()
     for record in records:
+        if _ab_baseline(record):
+            continue  # judged through its candidate
         name = str(record.artifact["name"])
         device_tags_ = tags.get(record.device, [])
         matching = budgets.matching(record.device, device_tags_, name)
         used.update(b.where for b in matching)
         out += judge(record, matching, by_device[record.device])
-        if baseline is None or not record.ok:
+        if not record.ok:
+            continue
+        threshold = budgets.regression(record.device, device_tags_, name)
+        if (record.device, name) in beside:
+            pair = beside[(record.device, name)]
+            found = ab_regression(record, pair, threshold)
+            extra = changes(provenance(pair), provenance(record)) if pair.ok else []
+            out.append(replace(found, detail="; ".join([found.detail] + extra)))
+            continue
+        if baseline is None:
             continue
         base, why = find_baseline(record, base_records, allow)
         if base is None:
@@ -139,7 +182,7 @@ def gate(
             detail = "%s: %s" % (NOT_COMPARABLE, why)
             out.append(Verdict(record.device, name, "regression", verdict, detail=detail))
         else:
-            found = regression(record, base, budgets.regression(record.device, device_tags_, name))
+            found = regression(record, base, threshold)
             extra = notes(record, base, allow)
             out.append(replace(found, detail="; ".join([found.detail] + extra)))
     out += [
@@ -150,6 +193,10 @@ def gate(
         if b.where not in used
     ]
     return sorted(out, key=lambda v: (v.device, v.artifact))
+
+
+def _ab_baseline(record: Record) -> bool:
+    return bool(record.artifact.get("baseline_of"))
 
 
 HEADERS = ["Device", "Artifact", "Check", "Measured", "Limit", "Verdict", "Detail"]

@@ -8,6 +8,7 @@ its last round arrives, so Ctrl-C or a failing device loses nothing already meas
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import socket
@@ -35,6 +36,8 @@ Event = Callable[[str, str, str, Any], None]
 LEASE_TIMEOUT_S = 300.0
 # Staging faults that concern one file: the next artifact still gets its own attempt.
 FILE_FAULTS = ("disk-full", "transfer-failed")
+# The name of an A/B baseline artifact: its candidate's slot and this (run/ab.py).
+BASELINE_SUFFIX = "@baseline"
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,12 @@ class Artifact:
     format: str
     variant: Optional[str] = None  # e.g. "int8-static", for artifacts `optimize` built
     parent_sha256: Optional[str] = None  # the model the variant was built from
+    baseline_of: Optional[str] = None  # A/B (run/ab.py): the candidate slot it is measured for
+    stored: bool = False  # not on this host: the board's copy by sha256 (Transport.stored)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.baseline_of + BASELINE_SUFFIX if self.baseline_of else self.path.name
 
     @classmethod
     def from_path(cls, path: Path) -> Artifact:
@@ -79,6 +84,8 @@ class Artifact:
         if self.variant:
             ident["variant"] = self.variant
             ident["parent_sha256"] = self.parent_sha256
+        if self.baseline_of:
+            ident["baseline_of"] = self.baseline_of
         return ident
 
 
@@ -94,7 +101,10 @@ class Request:
 
     def describe(self) -> Dict[str, Any]:
         return {
-            "artifacts": [dict(a.identity(), path=str(a.path)) for a in self.artifacts],
+            "artifacts": [
+                dict(a.identity(), path=str(a.path), **({"stored": True} if a.stored else {}))
+                for a in self.artifacts
+            ],
             "eval": str(self.eval_path) if self.eval_path else None,
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "settings": dict(self.settings),
@@ -119,19 +129,23 @@ class Request:
     def _from_description(cls, desc: Mapping[str, Any]) -> Request:
         artifacts = []
         for item in desc.get("artifacts", []):
-            artifact = Artifact.from_path(Path(item["path"]))
+            if item.get("stored"):  # on the boards only: they check it by sha256
+                artifact = Artifact(
+                    Path(item["path"]), item["sha256"], item["size_bytes"], item["format"]
+                )
+            else:
+                artifact = Artifact.from_path(Path(item["path"]))
             if artifact.sha256 != item["sha256"]:
                 raise ConfigError(
                     "%s: changed since the run measured it (sha256 differs)" % item["path"]
                 )
             artifacts.append(
-                Artifact(
-                    artifact.path,
-                    artifact.sha256,
-                    artifact.size_bytes,
-                    artifact.format,
-                    item.get("variant"),
-                    item.get("parent_sha256"),
+                dataclasses.replace(
+                    artifact,
+                    variant=item.get("variant"),
+                    parent_sha256=item.get("parent_sha256"),
+                    baseline_of=item.get("baseline_of"),
+                    stored=bool(item.get("stored")),
                 )
             )
         eval_path = Path(desc["eval"]) if desc.get("eval") else None
@@ -233,8 +247,9 @@ class Runner:
         ]
 
     def _device(self, device: Device) -> None:
-        """Every round of every pending artifact, interleaved (A B C A B C ...) so drift
-        hits all alike; an artifact's record is stored once its last round is done."""
+        """Every round of every pending artifact, interleaved and counterbalanced (A B C,
+        C B A, A B C ...) so drift hits all alike, a steady trend included; an artifact's
+        record is stored once its last round is done."""
         transport = self._transports[device.name]
         pending = self._pending(device)
         if not pending:
@@ -247,7 +262,7 @@ class Runner:
             if self.request.eval_path is not None:
                 eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
             for number in range(1, rounds + 1):
-                for artifact in list(pending):
+                for artifact in pending[:: 1 if number % 2 else -1]:
                     if self._cancel.is_set():
                         return
                     self.on_event(
@@ -305,11 +320,16 @@ class Runner:
         self, transport: Transport, device: Device, artifact: Artifact, eval_staged: Optional[str]
     ) -> Record:
         """Stage one artifact (the board checks what it has) and run the agent on it."""
-        staged = transport.stage(
-            artifact.path,
-            artifact.sha256,
-            lambda sent, total: self.on_event(device.name, artifact.name, "upload", (sent, total)),
-        )
+        if artifact.stored:
+            staged = transport.stored(artifact.path, artifact.sha256, artifact.size_bytes)
+        else:
+            staged = transport.stage(
+                artifact.path,
+                artifact.sha256,
+                lambda sent, total: self.on_event(
+                    device.name, artifact.name, "upload", (sent, total)
+                ),
+            )
         outcome = transport.run_agent(
             "run",
             self._job(device, artifact, staged, eval_staged),

@@ -166,6 +166,15 @@ class Transport:
         ``progress(sent, total)`` hears about bytes as they go."""
         raise NotImplementedError
 
+    def stored(self, path: Path, sha256: str, size: int) -> str:
+        """The device's own copy of a file this host no longer has, checked by sha256
+        (an A/B baseline taken from a stored run); a fault when it has none."""
+        raise Fault(
+            "transfer-failed",
+            "%s keeps no copies of artifacts, and %s (sha256 %s) is no longer on this host; "
+            "give the baseline as a file" % (self.device.name, path.name, sha256[:12]),
+        )
+
     def run_agent(
         self,
         command: str,

@@ -186,6 +186,22 @@ class SSHTransport(Transport):
     def stage(self, path: Path, sha256: str, progress: Optional[Progress] = None) -> str:
         return self.send(_map(path), "blobs", blob_name(path, sha256), sha256, progress)
 
+    def stored(self, path: Path, sha256: str, size: int) -> str:
+        """The blob a past run left on the board, if it is still there and intact: the
+        receiver hashes it; offered no bytes, a missing or changed copy ends short."""
+        name = blob_name(path, sha256)
+        try:
+            return self.send(memoryview(b""), "blobs", name, sha256, size=size)
+        except Fault as fault:
+            if fault.reason == "unreachable":
+                raise
+            raise Fault(
+                "transfer-failed",
+                "%s no longer holds %s (sha256 %s) intact in %s/blobs, and this host has no "
+                "copy; give the baseline as a file"
+                % (self.device.name, path.name, sha256[:12], self.device.workdir),
+            ) from None
+
     def send(
         self,
         data: memoryview,
@@ -193,15 +209,18 @@ class SSHTransport(Transport):
         name: str,
         sha256: str,
         progress: Optional[Progress] = None,
+        size: Optional[int] = None,
     ) -> str:
-        """``<workdir>/<sub>/<name>`` on the board, sending ``data`` if it is not there yet.
+        """``<workdir>/<sub>/<name>`` on the board, sending ``data`` if it is not there yet
+        (``size``: the file's, when ``data`` is not all of it).
 
         The bytes are hashed on the board; a mismatch leaves nothing behind.
         """
         if "/" in name or name in ("", ".", ".."):
             raise ValueError("not a plain file name: %r" % name)  # stay inside the workdir
+        size = len(data) if size is None else size
         chan = self._channel(
-            self._python_command(RECEIVE, self.device.workdir, sub, name, sha256, str(len(data)))
+            self._python_command(RECEIVE, self.device.workdir, sub, name, sha256, str(size))
         )
         chan.settimeout(self._wait_s)
         replies = chan.makefile("rb")
