@@ -165,6 +165,18 @@ def _load_code(path: str, sha256: Optional[str], entries: List[str]) -> List[Cal
     return funcs
 
 
+def _layout(x: Any, spec: Any) -> Any:
+    """``x`` in the input's layout: NCHW and NHWC are told apart as for eval sets."""
+    import numpy as np
+
+    from .tensors import fit_layout
+
+    x = np.asarray(x)
+    if x.ndim != 4 or not all(isinstance(d, int) and d > 0 for d in spec.shape):
+        return x
+    return fit_layout(x, tuple(spec.shape), spec.name)[0]
+
+
 def _why(exc: BaseException) -> str:
     return "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))
 
@@ -197,7 +209,10 @@ class Pipeline:
             raise Fault(
                 REASON, "%s returned inputs the model lacks: %s" % (self.spec["pre"], unknown)
             )
-        return {name: quantize(value, specs[name]) for name, value in given.items()}
+        return {
+            name: quantize(_layout(value, specs[name]), specs[name])
+            for name, value in given.items()
+        }
 
     def _stage_pre(self, k: int) -> Dict[str, Any]:
         return self._feeds(self._user("pre", self.pre, self.inputs[k % len(self.inputs)], k))
