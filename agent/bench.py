@@ -252,13 +252,13 @@ def run(job: Job) -> Record:
                 window.end()
             phases.peak(reset_ok)
         samples = buf[:n].tolist()
-        if s.idle_gaps:
+        fp["temps_c_after"] = fingerprint.temperatures_c()
+        if s.idle_gaps:  # after the timed window, like the pipeline pass
             progress("idle-gaps", gaps_s=list(s.idle_gaps))
         gaps_ns = idle.measure(call, s.idle_gaps)
         if pipe is not None:
             progress("pipeline", inputs=len(pipe.inputs))
             piped = pipe.measure(s, _measure)
-        fp["temps_c_after"] = fingerprint.temperatures_c()
     except Fault as fault:
         return failed(fault.reason, fault.message)
     except MemoryError:
