@@ -7,7 +7,7 @@ from conftest import EXAMPLES, FAST, edgebench
 
 from edgebench.agent.protocol import JobError, parse_settings
 from edgebench.agent.record import Record
-from edgebench.harness.run.coldstart import cold_settings, extra
+from edgebench.harness.run.coldstart import cold_settings, extra, progress_label
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,8 @@ def test_idle_gaps_are_measured_against_the_warm_p50(run_dir):
 def test_cold_processes_beyond_the_rounds_time_one_inference():
     assert extra({"rounds": 2, "cold_starts": 3}) == 1
     assert extra({"rounds": 3, "cold_starts": 2}) == extra({}) == 0
+    assert progress_label(1, 1, 3) is None and progress_label(2, 2, 3)["round"] == 2
+    assert progress_label(3, 1, 3) == {"round": 2, "rounds": 2, "label": "cold start"}
     settings = parse_settings(cold_settings({"threads": 1, "idle_gaps": [5], "min_seconds": 9}))
     assert settings.threads == 1 and settings.max_iterations == 1 and settings.idle_gaps == ()
 

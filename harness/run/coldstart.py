@@ -8,7 +8,7 @@ page cache is not dropped: these are cold processes, not cold disks.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from edgebench.agent.record import Record
 from edgebench.agent.stats import mean_std, percentile
@@ -34,6 +34,14 @@ def cold_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
         target_precision=None,
         idle_gaps=[],
     )
+
+
+def progress_label(number: int, rounds: int, total: int) -> Optional[Dict[str, Any]]:
+    """What the live display says of process ``number`` of ``total``: its round (when there
+    are several), or which cold start it is."""
+    if number > rounds:
+        return {"round": number - rounds, "rounds": total - rounds, "label": "cold start"}
+    return {"round": number, "rounds": rounds} if rounds > 1 else None
 
 
 def _sample(number: int, kind: str, record: Record) -> Dict[str, Any]:

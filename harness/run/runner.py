@@ -265,15 +265,7 @@ class Runner:
                         device.name,
                         artifact.name,
                         "start",
-                        {"round": number, "rounds": rounds}
-                        if number <= rounds and rounds > 1
-                        else {
-                            "round": number - rounds,
-                            "rounds": total - rounds,
-                            "label": "cold start",
-                        }
-                        if number > rounds
-                        else None,
+                        coldstart.progress_label(number, rounds, total),
                     )
                     record, inputs = self._round(
                         transport, device, artifact, inputs, number > rounds
