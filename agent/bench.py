@@ -9,7 +9,7 @@ import time
 from array import array
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from . import memory
+from . import idle, memory
 from .board import boards, fingerprint, power, validity
 from .faults import Fault
 from .protocol import Job
@@ -188,7 +188,9 @@ def run(job: Job) -> Record:
     try:
         backend = _backend(job.format)
         progress("import", runtime=job.format)
+        t0 = perf_ns()
         module = backend.import_runtime(job)
+        import_ns = perf_ns() - t0
         phases.mark("after_import")
         progress("load")
         t0 = perf_ns()
@@ -214,6 +216,12 @@ def run(job: Job) -> Record:
             from .accuracy import check_eval
 
             check_eval(model, eval_set)
+        pipe = None
+        if job.pipeline is not None:  # loaded and tried once, before the timed window
+            from .pipeline import Pipeline
+
+            pipe = Pipeline(job.pipeline, model)
+            pipe.check()
         call = model.prepare(feeds)
         s = job.settings
         buf = array("q", bytes(8 * s.max_iterations))
@@ -245,6 +253,12 @@ def run(job: Job) -> Record:
             phases.peak(reset_ok)
         samples = buf[:n].tolist()
         fp["temps_c_after"] = fingerprint.temperatures_c()
+        if s.idle_gaps:  # after the timed window, like the pipeline pass
+            progress("idle-gaps", gaps_s=list(s.idle_gaps))
+        gaps_ns = idle.measure(call, s.idle_gaps)
+        if pipe is not None:
+            progress("pipeline", inputs=len(pipe.inputs))
+            piped = pipe.measure(s, _measure)
     except Fault as fault:
         return failed(fault.reason, fault.message)
     except MemoryError:
@@ -252,12 +266,15 @@ def run(job: Job) -> Record:
     except Exception as exc:  # a runtime failing mid-inference
         return failed("inference-failed", "%s: %s" % (type(exc).__name__, exc))
     accuracy = {} if eval_set is None else _accuracy(model, shape, eval_set)
+    if pipe is not None and not accuracy and pipe.labels is not None:  # judge its output
+        accuracy = dict(piped["accuracy"], source="pipeline")
     mem: Dict[str, Any] = dict(phases.values)
     mem["methods"] = phases.methods
     mem["series"] = sampler.series
     batch = shape[0] if shape else 1
     stats = summarize(samples, batch, overhead)
     timing = {
+        "import_ms": import_ns / 1e6,
         "load_ms": load_ns / 1e6,
         "first_ms": first_ns / 1e6,
         "warmup_iterations": warm,
@@ -267,6 +284,10 @@ def run(job: Job) -> Record:
         "stopped_by": stopped_by,
         "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
     }
+    if gaps_ns:
+        timing["idle_gaps"] = idle.summary(s.idle_gaps, gaps_ns, stats["p50_ms"])
+    if pipe is not None:
+        timing["pipeline"] = piped
     verdict = _board_timing(
         timing,
         fp,

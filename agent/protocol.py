@@ -35,12 +35,16 @@ class Settings:
     target_precision: Optional[float] = None
     # fresh agent processes per artifact; the harness runs them, the agent runs one
     rounds: int = 1
+    # fresh processes timed for import, load and first inference (the rounds among them;
+    # the harness starts the rest, agent/coldstart.py); idle gaps (s) after the timed window
+    cold_starts: int = 1
+    idle_gaps: Tuple[float, ...] = ()
 
     memory_interval_ms: float = 50.0
     seed: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
-        return dict(self.__dict__)
+        return dict(self.__dict__, idle_gaps=list(self.idle_gaps))
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class Job:
     throttle_temp_c: Optional[float] = None
     # one benchmark at a time per board (agent/lease.py): {workdir, owner, timeout_s}
     lease: Optional[Mapping[str, Any]] = None
+    # pre/post-processing on the board (agent/pipeline.py): code, code_sha256, pre, post,
+    # inputs, inputs_sha256
+    pipeline: Optional[Mapping[str, Any]] = None
 
     @property
     def format(self) -> str:
@@ -77,6 +84,8 @@ _SETTING_TYPES = {
     "max_iterations": int,
     "target_precision": float,
     "rounds": int,
+    "cold_starts": int,
+    "idle_gaps": list,
     "memory_interval_ms": float,
     "seed": int,
 }
@@ -92,6 +101,8 @@ _MINIMA = {
     "max_iterations": (1, True),
     "target_precision": (0, False),
     "rounds": (1, True),
+    "cold_starts": (1, True),
+    "idle_gaps": (0, True),  # each gap
     "memory_interval_ms": (0, False),
     "seed": (0, True),
 }
@@ -99,6 +110,22 @@ _MINIMA = {
 
 def _setting_label(key: str) -> str:
     return "settings." + key
+
+
+def _check_number(key: str, value: Any, label: Callable[[str], str]) -> None:
+    integer = _SETTING_TYPES[key] is int
+    if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
+        raise JobError(
+            "%s: expected %s, got %r" % (label(key), "an integer" if integer else "a number", value)
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise JobError("%s: expected a finite number, got %r" % (label(key), value))
+    low, inclusive = _MINIMA[key]
+    if value < low or (value == low and not inclusive):
+        raise JobError(
+            "%s: must be %s %d, got %r"
+            % (label(key), "at least" if inclusive else "greater than", low, value)
+        )
 
 
 def parse_settings(
@@ -116,21 +143,14 @@ def parse_settings(
     for key, value in raw.items():
         if value is None and key in ("threads", "target_precision"):  # not set
             continue
-        integer = _SETTING_TYPES[key] is int
-        if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
-            raise JobError(
-                "%s: expected %s, got %r"
-                % (label(key), "an integer" if integer else "a number", value)
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise JobError("%s: expected a finite number, got %r" % (label(key), value))
-        low, inclusive = _MINIMA[key]
-        if value < low or (value == low and not inclusive):
-            raise JobError(
-                "%s: must be %s %d, got %r"
-                % (label(key), "at least" if inclusive else "greater than", low, value)
-            )
-    settings = Settings(**raw)
+        if _SETTING_TYPES[key] is list:
+            if not isinstance(value, (list, tuple)):
+                raise JobError("%s: expected a list of numbers, got %r" % (label(key), value))
+            for item in value:
+                _check_number(key, item, label)
+        else:
+            _check_number(key, value, label)
+    settings = Settings(**dict(raw, idle_gaps=tuple(raw.get("idle_gaps") or ())))
     if settings.max_iterations < settings.min_iterations:
         raise JobError(
             "%s (%d) must be at least %s (%d)"
@@ -203,6 +223,7 @@ def parse_job(doc: Any) -> Job:
         onnx=dict(doc.get("onnx") or {}),
         tflite=dict(doc.get("tflite") or {}),
         lease=_lease(doc.get("lease")),
+        pipeline=_pipeline(doc.get("pipeline")),
         **_validity(doc),
     )
 
@@ -213,6 +234,22 @@ def _sha256(raw: Any, where: str) -> Optional[str]:
     if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-f]{64}", raw):
         raise JobError("%s: expected a sha256 hex digest, got %r" % (where, raw))
     return raw
+
+
+def _pipeline(raw: Any) -> Optional[Dict[str, Any]]:
+    if raw is None:
+        return None
+    raw = _mapping(raw, "pipeline")
+    out: Dict[str, Any] = {}
+    for key in ("code", "pre", "inputs", "post"):
+        if raw.get(key) is None and key == "post":
+            continue
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise JobError("pipeline.%s: expected a string, got %r" % (key, raw.get(key)))
+        out[key] = raw[key]
+    for key in ("code_sha256", "inputs_sha256"):
+        out[key] = _sha256(raw.get(key), "pipeline." + key)
+    return out
 
 
 def _lease(raw: Any) -> Optional[Dict[str, Any]]:

@@ -41,6 +41,7 @@ REASONS: Dict[str, str] = {
     "model-invalid": "test",
     "out-of-memory": "test",
     "inference-failed": "test",
+    "pipeline-failed": "config",  # the plan's pre/post code raised (agent/pipeline.py)
     # bug: ours
     "protocol": "bug",
     "internal": "bug",
@@ -275,11 +276,18 @@ SHAPE = {
             "max_iterations",
             "target_precision",
             "rounds",
+            "cold_starts",
             "memory_interval_ms",
         ),
         NUMBER,
     ),
-    "timing": dict.fromkeys(("load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
+    "timing": dict(
+        dict.fromkeys(("import_ms", "load_ms", "first_ms", "energy_mj", "engine_build_ms"), NUMBER),
+        # agent/idle.py, harness/run/coldstart.py, agent/pipeline.py
+        idle_gaps=ListOf({"gap_s": NUMBER, "first_ms": NUMBER, "ratio": NUMBER}),
+        cold_starts={"samples": ListOf(dict), "summary": Each(dict)},
+        pipeline={"stages": Each({"p50_ms": NUMBER, "mean_ms": NUMBER, "n": int})},
+    ),
     "stats": dict(
         dict.fromkeys(
             ("mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "throughput_ips"), POSITIVE

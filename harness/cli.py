@@ -138,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         input_shapes=input_shapes,
         settings=settings,
         require_accelerator=bool(plan and plan.require_accelerator),
+        pipeline=plan.pipeline if plan else None,
     )
     store = _new_run(
         args, inventory, request, devices, dict(plan.describe(), builds=builds) if plan else None
@@ -164,6 +165,8 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
             "max_iterations",
             "target_precision",
             "rounds",
+            "cold_starts",
+            "idle_gaps",
         )
         if getattr(args, k, None) is not None
     }
@@ -515,6 +518,13 @@ def _allow_different(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _seconds_list(text: str) -> List[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected seconds like 1,5,30, got %r" % text) from None
+
+
 def _fraction(text: str) -> float:
     """An option that is a fraction of 0 or more (0.05 = 5%)."""
     try:
@@ -579,6 +589,20 @@ def parser() -> argparse.ArgumentParser:
         metavar="F",
         help="also measure until the p50's 95%% interval is within ±F of it (0.01: ±1%%), "
         "capped by --max-seconds",
+    )
+    run.add_argument(
+        "--cold-starts",
+        type=int,
+        metavar="K",
+        help="time import, model load and first inference in K fresh processes (the rounds "
+        "count among them)",
+    )
+    run.add_argument(
+        "--idle-gaps",
+        type=_seconds_list,
+        metavar="S,S,...",
+        help="after the timed window, the first inference after each idle gap (seconds), "
+        "against the warm p50",
     )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")

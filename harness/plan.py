@@ -17,6 +17,7 @@ Example (relative paths resolve against the plan's folder)::
     settings: {threads: 1, min_seconds: 2}
     variants_dir: variants                   # default: <results root>/variants
     budgets: {...}                           # kept in run.json for `edgebench check`
+    pipeline: {pre: prep.py:preprocess, post: prep.py:postprocess, inputs: raw/}  # run/pipeline.py
 
 Every problem is a one-line :class:`ConfigError` naming the file and the key.
 """
@@ -44,6 +45,7 @@ from .optimize.variants import (
     parse_variant,
     variant_name,
 )
+from .run import pipeline
 from .run.runner import Artifact
 
 _KEYS = (
@@ -58,6 +60,7 @@ _KEYS = (
     "variants_dir",
     "budgets",
     "require_accelerator",
+    "pipeline",
 )
 
 
@@ -80,6 +83,7 @@ class Plan:
     variants_dir: Optional[Path] = None
     budgets: Any = None  # as written; `edgebench check` reads it from run.json
     require_accelerator: bool = False  # on every device, as if each devices.yaml entry said so
+    pipeline: Optional[Any] = None  # a run.pipeline.PipelineSpec: on-device pre/post-processing
 
     def select_devices(self, inventory: Inventory) -> List[Device]:
         try:
@@ -112,6 +116,7 @@ class Plan:
             "variants_dir": str(self.variants_dir) if self.variants_dir else None,
             "require_accelerator": self.require_accelerator,
             "budgets": self.budgets,
+            **({"pipeline": self.pipeline.describe()} if self.pipeline else {}),
         }
 
 
@@ -164,6 +169,7 @@ def parse_plan(text: str, source: Path) -> Plan:
         variants_dir=opt("variants_dir", lambda v, k: path(k, v, must_exist=False)),
         budgets=doc.get("budgets"),
         require_accelerator=opt("require_accelerator", check.boolean, False),
+        pipeline=opt("pipeline", lambda v, k: pipeline.parse(check, v, k, base)),
     )
 
 

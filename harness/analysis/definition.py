@@ -28,7 +28,7 @@ RUNTIME_KEYS = (
     "inter_op_threads",
 )
 # settings that do not change what is timed
-NOT_DEFINING = ("memory_interval_ms",)
+NOT_DEFINING = ("memory_interval_ms", "cold_starts", "idle_gaps")  # the last two: after it
 # a key a record does not state is unknown and not compared, except these, whose absence
 # means their default (records from before rounds existed ran one round)
 IMPLIED = {"rounds": 1}

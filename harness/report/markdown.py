@@ -22,7 +22,7 @@ from edgebench.agent.record import Record
 from .. import summary
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
 from ..store import RunMeta, RunStore, summary_csv
-from . import sections
+from . import sections, startup
 from .sections import TEXT, Block, Charts, Column, Facts, Notes, Section, Table
 
 FORMATS = ("md", "csv", "json")
@@ -281,6 +281,7 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
     missing = ["%s (%s)" % (a, s) for a, s in status.items() if a not in done]
     if missing:
         blocks.append(Notes("Not measured: " + ", ".join(missing)))
+    blocks += startup.blocks(records)
     if records:
         blocks.append(Charts(records))
     return Section(device, blocks, anchor="device-" + device)

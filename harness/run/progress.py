@@ -23,6 +23,8 @@ PHASES = {
     "warmup": "warming up",
     "measure": "measuring",
     "accuracy": "accuracy pass",
+    "idle-gaps": "idle gaps",
+    "pipeline": "timing the pipeline",
 }
 
 
@@ -114,7 +116,12 @@ class Display:
                 if self._progress is not None:
                     self._count()
             elif kind == "start":
-                where = " round %(round)d/%(rounds)d" % payload if payload else ""
+                where = (
+                    " %s %d/%d"
+                    % (payload.get("label", "round"), payload["round"], payload["rounds"])
+                    if payload
+                    else ""
+                )
                 self._say(key, "starting" + where)
             elif kind == "upload":
                 sent, total = payload

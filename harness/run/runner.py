@@ -27,6 +27,9 @@ from ..config import ConfigError, Device
 from ..store import RunStore, StoreError
 from ..transport import make_transport
 from ..transport.base import Transport, interpret, printable
+from . import coldstart
+from .pack import default_cache
+from .pipeline import PipelineSpec, Shipment
 from .rounds import merge
 
 # (device, artifact, kind, payload); kind: queued, start, upload, progress, log, done
@@ -38,6 +41,8 @@ LEASE_TIMEOUT_S = 300.0
 FILE_FAULTS = ("disk-full", "transfer-failed")
 # The name of an A/B baseline artifact: its candidate's slot and this (run/ab.py).
 BASELINE_SUFFIX = "@baseline"
+# what the board holds besides the artifact: {"eval": path, "pipeline": job section}
+Inputs = Dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class Request:
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # agent Settings overrides
     require_accelerator: bool = False  # a plan's demand, on top of each device's own
+    pipeline: Optional[PipelineSpec] = None  # a plan's on-device pre/post-processing
 
     def describe(self) -> Dict[str, Any]:
         return {
@@ -109,6 +115,7 @@ class Request:
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "settings": dict(self.settings),
             "require_accelerator": self.require_accelerator,
+            **({"pipeline": self.pipeline.describe()} if self.pipeline else {}),
         }
 
     @classmethod
@@ -157,6 +164,7 @@ class Request:
             dict(desc.get("input_shapes") or {}),
             dict(desc.get("settings") or {}),
             bool(desc.get("require_accelerator")),
+            PipelineSpec.from_description(desc["pipeline"]) if desc.get("pipeline") else None,
         )
 
 
@@ -186,6 +194,7 @@ class Runner:
         self.todo = todo
         # hashed once here, not once per device thread: eval sets can be large
         self._eval_sha256 = sha256_file(request.eval_path) if request.eval_path else ""
+        self._pipeline = Shipment(request.pipeline, default_cache()) if request.pipeline else None
         self._owner = "%s@%s" % (getpass.getuser(), socket.gethostname())
         self.store = store
         self.request = request
@@ -199,16 +208,19 @@ class Runner:
         self._cancel = threading.Event()
 
     def _job(
-        self, device: Device, artifact: Artifact, staged: str, eval_staged: Optional[str]
+        self, device: Device, artifact: Artifact, staged: str, inputs: Inputs, cold: bool
     ) -> Dict[str, Any]:
+        """The job of one agent process; a ``cold`` one only times a cold start."""
+        settings = dict(self.request.settings)
         return {
             "protocol": PROTOCOL_VERSION,
             "device": device.name,
             "artifact": dict(artifact.identity(), path=staged),
-            "eval": eval_staged,
-            "eval_sha256": self._eval_sha256 or None,
+            "eval": None if cold else inputs["eval"],
+            "eval_sha256": None if cold else self._eval_sha256 or None,
+            "pipeline": None if cold else inputs["pipeline"],
             "input_shapes": {k: list(v) for k, v in self.request.input_shapes.items()},
-            "settings": dict(self.request.settings),
+            "settings": coldstart.cold_settings(settings) if cold else settings,
             "onnx": device.onnx.to_dict(),
             "tflite": device.tflite.to_dict(),
             "require_accelerator": (device.require_accelerator or self.request.require_accelerator),
@@ -255,13 +267,12 @@ class Runner:
         if not pending:
             return
         rounds = int(self.request.settings.get("rounds") or 1)
+        total = rounds + coldstart.extra(self.request.settings)  # then the cold starts
         measured: Dict[str, List[Record]] = {a.name: [] for a in pending}
         try:
             transport.deploy(self.agent_zip)
-            eval_staged = None
-            if self.request.eval_path is not None:
-                eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
-            for number in range(1, rounds + 1):
+            inputs = self._stage_inputs(transport)
+            for number in range(1, total + 1):
                 for artifact in pending[:: 1 if number % 2 else -1]:
                     if self._cancel.is_set():
                         return
@@ -269,15 +280,17 @@ class Runner:
                         device.name,
                         artifact.name,
                         "start",
-                        {"round": number, "rounds": rounds} if rounds > 1 else None,
+                        coldstart.progress_label(number, rounds, total),
                     )
-                    record, eval_staged = self._round(transport, device, artifact, eval_staged)
+                    record, inputs = self._round(
+                        transport, device, artifact, inputs, number > rounds
+                    )
                     if record.reason == "interrupted":
                         return
                     measured[artifact.name].append(record)
-                    if number == rounds:
+                    if number == total:
                         pending.remove(artifact)
-                        self._store(merge(measured[artifact.name]))
+                        self._store(self._merged(measured[artifact.name], rounds))
         except Fault as fault:
             failure: Optional[Tuple[str, str]] = (fault.reason, fault.message)
         except Exception as exc:  # a fault of ours or of this host: a record, not a dead thread
@@ -290,25 +303,41 @@ class Runner:
             for artifact in pending:  # the device failed: each missing round says why
                 lost = error_record(device.name, artifact.identity(), *failure)
                 done = measured[artifact.name]
-                self._store(merge(done + [lost] * (rounds - len(done))))
+                self._store(self._merged(done + [lost] * (total - len(done)), rounds))
+
+    def _merged(self, records: List[Record], rounds: int) -> Record:
+        """One record of an artifact's processes: the rounds merged, the cold starts of all
+        when more than one was asked for."""
+        record = merge(records[:rounds])
+        if int(self.request.settings.get("cold_starts") or 1) > 1:
+            record = coldstart.attach(record, records[:rounds], records[rounds:])
+        return record
+
+    def _stage_inputs(self, transport: Transport) -> Inputs:
+        """The eval set's path and the pipeline's job section on the board."""
+        return {
+            "eval": transport.stage(self.request.eval_path, self._eval_sha256)
+            if self.request.eval_path is not None
+            else None,
+            "pipeline": self._pipeline.stage(transport) if self._pipeline else None,
+        }
 
     def _round(
-        self, transport: Transport, device: Device, artifact: Artifact, eval_staged: Optional[str]
-    ) -> Tuple[Record, Optional[str]]:
-        """One agent process on ``artifact``, and the eval set's staged path (restaged when
-        the board's copy changed)."""
+        self, transport: Transport, device: Device, artifact: Artifact, inputs: Inputs, cold: bool
+    ) -> Tuple[Record, Inputs]:
+        """One agent process on ``artifact``, and the inputs as staged (restaged when the
+        board's copy changed)."""
         try:
-            record = self._measure(transport, device, artifact, eval_staged)
+            record = self._measure(transport, device, artifact, inputs, cold)
             if record.reason == "transfer-failed":  # changed on the board since it
                 transport.deploy(self.agent_zip)  # was checked: send what differs,
-                if self.request.eval_path is not None:  # once more
-                    eval_staged = transport.stage(self.request.eval_path, self._eval_sha256)
-                record = self._measure(transport, device, artifact, eval_staged)
+                inputs = self._stage_inputs(transport)  # once more
+                record = self._measure(transport, device, artifact, inputs, cold)
         except Fault as fault:
             if fault.reason not in FILE_FAULTS:
                 raise
             record = error_record(device.name, artifact.identity(), fault.reason, fault.message)
-        return record, eval_staged
+        return record, inputs
 
     def _worker(self, device: Device, done: threading.Event) -> None:
         try:
@@ -317,7 +346,7 @@ class Runner:
             done.set()
 
     def _measure(
-        self, transport: Transport, device: Device, artifact: Artifact, eval_staged: Optional[str]
+        self, transport: Transport, device: Device, artifact: Artifact, inputs: Inputs, cold: bool
     ) -> Record:
         """Stage one artifact (the board checks what it has) and run the agent on it."""
         if artifact.stored:
@@ -332,7 +361,7 @@ class Runner:
             )
         outcome = transport.run_agent(
             "run",
-            self._job(device, artifact, staged, eval_staged),
+            self._job(device, artifact, staged, inputs, cold),
             device.timeout_s,
             lambda line: self._stderr(device.name, artifact.name, line),
         )
