@@ -162,7 +162,7 @@ def test_a_tampered_code_file_is_refused_and_never_run(tmp_path):
             "def preprocess(x):\n    raise ValueError('bad pixel')\n",
             "prep.py:preprocess raised on sample 0: ValueError: bad pixel",
         ),
-        ("import torch\n" + GOOD, "prep.py failed to load: ModuleNotFoundError"),
+        ("import a_module_no_board_has\n" + GOOD, "prep.py failed to load: ModuleNotFoundError"),
         ("def other(x):\n    return x\n", "prep.py: no function 'preprocess'"),
     ],
 )
