@@ -1,4 +1,5 @@
-"""Structured pruning of a PyTorch model (``structured-N``), exported to ONNX.
+"""Structured pruning of a PyTorch model (``structured-N``), exported as its fp32 model is
+(ONNX, or TFLite with litert-torch).
 
 N % of the output channels of each prunable Conv/Linear layer are removed -- the ones with the
 smallest L1 norm -- with torch-pruning's dependency graph, which keeps the layers that
@@ -6,8 +7,8 @@ consume or add up those channels consistent (residual adds, concatenations, Batc
 depthwise convolutions).  Layers that produce the model's outputs keep their channels.  The
 smaller model really is smaller and faster, unlike ``prune-N``'s zeros.  Removing channels
 shifts the activations, so BatchNorm running statistics are re-estimated on the calibration
-set; an optional fine-tune hook (model in, model out) then recovers accuracy.  The ONNX
-recipes (``structured-50+int8-static``) run on the export.
+set; an optional fine-tune hook (model in, model out) then recovers accuracy.  The export's
+format's recipes (``structured-50+int8-static``) run on the export.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def _from_recipe(recipe: Mapping[str, Any]) -> torch_intake.TorchModel:
         tuple((k, tuple(v)) for k, v in model["input_shapes"].items()),
         Path(model["weights"]) if model["weights"] else None,
         recipe["finetune"]["entry"] if recipe["finetune"] else None,
+        model.get("format", "onnx"),
     )
 
 
