@@ -4,6 +4,7 @@ digits example.  Tests that build need torch and torch-pruning (``pip install
 'edgebench[torch]'``) and skip without them; spelling and plan checks run everywhere."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -120,6 +121,13 @@ def test_structured_pruning_removes_channels_across_adds_and_concatenations(
 
     again = build_torch_variants(spec(net), variants, tmp_path, options)[2]
     assert [o.status for o in again] == ["cached", "cached"]
+    exported = (tmp_path / "net.json").read_text()
+    moved = tmp_path / "moved"  # the cache keys hold content hashes, not paths
+    shutil.copytree(net, moved)
+    options = Options(calib=moved / "calib.npz")
+    again = build_torch_variants(spec(moved), variants, tmp_path, options)[2]
+    assert [o.status for o in again] == ["cached", "cached"]
+    assert (tmp_path / "net.json").read_text() == exported  # the export was not rebuilt
     (net / "net.py").write_text(NET + "\n# changed\n")  # the source is in the cache key
     try:
         changed = build_torch_variants(spec(net), variants[:1], tmp_path, options)[2]

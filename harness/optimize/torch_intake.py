@@ -236,12 +236,19 @@ def _export_tflite(model: Any, spec: TorchModel, target: Path) -> None:
         ) from None
 
 
+def portable(entry: str) -> str:
+    """An entry point without its folder (``file.py:build``): cache keys hold the source's
+    hash, not where it lies, so a moved or fresh clone finds its builds."""
+    where, func = entry.rsplit(":", 1)
+    return "%s:%s" % (Path(where).name, func) if where.endswith(".py") else entry
+
+
 def describe(spec: TorchModel) -> Dict[str, Any]:
-    """What identifies the model: entry, hashes of source and weights, input shapes."""
+    """What identifies the model, by content: entry, hashes of source and weights, input
+    shapes."""
     return {
-        "entry": spec.entry,
+        "entry": portable(spec.entry),
         "source_sha256": sha256_file(source_file(spec.entry)),
-        "weights": str(spec.weights) if spec.weights else None,
         "weights_sha256": sha256_file(spec.weights) if spec.weights else None,
         "input_shapes": {name: list(dims) for name, dims in spec.input_shapes},
     }

@@ -451,7 +451,9 @@ class Builder:
         if step.kind == "structured":
             import importlib
 
-            return importlib.import_module(".recipes_torch", __package__)
+            return importlib.import_module(".recipes_torch", __package__).Structured(
+                self.options.torch
+            )
         return self.recipes
 
     def _recipe(self, step: Step) -> Dict[str, Any]:
