@@ -244,9 +244,10 @@ def _torch_model(args: argparse.Namespace) -> Any:
     from .optimize.torch_intake import is_entry, torch_model
 
     if Path(args.model).is_file() or not is_entry(args.model):
-        if args.weights or args.finetune:
+        if args.weights or args.finetune or args.export:
             raise ValueError(
-                "--weights and --finetune go with a PyTorch model (MODEL as file.py:build)"
+                "--weights, --finetune and --export go with a PyTorch model (MODEL as "
+                "file.py:build)"
             )
         return None
     return torch_model(
@@ -254,6 +255,7 @@ def _torch_model(args: argparse.Namespace) -> Any:
         parse_input_shapes(args.input_shape),
         Path(args.weights) if args.weights else None,
         args.finetune,
+        export=args.export or "onnx",
     )
 
 
@@ -637,6 +639,12 @@ def parser() -> argparse.ArgumentParser:
         "--finetune",
         metavar="ENTRY",
         help="PyTorch model: file.py:function run after structured-N (model in, model out)",
+    )
+    opt.add_argument(
+        "--export",
+        choices=("onnx", "tflite"),
+        help="PyTorch model: the format it is exported to and its variants are built in "
+        "(default onnx; tflite needs edgebench[litert-torch])",
     )
     opt.add_argument(
         "--input-shape",

@@ -38,6 +38,7 @@ from .optimize.variants import (
     CALIB_METHODS,
     DEFAULT_VARIANTS,
     PRUNE_SCOPES,
+    STRUCTURED_DEFAULTS,
     BuildError,
     Options,
     Watch,
@@ -186,10 +187,15 @@ def _variants(check: Checker, value: Any, key: str) -> Tuple[str, ...]:
 def _torch_model(
     check: Checker, item: Mapping[str, Any], key: str, base: Path, shapes: Mapping[str, Any]
 ) -> Any:
-    """A ``{torch: file.py:build, weights:, finetune:, input_shapes:}`` entry."""
-    from .optimize.torch_intake import torch_model
+    """A ``{torch: file.py:build, weights:, finetune:, input_shapes:, export:}`` entry."""
+    from .optimize.torch_intake import EXPORTS, torch_model
 
-    check.keys(item, key, ("torch", "weights", "finetune", "input_shapes", "variants"), ("torch",))
+    check.keys(
+        item,
+        key,
+        ("torch", "weights", "finetune", "input_shapes", "export", "variants"),
+        ("torch",),
+    )
     try:
         return torch_model(
             check.string(item["torch"], key + ".torch"),
@@ -199,6 +205,7 @@ def _torch_model(
             Path(check.string(item["weights"], key + ".weights")) if "weights" in item else None,
             check.string(item["finetune"], key + ".finetune") if "finetune" in item else None,
             base,
+            check.choice(item["export"], key + ".export", EXPORTS) if "export" in item else "onnx",
         )
     except ValueError as exc:
         raise check.error(key, str(exc)) from None
@@ -220,7 +227,7 @@ def _models(
         torch = None
         if isinstance(item, Mapping) and "torch" in item:
             torch = _torch_model(check, item, key, base, shapes)
-            model = Path(torch.name + ".onnx")
+            model = Path("%s.%s" % (torch.name, torch.format))
             own = (
                 _variants(check, item["variants"], key + ".variants")
                 if "variants" in item
@@ -250,7 +257,10 @@ def _models(
         models.append(
             PlanModel(
                 model,
-                chosen if chosen is not None else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]],
+                chosen
+                if chosen is not None
+                else DEFAULT_VARIANTS[FORMATS[model.suffix.lower()]]
+                + (STRUCTURED_DEFAULTS if torch else ()),
                 torch,
             )
         )

@@ -4,6 +4,9 @@ digits example.  Tests that build need torch and torch-pruning (``pip install
 'edgebench[torch]'``) and skip without them; spelling and plan checks run everywhere."""
 
 import json
+import shutil
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -84,10 +87,10 @@ def net(tmp_path_factory):
     return folder
 
 
-def spec(folder, finetune=None, entry="net.py:build"):
+def spec(folder, finetune=None, entry="net.py:build", export="onnx"):
     from edgebench.harness.optimize.torch_intake import torch_model
 
-    return torch_model(entry, {"x": [1, 3, 12, 12]}, None, finetune, folder)
+    return torch_model(entry, {"x": [1, 3, 12, 12]}, None, finetune, folder, export)
 
 
 def run(session_path, x):
@@ -118,6 +121,13 @@ def test_structured_pruning_removes_channels_across_adds_and_concatenations(
 
     again = build_torch_variants(spec(net), variants, tmp_path, options)[2]
     assert [o.status for o in again] == ["cached", "cached"]
+    exported = (tmp_path / "net.json").read_text()
+    moved = tmp_path / "moved"  # the cache keys hold content hashes, not paths
+    shutil.copytree(net, moved)
+    options = Options(calib=moved / "calib.npz")
+    again = build_torch_variants(spec(moved), variants, tmp_path, options)[2]
+    assert [o.status for o in again] == ["cached", "cached"]
+    assert (tmp_path / "net.json").read_text() == exported  # the export was not rebuilt
     (net / "net.py").write_text(NET + "\n# changed\n")  # the source is in the cache key
     try:
         changed = build_torch_variants(spec(net), variants[:1], tmp_path, options)[2]
@@ -221,3 +231,91 @@ def test_plans_name_pytorch_models(tmp_path):
         with pytest.raises(ConfigError, match=message):
             parse_plan(textwrap.dedent("models:\n  - %s\n" % body), source)
     assert json.dumps(plan.describe())  # run.json keeps it
+
+
+def test_default_variants_of_a_pytorch_model_include_structured_pruning(tmp_path):
+    (tmp_path / "net.py").write_text(NET)
+    plan = parse_plan(
+        "models:\n  - {torch: net.py:build, input_shapes: {x: [1, 3, 12, 12]}}\n",
+        tmp_path / "plan.yaml",
+    )
+    assert plan.models[0].variants == (
+        "fp16",
+        "int8-dynamic",
+        "int8-static",
+        "prune-50",
+        "prune-50+int8-static",
+        "structured-50",
+        "structured-50+int8-static",
+    )
+    plain = parse_plan("models: [%s]\n" % (EXAMPLES / "digits.onnx"), tmp_path / "plan.yaml")
+    assert not any(v.startswith("structured") for v in plain.models[0].variants)
+
+
+def test_default_variants_are_built_for_a_pytorch_model(torch_available, net, tmp_path):
+    from edgebench.harness.optimize.torch_intake import build_torch_variants
+
+    options = Options(calib=net / "calib.npz")
+    outcomes = build_torch_variants(spec(net), None, tmp_path, options)[2]
+    assert [o.variant for o in outcomes][-2:] == ["structured-50", "structured-50+int8-static"]
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes if not o.ok]
+
+
+LITERT_REASON = "needs litert-torch: pip install 'edgebench[litert-torch]'"
+
+
+def test_tflite_export_of_a_pruned_pytorch_model(torch_available, net, tmp_path):
+    pytest.importorskip("litert_torch", reason=LITERT_REASON)
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgebench.harness.optimize.torch_intake import build_torch_variants, load_model
+
+    tflite = spec(net, export="tflite")
+    variants = ["structured-50", "structured-50+int8-static"]
+    options = Options(calib=net / "calib.npz")
+    model, parent, outcomes = build_torch_variants(tflite, variants, tmp_path, options)
+    assert model == tmp_path / "net.tflite"
+    assert json.loads((tmp_path / "net.json").read_text())["recipe"][0]["tool"] == "litert-torch"
+    assert [(o.variant, o.status, o.path.suffix) for o in outcomes] == [
+        ("structured-50", "built", ".tflite"),
+        ("structured-50+int8-static", "built", ".tflite"),
+    ]
+    assert outcomes[0].manifest["parameters"] < 0.5 * parent["parameters"]
+    assert "int8" in outcomes[1].manifest["census"]["changed"]["tensors"]
+
+    x = np.random.default_rng(3).random((1, 3, 12, 12), dtype=np.float32)
+    interpreter = Interpreter(model_path=str(model))
+    runner = interpreter.get_signature_runner()
+    got = runner(x=x)
+    with torch.no_grad():
+        want = load_model(tflite)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(next(iter(got.values())), want, rtol=1e-4, atol=1e-4)
+
+    again = build_torch_variants(tflite, variants, tmp_path, options)[2]
+    assert [o.status for o in again] == ["cached", "cached"]
+
+
+def test_tflite_export_without_litert_torch_is_a_one_line_error(net, tmp_path):
+    """litert-torch made unimportable (as when the extra is not installed)."""
+    code = (
+        "import runpy, sys; sys.modules['litert_torch'] = None; "
+        "sys.argv = ['edgebench'] + sys.argv[1:]; "
+        "runpy.run_module('edgebench.harness', run_name='__main__')"
+    )
+    args = ["optimize", "net.py:build", "--input-shape", "x:1,3,12,12", "--export", "tflite"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--out", str(tmp_path)],
+        cwd=str(net),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "edgebench: error: TFLite export of a PyTorch model needs litert-torch: pip install "
+        "'edgebench[litert-torch]'"
+    ]
+    body = "models:\n  - {torch: net.py:build, input_shapes: {x: [1]}, export: tflite}\n"
+    with pytest.raises(ConfigError, match="export: expected one of onnx, tflite"):
+        parse_plan(body.replace("tflite}", "keras}"), net / "plan.yaml")

@@ -1,4 +1,5 @@
-"""Structured pruning of a PyTorch model (``structured-N``), exported to ONNX.
+"""Structured pruning of a PyTorch model (``structured-N``), exported as its fp32 model is
+(ONNX, or TFLite with litert-torch).
 
 N % of the output channels of each prunable Conv/Linear layer are removed -- the ones with the
 smallest L1 norm -- with torch-pruning's dependency graph, which keeps the layers that
@@ -6,8 +7,8 @@ consume or add up those channels consistent (residual adds, concatenations, Batc
 depthwise convolutions).  Layers that produce the model's outputs keep their channels.  The
 smaller model really is smaller and faster, unlike ``prune-N``'s zeros.  Removing channels
 shifts the activations, so BatchNorm running statistics are re-estimated on the calibration
-set; an optional fine-tune hook (model in, model out) then recovers accuracy.  The ONNX
-recipes (``structured-50+int8-static``) run on the export.
+set; an optional fine-tune hook (model in, model out) then recovers accuracy.  The export's
+format's recipes (``structured-50+int8-static``) run on the export.
 """
 
 from __future__ import annotations
@@ -21,43 +22,81 @@ from . import torch_intake
 from .variants import BuildError, Options, Step, calibration_batches, one_line
 
 
-def _spec(options: Options) -> torch_intake.TorchModel:
-    if options.torch is None:
-        raise BuildError(
-            "structured pruning removes channels from a PyTorch model: give the model as "
-            "%s (with its weights and input shapes), not as an exported file"
-            % torch_intake.ENTRY_HELP
-        )
-    return options.torch  # type: ignore[no-any-return]
+class Structured:
+    """structured-N of one PyTorch model, used as a format's recipes are (settings, apply,
+    tools).  The recipe names the model, the weights and the fine-tune hook by their content
+    hashes, not their paths, so a moved or fresh clone finds its builds; the paths are here."""
 
+    def __init__(self, spec: Optional[torch_intake.TorchModel]) -> None:
+        if spec is None:
+            raise BuildError(
+                "structured pruning removes channels from a PyTorch model: give the model as "
+                "%s (with its weights and input shapes), not as an exported file"
+                % torch_intake.ENTRY_HELP
+            )
+        self.spec = spec
 
-def _from_recipe(recipe: Mapping[str, Any]) -> torch_intake.TorchModel:
-    """The model a recipe names (it holds everything needed, so it is the whole cache key)."""
-    model = recipe["model"]
-    return torch_intake.TorchModel(
-        model["entry"],
-        tuple((k, tuple(v)) for k, v in model["input_shapes"].items()),
-        Path(model["weights"]) if model["weights"] else None,
-        recipe["finetune"]["entry"] if recipe["finetune"] else None,
-    )
+    def settings(self, step: Step, options: Options) -> Dict[str, Any]:
+        finetune = self.spec.finetune
+        return {
+            "tool": "torch-pruning",
+            "channels_removed": step.sparsity,
+            "importance": "L1 magnitude, per layer",
+            "kept": "layers producing the model's outputs",
+            "batchnorm": "statistics re-estimated on the calibration set (if the model has any)",
+            "finetune": (
+                {
+                    "entry": torch_intake.portable(finetune),
+                    "sha256": sha256_file(torch_intake.source_file(finetune)),
+                }
+                if finetune
+                else None
+            ),
+            "model": torch_intake.export_step(self.spec),
+        }
 
+    def apply(
+        self,
+        source: Path,
+        target: Path,
+        step: Step,
+        recipe: Mapping[str, Any],
+        calib: Optional[Any],
+        progress: Callable[..., None],
+    ) -> Dict[str, Any]:
+        """Prune the PyTorch model (``source`` is its fp32 export, unused), re-estimate
+        BatchNorm, fine-tune, export ``target``; returns the parameter counts before and
+        after."""
+        spec = self.spec
+        model = torch_intake.load_model(spec)
+        before = _parameters(model)
+        progress("pruning channels")
+        _prune(model, spec, float(step.sparsity or 0))
+        if _batchnorms(model):
+            if calib is None:
+                raise BuildError(
+                    "%s has BatchNorm layers, whose statistics are re-estimated after pruning: "
+                    "give a calibration set (--calib FILE.npz, or 'calibration:' in a plan)"
+                    % spec.entry
+                )
+            _recalibrate(model, spec, calib, progress)
+        if spec.finetune:
+            progress("fine-tuning")
+            model = _finetune(model, spec.finetune)
+        after = _parameters(model)
+        progress("exporting")
+        torch_intake.export(model, spec, target)
+        return {
+            "torch_parameters": {
+                "before": before,
+                "after": after,
+                "removed": round(1 - after / before, 4) if before else 0.0,
+            }
+        }
 
-def settings(step: Step, options: Options) -> Dict[str, Any]:
-    spec = _spec(options)
-    finetune = spec.finetune
-    return {
-        "tool": "torch-pruning",
-        "channels_removed": step.sparsity,
-        "importance": "L1 magnitude, per layer",
-        "kept": "layers producing the model's outputs",
-        "batchnorm": "statistics re-estimated on the calibration set (if the model has any)",
-        "finetune": (
-            {"entry": finetune, "sha256": sha256_file(torch_intake.source_file(finetune))}
-            if finetune
-            else None
-        ),
-        "model": torch_intake.export_step(spec),
-    }
+    @staticmethod
+    def tools() -> Dict[str, str]:
+        return dict(torch_intake.tools(), **{"torch-pruning": _torch_pruning().__version__})
 
 
 def _torch_pruning() -> Any:
@@ -68,48 +107,6 @@ def _torch_pruning() -> Any:
             "structured pruning needs torch-pruning: pip install 'edgebench[torch]'"
         ) from None
     return torch_pruning
-
-
-def tools() -> Dict[str, str]:
-    return dict(torch_intake.tools(), **{"torch-pruning": _torch_pruning().__version__})
-
-
-def apply(
-    source: Path,
-    target: Path,
-    step: Step,
-    recipe: Mapping[str, Any],
-    calib: Optional[Any],
-    progress: Callable[..., None],
-) -> Dict[str, Any]:
-    """Prune the recipe's PyTorch model (``source`` is its fp32 export, unused), re-estimate
-    BatchNorm, fine-tune, export ``target``; returns the parameter counts before and after."""
-    spec = _from_recipe(recipe)
-    model = torch_intake.load_model(spec)
-    before = _parameters(model)
-    progress("pruning channels")
-    _prune(model, spec, float(step.sparsity or 0))
-    if _batchnorms(model):
-        if calib is None:
-            raise BuildError(
-                "%s has BatchNorm layers, whose statistics are re-estimated after pruning: "
-                "give a calibration set (--calib FILE.npz, or 'calibration:' in a plan)"
-                % spec.entry
-            )
-        _recalibrate(model, spec, calib, progress)
-    if spec.finetune:
-        progress("fine-tuning")
-        model = _finetune(model, spec.finetune)
-    after = _parameters(model)
-    progress("exporting")
-    torch_intake.export(model, spec, target)
-    return {
-        "torch_parameters": {
-            "before": before,
-            "after": after,
-            "removed": round(1 - after / before, 4) if before else 0.0,
-        }
-    }
 
 
 def _parameters(model: Any) -> int:

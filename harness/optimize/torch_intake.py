@@ -1,12 +1,14 @@
 """PyTorch intake: a model given as a Python entry point (``path/to/file.py:build`` or
 ``package.module:build``, a callable returning an ``nn.Module``), an optional weights file (a
-state_dict) and example input shapes, exported to ONNX as a cached build step.
+state_dict) and example input shapes, exported to ONNX (or, with litert-torch, to TFLite) as a
+cached build step.
 
-The export ``NAME.onnx`` (NAME: the source file's or module's last name) goes into the
-variants folder with ``NAME.json``, whose recipe holds the hashes of the source, the weights
-and the settings; a manifest with the same recipe and a file with the recorded hash is reused.
-The export is then the parent of every variant, as an ``.onnx`` file given directly would be.
-torch is imported only here and in ``recipes_torch`` (``pip install 'edgebench[torch]'``).
+The export ``NAME.onnx`` or ``NAME.tflite`` (NAME: the source file's or module's last name)
+goes into the variants folder with ``NAME.json``, whose recipe holds the hashes of the source,
+the weights and the settings; a manifest with the same recipe and a file with the recorded
+hash is reused.  The export is then the parent of every variant, as a model file given
+directly would be.  torch is imported only here and in ``recipes_torch`` (``pip install
+'edgebench[torch]'``), litert-torch only here (``pip install 'edgebench[litert-torch]'``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from edgebench.agent.verify import sha256_file
 from ..clock import utc_now
 from ..store import atomic_write, writable_dir
 from .variants import (
+    DEFAULT_VARIANTS,
     MANIFEST_VERSION,
+    STRUCTURED_DEFAULTS,
     BuildError,
     Options,
     Outcome,
@@ -42,6 +46,10 @@ from .variants import (
 )
 
 OPSET = 17
+EXPORTS = ("onnx", "tflite")
+LITERT_TORCH = (
+    "TFLite export of a PyTorch model needs litert-torch: pip install 'edgebench[litert-torch]'"
+)
 ENTRY_HELP = "path/to/file.py:function or package.module:function"
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -52,6 +60,7 @@ class TorchModel:
     input_shapes: Tuple[Tuple[str, Tuple[int, ...]], ...]  # in the forward's argument order
     weights: Optional[Path] = None  # a state_dict saved with torch.save
     finetune: Optional[str] = None  # an entry point: model in, model out
+    format: str = "onnx"  # what it is exported to: one of EXPORTS
 
     @property
     def name(self) -> str:
@@ -167,8 +176,16 @@ def example_inputs(spec: TorchModel) -> Tuple[Any, ...]:
 
 
 def export(model: Any, spec: TorchModel, target: Path) -> None:
-    """``model`` to ONNX at ``target`` with the TorchScript exporter (a plain, small graph);
-    inputs keep the names given with their shapes."""
+    """``model`` to ``target`` in the spec's format."""
+    if spec.format == "tflite":
+        _export_tflite(model, spec, target)
+    else:
+        _export_onnx(model, spec, target)
+
+
+def _export_onnx(model: Any, spec: TorchModel, target: Path) -> None:
+    """ONNX with the TorchScript exporter (a plain, small graph); inputs keep the names given
+    with their shapes."""
     import warnings
 
     torch = _torch()
@@ -190,22 +207,70 @@ def export(model: Any, spec: TorchModel, target: Path) -> None:
         ) from None
 
 
+def _export_tflite(model: Any, spec: TorchModel, target: Path) -> None:
+    """TFLite with litert-torch (torch.export, then LiteRT's converter); the inputs keep the
+    PyTorch layout (NCHW) and, as keyword arguments, the names given with their shapes: the
+    ``serving_default`` signature's inputs are those names, its tensors
+    ``serving_default_NAME``."""
+    try:
+        import litert_torch
+    except ImportError:
+        raise BuildError(LITERT_TORCH) from None
+    torch = _torch()
+    names = [name for name, _ in spec.input_shapes]
+
+    class Named(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model.eval()
+
+        def forward(self, **inputs: Any) -> Any:
+            return self.inner(*[inputs[name] for name in names])
+
+    try:
+        kwargs = dict(zip(names, example_inputs(spec)))
+        litert_torch.convert(Named().eval(), (), kwargs).export(str(target))
+    except Exception as exc:
+        raise BuildError(
+            "%s: TFLite export with litert-torch failed (%s)" % (spec.entry, one_line(exc)[:300])
+        ) from None
+
+
+def portable(entry: str) -> str:
+    """An entry point without its folder (``file.py:build``): cache keys hold the source's
+    hash, not where it lies, so a moved or fresh clone finds its builds."""
+    where, func = entry.rsplit(":", 1)
+    return "%s:%s" % (Path(where).name, func) if where.endswith(".py") else entry
+
+
 def describe(spec: TorchModel) -> Dict[str, Any]:
-    """What identifies the model: entry, hashes of source and weights, input shapes."""
+    """What identifies the model, by content: entry, hashes of source and weights, input
+    shapes."""
     return {
-        "entry": spec.entry,
+        "entry": portable(spec.entry),
         "source_sha256": sha256_file(source_file(spec.entry)),
-        "weights": str(spec.weights) if spec.weights else None,
         "weights_sha256": sha256_file(spec.weights) if spec.weights else None,
         "input_shapes": {name: list(dims) for name, dims in spec.input_shapes},
     }
 
 
 def tools() -> Dict[str, str]:
-    return {"torch": _torch().__version__}
+    """torch's version, and litert-torch's where it is installed."""
+    import importlib.metadata
+
+    found = {"torch": _torch().__version__}
+    try:
+        found["litert-torch"] = importlib.metadata.version("litert-torch")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return found
 
 
 def export_step(spec: TorchModel) -> Dict[str, Any]:
+    if spec.format == "tflite":
+        return dict(
+            {"step": "export", "tool": "litert-torch", "format": "tflite"}, **describe(spec)
+        )
     return dict({"step": "export", "tool": "torch.onnx.export", "opset": OPSET}, **describe(spec))
 
 
@@ -214,7 +279,7 @@ def exported(spec: TorchModel, out_dir: Path, progress: Callable[[str], None]) -
     if spec.weights is not None:
         need_file(spec.weights, "weights file")
     writable_dir(out_dir)
-    target = out_dir / (spec.name + ".onnx")
+    target = out_dir / ("%s.%s" % (spec.name, spec.format))
     manifest_path = out_dir / (spec.name + ".json")
     recipe = [export_step(spec)]
     try:
@@ -237,7 +302,7 @@ def exported(spec: TorchModel, out_dir: Path, progress: Callable[[str], None]) -
     manifest = {
         "schema_version": MANIFEST_VERSION,
         "variant": "export",
-        "format": "onnx",
+        "format": spec.format,
         "recipe": recipe,
         "file": target.name,
         "sha256": sha256_file(target),
@@ -256,9 +321,17 @@ def torch_model(
     weights: Optional[Path] = None,
     finetune: Optional[str] = None,
     base: Path = Path("."),
+    export: str = "onnx",
 ) -> TorchModel:
     """A checked :class:`TorchModel`; ValueError (one line) for what can be told before
-    building: the entry points' spelling and files, the weights file, the input shapes."""
+    building: the entry points' spelling and files, the weights file, the input shapes, the
+    export format and its exporter."""
+    if export not in EXPORTS:
+        raise ValueError(
+            "cannot export a PyTorch model to %r (expected %s)" % (export, " or ".join(EXPORTS))
+        )
+    if export == "tflite" and importlib.util.find_spec("litert_torch") is None:
+        raise ValueError(LITERT_TORCH)
     if not input_shapes:
         raise ValueError(
             "a PyTorch model needs example input shapes (--input-shape NAME:DIMS, or "
@@ -273,6 +346,7 @@ def torch_model(
         tuple((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()),
         weights,
         parse_entry(finetune, base) if finetune else None,
+        export,
     )
 
 
@@ -284,9 +358,16 @@ def build_torch_variants(
     watch: Optional[Watch] = None,
 ) -> Tuple[Path, Dict[str, Any], List[Outcome]]:
     """:func:`build_variants` for a PyTorch model: its fp32 export (built or cached), the
-    export's description and one outcome per variant."""
+    export's description and one outcome per variant (default: the export format's set and
+    structured pruning)."""
     watch = watch or Watch()
-    model = exported(spec, out_dir, functools.partial(watch.phase, spec.name + ".onnx"))
+    if spec.format == "tflite":  # fixed at the given dims, and LiteRT names the tensors
+        options = dataclasses.replace(options, input_shapes={})
+    if variants is None:
+        variants = DEFAULT_VARIANTS[spec.format] + STRUCTURED_DEFAULTS
+    model = exported(
+        spec, out_dir, functools.partial(watch.phase, "%s.%s" % (spec.name, spec.format))
+    )
     parent, outcomes = build_variants(
         model, variants, out_dir, dataclasses.replace(options, torch=spec), watch
     )

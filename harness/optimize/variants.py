@@ -41,6 +41,8 @@ DEFAULT_VARIANTS = {
     "onnx": ("fp16", "int8-dynamic", "int8-static", "prune-50", "prune-50+int8-static"),
     "tflite": ("fp16", "int8-dynamic", "int8-static"),
 }
+# added for a PyTorch model (its export's format's set, then these): structured pruning
+STRUCTURED_DEFAULTS = ("structured-50", "structured-50+int8-static")
 PRUNE_NOTE = (
     "zeroed weights shrink only the compressed (gzip) size: the file keeps every "
     "weight and dense kernels do the same work, so pruning alone is not faster"
@@ -449,7 +451,9 @@ class Builder:
         if step.kind == "structured":
             import importlib
 
-            return importlib.import_module(".recipes_torch", __package__)
+            return importlib.import_module(".recipes_torch", __package__).Structured(
+                self.options.torch
+            )
         return self.recipes
 
     def _recipe(self, step: Step) -> Dict[str, Any]:
