@@ -44,6 +44,8 @@ test: $(VENV)/.installed-test
 
 # tests/test_torch.py skips without torch (kept out of `test`: an unpinned torch is a
 # multi-GB CUDA build on many machines); this installs the torch extra first.
+# torch pinned first: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 test-torch: $(VENV)/.installed-test
+	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e '.[torch]'
 	$(VPY) -m pytest -q tests/test_torch.py
