@@ -10,11 +10,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 PROTOCOL_VERSION = 1
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+# require_accelerator's third value: the accelerator must run every node, not only some
+FULL_PLACEMENT = "full"
+
+
+def stronger_demand(*demands: Union[bool, str]) -> Union[bool, str]:
+    """The strictest of several require_accelerator values (a device's and a plan's)."""
+    return FULL_PLACEMENT if FULL_PLACEMENT in demands else any(demands)
 
 
 class JobError(ValueError):
@@ -35,6 +42,8 @@ class Settings:
     target_precision: Optional[float] = None
     # fresh agent processes per artifact; the harness runs them, the agent runs one
     rounds: int = 1
+    # a per-operator profile in a separate pass after the timed window (agent/profile.py)
+    profile_ops: bool = False
 
     memory_interval_ms: float = 50.0
     seed: int = 0
@@ -56,7 +65,7 @@ class Job:
     # validity (see agent/board/validity.py): fail rather than measure the CPU in its place; wait
     # below cooldown["max_temp_c"] (at most cooldown["timeout_s"]) before the artifact;
     # flag the record when the timed window reaches throttle_temp_c
-    require_accelerator: bool = False
+    require_accelerator: Union[bool, str] = False  # or "full": every node on it
     cooldown: Optional[Mapping[str, float]] = None
     throttle_temp_c: Optional[float] = None
     # one benchmark at a time per board (agent/lease.py): {workdir, owner, timeout_s}
@@ -77,6 +86,7 @@ _SETTING_TYPES = {
     "max_iterations": int,
     "target_precision": float,
     "rounds": int,
+    "profile_ops": bool,
     "memory_interval_ms": float,
     "seed": int,
 }
@@ -115,6 +125,10 @@ def parse_settings(
         )
     for key, value in raw.items():
         if value is None and key in ("threads", "target_precision"):  # not set
+            continue
+        if _SETTING_TYPES[key] is bool:
+            if not isinstance(value, bool):
+                raise JobError("%s: expected true or false, got %r" % (label(key), value))
             continue
         integer = _SETTING_TYPES[key] is int
         if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
@@ -236,9 +250,10 @@ def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
 
     out: Dict[str, Any] = {}
     if doc.get("require_accelerator") is not None:
-        if not isinstance(doc["require_accelerator"], bool):
-            raise JobError("require_accelerator must be true or false")
-        out["require_accelerator"] = doc["require_accelerator"]
+        value = doc["require_accelerator"]
+        if not (isinstance(value, bool) or value == FULL_PLACEMENT):
+            raise JobError("require_accelerator must be true, false or %r" % FULL_PLACEMENT)
+        out["require_accelerator"] = value
     cooldown = doc.get("cooldown")
     if cooldown is not None:
         if not isinstance(cooldown, Mapping) or "max_temp_c" not in cooldown:

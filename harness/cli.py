@@ -129,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "max_iterations",
             "target_precision",
             "rounds",
+            "profile_ops",
         )
         if getattr(args, k) is not None
     }
@@ -155,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_path=eval_path,
         input_shapes=input_shapes,
         settings=settings,
-        require_accelerator=bool(plan and plan.require_accelerator),
+        require_accelerator=plan.require_accelerator if plan else False,
     )
     store = RunStore.create(args.out)
     store.write_meta(
@@ -522,6 +523,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="F",
         help="also measure until the p50's 95%% interval is within ±F of it (0.01: ±1%%), "
         "capped by --max-seconds",
+    )
+    run.add_argument(
+        "--profile-ops",
+        action="store_const",
+        const=True,
+        help="after the timed window, profile each operator in a separate pass "
+        "(ONNX Runtime's profiler; TFLite: an estimate from single-op models)",
     )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")
