@@ -5,7 +5,9 @@ numbers never carry the profiler's cost.
 ``record.profile`` holds one row per node (``name``, ``op_type``, ``provider``, ``mean_ms``
 and ``p50_ms`` per call, ``calls`` per run, ``share`` of the per-op total), how it was
 measured (``method``; ``estimate`` when the runtime has no profiler and the figures come
-from timing each op alone), ``total_ms`` (the per-op total of one run) and
+from timing each op alone), ``total_ms`` (the per-op total of one run: the median over the
+profiled runs of the sum of their node times, or for ops timed alone the sum of each op's
+p50 × calls) and
 ``ratio_to_p50`` (that total over the timed window's p50) with a ``note`` when the ratio
 is far from 1, so nobody trusts a profile that does not add up.
 """
@@ -49,6 +51,8 @@ class Ops:
     timed: bool  # whether times_ms are a profile (not only a placement pass)
     accelerator: Optional[str]
     units: Dict[str, str] = field(default_factory=dict)  # provider -> what its nodes are
+    # the sum of the node times of each profiled run, where the profiler sees whole runs
+    run_totals_ms: List[float] = field(default_factory=list)
 
 
 def _workdir(job: Job) -> str:
@@ -87,7 +91,9 @@ def after_window(
 
 
 def _per_run(node: Node, runs: int) -> float:
-    return sum(node.times_ms) / max(1, runs)
+    """The node's typical time in one run: its p50 per call times its calls per run (the
+    median, as for the headline p50: a profiler's outliers do not swell it)."""
+    return _p50(node.times_ms) * len(node.times_ms) / max(1, runs) if node.times_ms else 0.0
 
 
 def _p50(values: List[float]) -> float:
@@ -99,6 +105,7 @@ def _p50(values: List[float]) -> float:
 def _profile(ops: Ops, p50_ms: float) -> Dict[str, Any]:
     rows = []
     total = sum(_per_run(n, n.runs or ops.runs) for n in ops.nodes)
+    run_total = _p50(ops.run_totals_ms) if ops.run_totals_ms else total
     for n in ops.nodes:
         if not n.times_ms:
             continue
@@ -114,12 +121,12 @@ def _profile(ops: Ops, p50_ms: float) -> Dict[str, Any]:
                 "share": _per_run(n, runs) / total if total > 0 else 0.0,
             }
         )
-    ratio = total / p50_ms if p50_ms > 0 else 0.0
+    ratio = run_total / p50_ms if p50_ms > 0 else 0.0
     out: Dict[str, Any] = {
         "method": ops.method,
         "estimate": ops.estimate,
         "runs": ops.runs,
-        "total_ms": total,
+        "total_ms": run_total,
         "p50_ms": p50_ms,
         "ratio_to_p50": ratio,
         "rows": rows,

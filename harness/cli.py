@@ -412,7 +412,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _print_json(sbs.as_json(args.allow_different))
         return 0
     print_table(*sbs.table(args.allow_different))
-    for line in sbs.failures() + sbs.notes(args.allow_different):
+    for line in sbs.failures() + sbs.notes(args.allow_different) + sbs.op_diffs():
         print(line)
     return 0
 

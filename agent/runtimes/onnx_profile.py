@@ -12,12 +12,13 @@ events of the warm-up runs are left out by their ``model_run`` span.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ..profile import Node, Ops, profile_budget
 from ..protocol import Job
@@ -48,7 +49,7 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
             events = json.load(fh)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    nodes = _nodes(events, warm)
+    nodes, totals = _nodes(events, warm)
     return Ops(
         nodes=nodes,
         method="onnxruntime session profiler (enable_profiling)",
@@ -56,6 +57,7 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
         runs=runs,
         timed=profile,
         accelerator=model.runtime["accelerator"].get("requested"),
+        run_totals_ms=totals,
     )
 
 
@@ -71,15 +73,17 @@ def _run_for(session: Any, feeds: Dict[str, Any]) -> int:
     return runs
 
 
-def _nodes(events: List[Dict[str, Any]], warm: int) -> List[Node]:
+def _nodes(events: List[Dict[str, Any]], warm: int) -> Tuple[List[Node], List[float]]:
     """Per node, in the order the nodes first ran: op type, provider, and the duration of
-    each call after the first ``warm`` runs."""
+    each call after the first ``warm`` runs; and the sum of the node times of each of those
+    runs."""
     spans = sorted(
         (e["ts"], e["ts"] + e["dur"])
         for e in events
         if e.get("cat") == "Session" and e.get("name") == "model_run"
     )
     start = spans[warm][0] if warm < len(spans) else None
+    totals = [0.0] * (len(spans) - warm)
     out: Dict[str, Node] = {}
     for e in sorted((e for e in events if e.get("cat") == "Node"), key=lambda e: e["ts"]):
         name = str(e.get("name", ""))
@@ -94,4 +98,7 @@ def _nodes(events: List[Dict[str, Any]], warm: int) -> List[Node]:
             )
         if start is not None and e["ts"] >= start:
             node.times_ms.append(e["dur"] / 1e3)
-    return list(out.values())
+            run = bisect.bisect_right(spans, (e["ts"], float("inf"))) - 1 - warm
+            if 0 <= run < len(totals):
+                totals[run] += e["dur"] / 1e3
+    return list(out.values()), totals

@@ -289,6 +289,7 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
 def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     """The run report: per device, its fingerprint and a table of its artifacts; how it was
     measured; then the variants' trade-offs when there are any."""
+    from .ops import ops_sections
     from .tradeoff import report_sections  # tradeoff builds on this module
 
     status = meta.status
@@ -304,7 +305,7 @@ def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     ]
     if measured:
         out.append(Section("", measured))
-    return out + report_sections(meta, records)
+    return out + report_sections(meta, records) + ops_sections(ordered)
 
 
 def run_report(meta: RunMeta, records: List[Record]) -> str:
