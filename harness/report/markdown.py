@@ -305,7 +305,8 @@ def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     ]
     if measured:
         out.append(Section("", measured))
-    return out + report_sections(meta, records) + ops_sections(ordered)
+    by_device = [r for device in dict.fromkeys(devices) for r in ordered if r.device == device]
+    return out + report_sections(meta, records) + ops_sections(by_device)
 
 
 def run_report(meta: RunMeta, records: List[Record]) -> str:

@@ -147,6 +147,10 @@ def pairs(records: Sequence[Record]) -> List[Tuple[str, Record, Record]]:
     return out
 
 
+def _ms_or_dash(ms: float) -> str:
+    return fmt_ms(ms) if ms > 0 else "—"  # the op type is not in that model
+
+
 def _diff_table(base: Record, other: Record) -> Table:
     rows = diff(base, other)[:DIFF_TYPES]
     return Table(
@@ -156,7 +160,7 @@ def _diff_table(base: Record, other: Record) -> Table:
             Column("%s / %s (ms/run)" % (other.device, _name(other))),
             Column("Ratio"),
         ],
-        [[k, fmt_ms(a), fmt_ms(b), ratio_text(a, b)] for k, a, b in rows],
+        [[k, _ms_or_dash(a), _ms_or_dash(b), ratio_text(a, b)] for k, a, b in rows],
     )
 
 
