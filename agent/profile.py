@@ -53,6 +53,7 @@ class Ops:
     units: Dict[str, str] = field(default_factory=dict)  # provider -> what its nodes are
     # the sum of the node times of each profiled run, where the profiler sees whole runs
     run_totals_ms: List[float] = field(default_factory=list)
+    error: str = ""  # why the profile failed where the placement did not
 
 
 def _workdir(job: Job) -> str:
@@ -87,6 +88,8 @@ def after_window(
         [n.provider for n in ops.nodes], ops.accelerator, ops.method, per_run, ops.units
     )
     require_full(placement, job)
+    if ops.error:
+        return placement, {"error": ops.error}
     return placement, (_profile(ops, p50_ms) if ops.timed else {})
 
 

@@ -57,8 +57,12 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
                 provider = DEFAULT_DELEGATE  # the Edge TPU runs only its custom op
             op_type = flat.op_custom[i] or names[i]
         nodes.append(Node("%d:%s" % (i, op_type), op_type, provider))
+    error = ""
     if profile:
-        _time_each(model, job, feeds, flat, nodes)
+        try:
+            _time_each(model, job, feeds, flat, nodes)
+        except (ValueError, RuntimeError) as exc:  # an op the runtime will not run alone
+            error = "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))
     return Ops(
         nodes=nodes,
         method=(
@@ -68,9 +72,10 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
         ),
         estimate=profile,
         runs=PROFILE_MIN_RUNS,
-        timed=profile,
+        timed=profile and not error,
         accelerator=accelerator,
         units={EDGETPU: "custom op"},
+        error=error,
     )
 
 
