@@ -5,7 +5,9 @@ For MobileNetV2 (ONNX and TFLite) the real agent measures the model in fresh pro
 alternating without and with ``profile_ops`` (plain, profiled, plain, profiled, ...) so
 drift hits both alike.  Printed per model: the median over rounds of p50 with the profile
 pass ÷ p50 without (goal: within 1 %), and of the per-op total ÷ the p50 that the profile
-states (with the agent's note when it is far from 1), plus the slowest op types.
+states (with the agent's note when it is far from 1), plus the slowest op types.  Then
+the ONNX model's int8-dynamic variant (built with `edgebench optimize`, cached) is
+profiled once and its op types set against fp32's: where the int8 time goes.
 
     pip install torch==2.13.0   # only to build the model once
     python benchmarks/models/make_mobilenetv2.py
@@ -25,6 +27,7 @@ from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "benchmarks" / "models" / "out"
+WORK = MODELS / "optimize"  # git-ignored; shared with benchmarks/optimize.py
 
 
 def measure(model: Path, threads: int, seconds: float, profile: bool) -> Dict[str, Any]:
@@ -96,8 +99,32 @@ def main() -> int:
             print("  note: %s" % profile["note"])
         slowest = sorted(op_types(last).items(), key=lambda kv: -kv[1])[:5]
         print("  slowest op types: " + ", ".join("%s %.2f ms" % kv for kv in slowest))
+        if name.endswith(".onnx"):
+            int8_diff(model, last, args)
     print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     return 0
+
+
+def int8_diff(model: Path, fp32: Dict[str, Any], args: argparse.Namespace) -> None:
+    """fp32 -> int8-dynamic per op type (ms per run), the largest change first."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "edgebench.harness", "optimize", str(model)]
+        + ["--variants", "int8-dynamic", "--out", str(WORK)],
+        check=True,
+        capture_output=True,
+    )
+    variant = measure(WORK / "mobilenetv2.int8-dynamic.onnx", args.threads, args.seconds, True)
+    a, b = op_types(fp32), op_types(variant)
+    rows = sorted(set(a) | set(b), key=lambda k: -abs(b.get(k, 0.0) - a.get(k, 0.0)))
+    print(
+        "  int8-dynamic: p50 %.2f ms vs fp32 %.2f ms; op types fp32 -> int8 (ms/run): %s"
+        % (
+            variant["stats"]["p50_ms"],
+            fp32["stats"]["p50_ms"],
+            ", ".join("%s %.2f->%.2f" % (k, a.get(k, 0.0), b.get(k, 0.0)) for k in rows[:6]),
+        )
+    )
 
 
 if __name__ == "__main__":

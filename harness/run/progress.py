@@ -23,6 +23,8 @@ PHASES = {
     "warmup": "warming up",
     "measure": "measuring",
     "accuracy": "accuracy pass",
+    "placement": "finding the placement",
+    "profile": "profiling ops",
 }
 
 
