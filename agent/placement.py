@@ -73,10 +73,16 @@ def summarize(
 
 
 def require_full(placement: Mapping[str, Any], job: Job) -> None:
-    """Under ``require_accelerator: full`` a node left to another provider is an
-    ``accelerator-not-used`` fault."""
-    if job.require_accelerator != FULL_PLACEMENT or placement.get("error"):
+    """Under ``require_accelerator: full`` a node left to another provider, or a placement
+    that could not be found, is an ``accelerator-not-used`` fault."""
+    if job.require_accelerator != FULL_PLACEMENT:
         return
+    if placement.get("error"):
+        raise Fault(
+            "accelerator-not-used",
+            "require_accelerator is full but the placement could not be found: %s"
+            % placement["error"],
+        )
     if placement.get("accelerator_nodes", 0) < placement.get("nodes", 0):
         raise Fault(
             "accelerator-not-used",

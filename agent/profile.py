@@ -77,11 +77,17 @@ def after_window(
         else:
             from .runtimes import tflite_profile as backend  # type: ignore[no-redef]
         ops = backend.measure(model, job, feeds, profile, _workdir(job))
-    except (Fault, MemoryError) as exc:
-        text = exc.message if isinstance(exc, Fault) else "out of memory"
-        return {"error": text}, ({"error": text} if profile else {})
     except Exception as exc:  # a runtime failing in the profiled pass
-        text = "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))
+        text = (
+            exc.message
+            if isinstance(exc, Fault)
+            else "%s: %s"
+            % (
+                type(exc).__name__,
+                " ".join(str(exc).split()),
+            )
+        )
+        require_full({"error": text}, job)
         return {"error": text}, ({"error": text} if profile else {})
     per_run = [_per_run(n, n.runs or ops.runs) for n in ops.nodes] if ops.timed else None
     placement = summarize(

@@ -240,6 +240,8 @@ def test_placement_text_flag_and_full_demand() -> None:
     require_full(
         summarize(["TensorrtExecutionProvider"] * 3, "TensorrtExecutionProvider", "t"), full
     )
+    with pytest.raises(Fault, match="placement could not be found: no profiler"):
+        require_full({"error": "no profiler"}, full)  # an unknown placement is no success
     require_full(trt, parse_job(dict(job, require_accelerator=True)))  # only "full" demands all
     for bad in ("partial", 1, "yes"):
         with pytest.raises(JobError, match="true, false or 'full'"):

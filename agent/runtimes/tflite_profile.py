@@ -71,7 +71,7 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
             else "interpreter nodes (_get_ops_details) and the delegate kernels replacing them"
         ),
         estimate=profile,
-        runs=PROFILE_MIN_RUNS,
+        runs=min((n.runs for n in nodes), default=0),  # the fewest any op was timed
         timed=profile and not error,
         accelerator=accelerator,
         units={EDGETPU: "custom op"},

@@ -23,6 +23,7 @@ from .. import summary
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
 from ..store import RunMeta, RunStore, summary_csv
 from . import sections
+from .ops import ops_sections
 from .sections import TEXT, Block, Charts, Column, Facts, Notes, Section, Table
 
 FORMATS = ("md", "csv", "json")
@@ -288,8 +289,8 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
 
 def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     """The run report: per device, its fingerprint and a table of its artifacts; how it was
-    measured; then the variants' trade-offs when there are any."""
-    from .ops import ops_sections
+    measured; then the variants' trade-offs when there are any, and where the time goes
+    (placements, profiles: report/ops.py)."""
     from .tradeoff import report_sections  # tradeoff builds on this module
 
     status = meta.status
