@@ -45,7 +45,8 @@ class Node:
 @dataclass
 class Ops:
     nodes: List[Node]
-    method: str
+    method: str  # how the profile was measured
+    placement_method: str  # how the placement was found
     estimate: bool  # each op timed on its own, not inside the model
     runs: int  # profiled runs
     timed: bool  # whether times_ms are a profile (not only a placement pass)
@@ -91,7 +92,7 @@ def after_window(
         return {"error": text}, ({"error": text} if profile else {})
     per_run = [_per_run(n, n.runs or ops.runs) for n in ops.nodes] if ops.timed else None
     placement = summarize(
-        [n.provider for n in ops.nodes], ops.accelerator, ops.method, per_run, ops.units
+        [n.provider for n in ops.nodes], ops.accelerator, ops.placement_method, per_run, ops.units
     )
     require_full(placement, job)
     if ops.error:

@@ -318,3 +318,18 @@ def test_profile_over_ssh(server: Sshd, tmp_path: Path, home: Path) -> None:
         check_adds_up(record.to_dict())
     leftovers = [p for p in workdir.rglob("*") if "profile" in p.name]
     assert leftovers == []
+
+
+def test_carving_keeps_the_edgetpu_custom_op(tmp_path: Path) -> None:
+    """An Edge TPU model's custom op is found per operator and survives carving (the
+    delegate that runs it is not installed here)."""
+    from test_boards import edgetpu_model
+
+    from edgebench.agent.board import boards
+
+    model = Model(edgetpu_model(tmp_path / "m_edgetpu.tflite").read_bytes())
+    assert model.op_custom == [boards.EDGETPU_CUSTOM_OP]
+    carved = tmp_path / "op0.tflite"
+    carved.write_bytes(model.carve(0))
+    assert boards.tflite_custom_ops(str(carved)) == [boards.EDGETPU_CUSTOM_OP]
+    assert Model(carved.read_bytes()).carve_inputs(0) == model.carve_inputs(0) == [0]

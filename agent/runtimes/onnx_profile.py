@@ -53,6 +53,7 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
     return Ops(
         nodes=nodes,
         method="onnxruntime session profiler (enable_profiling)",
+        placement_method="onnxruntime session profiler: each node's provider",
         estimate=False,
         runs=runs,
         timed=profile,

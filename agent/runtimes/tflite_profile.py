@@ -65,11 +65,8 @@ def measure(model: Any, job: Job, feeds: Dict[str, Any], profile: bool, workdir:
             error = "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))
     return Ops(
         nodes=nodes,
-        method=(
-            "estimate: each op carved out of the flatbuffer and timed alone"
-            if profile
-            else "interpreter nodes (_get_ops_details) and the delegate kernels replacing them"
-        ),
+        method="estimate: each op carved out of the flatbuffer and timed alone",
+        placement_method="interpreter nodes and the delegate kernels that replaced them",
         estimate=profile,
         runs=min((n.runs for n in nodes), default=0),  # the fewest any op was timed
         timed=profile and not error,
