@@ -159,13 +159,15 @@ def ratio_note(ratio: float, estimate: bool) -> str:
         )
     if estimate:
         return (
-            "each op was timed alone with its inputs hot in the cache; the whole model "
-            "moves its activations between ops and pays for that"
+            "each op was timed alone with its inputs hot in the cache, while the whole "
+            "model moves its activations between ops; or the timed window ran on a busier "
+            "machine than the op timings"
         )
     if ratio < low:
         return (
             "the profiler times the kernels only: copying inputs and outputs, scheduling "
-            "between nodes and the Python call around session.run fall outside every node"
+            "between nodes and the Python call around session.run fall outside every node; "
+            "or the timed window ran on a busier machine than the profiled pass"
         )
     return (
         "the profiled pass ran slower than the timed window: the profiler's own cost per "
