@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from edgebench.agent.placement import short
 from edgebench.agent.record import Record
 
 from ..analysis.families import find_parent, is_variant
@@ -33,8 +34,7 @@ def placement_text(record: Record) -> str:
     text = str(placement.get("text") or "")
     if shares:
         text += " (time: %s)" % ", ".join(
-            "%s %s" % (e["provider"].replace("ExecutionProvider", ""), fmt_pct(e["share"]))
-            for e in shares
+            "%s %s" % (short(e["provider"]), fmt_pct(e["share"])) for e in shares
         )
     return text
 
@@ -44,8 +44,8 @@ def profiled(record: Record) -> bool:
 
 
 def op_types(record: Record) -> Dict[str, float]:
-    """Milliseconds per run by op type (p50 × calls, as the agent's ``total_ms``), largest
-    first."""
+    """Milliseconds per run by op type (each node's p50 × calls, as the agent's shares),
+    largest first."""
     out: Dict[str, float] = {}
     for row in record.profile.get("rows") or []:
         out[row["op_type"]] = out.get(row["op_type"], 0.0) + row["p50_ms"] * row["calls"]
