@@ -252,7 +252,10 @@ def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
     if doc.get("require_accelerator") is not None:
         value = doc["require_accelerator"]
         if not (isinstance(value, bool) or value == FULL_PLACEMENT):
-            raise JobError("require_accelerator must be true, false or %r" % FULL_PLACEMENT)
+            raise JobError(
+                "require_accelerator must be true or false, or %r (every node on the "
+                "accelerator)" % FULL_PLACEMENT
+            )
         out["require_accelerator"] = value
     cooldown = doc.get("cooldown")
     if cooldown is not None:

@@ -244,7 +244,7 @@ def test_placement_text_flag_and_full_demand() -> None:
         require_full({"error": "no profiler"}, full)  # an unknown placement is no success
     require_full(trt, parse_job(dict(job, require_accelerator=True)))  # only "full" demands all
     for bad in ("partial", 1, "yes"):
-        with pytest.raises(JobError, match="true, false or 'full'"):
+        with pytest.raises(JobError, match="true or false, or 'full'"):
             parse_job(dict(job, require_accelerator=bad))
 
 
@@ -333,3 +333,13 @@ def test_carving_keeps_the_edgetpu_custom_op(tmp_path: Path) -> None:
     carved.write_bytes(model.carve(0))
     assert boards.tflite_custom_ops(str(carved)) == [boards.EDGETPU_CUSTOM_OP]
     assert Model(carved.read_bytes()).carve_inputs(0) == model.carve_inputs(0) == [0]
+
+
+def test_devices_yaml_takes_full_placement() -> None:
+    from edgebench.harness.config import ConfigError, parse_inventory
+
+    base = "devices:\n  jetson:\n    host: j\n    onnx: {providers: [TensorrtExecutionProvider]}\n"
+    inventory = parse_inventory(base + "    require_accelerator: full\n", "devices.yaml")
+    assert inventory.devices[0].require_accelerator == "full"
+    with pytest.raises(ConfigError, match="require_accelerator: expected true, false or full"):
+        parse_inventory(base + "    require_accelerator: partly\n", "devices.yaml")
