@@ -273,6 +273,13 @@ def run(job: Job) -> Record:
     mem["series"] = sampler.series
     batch = shape[0] if shape else 1
     stats = summarize(samples, batch, overhead)
+    try:  # placement, and with profile_ops the per-op profile: after the timed window
+        from .profile import after_window
+
+        progress("profile" if s.profile_ops else "placement")
+        runtime["placement"], profile = after_window(model, job, feeds, stats["p50_ms"])
+    except Fault as fault:
+        return failed(fault.reason, fault.message)
     timing = {
         "import_ms": import_ns / 1e6,
         "load_ms": load_ns / 1e6,
@@ -312,6 +319,7 @@ def run(job: Job) -> Record:
         timing=timing,
         memory=mem,
         accuracy=accuracy,
+        profile=profile,
         finished_at=now(),
         **base,
     )

@@ -10,11 +10,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 PROTOCOL_VERSION = 1
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+# require_accelerator's third value: the accelerator must run every node, not only some
+FULL_PLACEMENT = "full"
+
+
+def stronger_demand(*demands: Union[bool, str]) -> Union[bool, str]:
+    """The strictest of several require_accelerator values (a device's and a plan's)."""
+    return FULL_PLACEMENT if FULL_PLACEMENT in demands else any(demands)
 
 
 class JobError(ValueError):
@@ -39,6 +46,8 @@ class Settings:
     # the harness starts the rest, agent/coldstart.py); idle gaps (s) after the timed window
     cold_starts: int = 1
     idle_gaps: Tuple[float, ...] = ()
+    # a per-operator profile in a separate pass after the timed window (agent/profile.py)
+    profile_ops: bool = False
 
     memory_interval_ms: float = 50.0
     seed: int = 0
@@ -60,7 +69,7 @@ class Job:
     # validity (see agent/board/validity.py): fail rather than measure the CPU in its place; wait
     # below cooldown["max_temp_c"] (at most cooldown["timeout_s"]) before the artifact;
     # flag the record when the timed window reaches throttle_temp_c
-    require_accelerator: bool = False
+    require_accelerator: Union[bool, str] = False  # or "full": every node on it
     cooldown: Optional[Mapping[str, float]] = None
     throttle_temp_c: Optional[float] = None
     # one benchmark at a time per board (agent/lease.py): {workdir, owner, timeout_s}
@@ -86,6 +95,7 @@ _SETTING_TYPES = {
     "rounds": int,
     "cold_starts": int,
     "idle_gaps": list,
+    "profile_ops": bool,
     "memory_interval_ms": float,
     "seed": int,
 }
@@ -143,7 +153,10 @@ def parse_settings(
     for key, value in raw.items():
         if value is None and key in ("threads", "target_precision"):  # not set
             continue
-        if _SETTING_TYPES[key] is list:
+        if _SETTING_TYPES[key] is bool:
+            if not isinstance(value, bool):
+                raise JobError("%s: expected true or false, got %r" % (label(key), value))
+        elif _SETTING_TYPES[key] is list:
             if not isinstance(value, (list, tuple)):
                 raise JobError("%s: expected a list of numbers, got %r" % (label(key), value))
             for item in value:
@@ -273,9 +286,13 @@ def _validity(doc: Mapping[str, Any]) -> Dict[str, Any]:
 
     out: Dict[str, Any] = {}
     if doc.get("require_accelerator") is not None:
-        if not isinstance(doc["require_accelerator"], bool):
-            raise JobError("require_accelerator must be true or false")
-        out["require_accelerator"] = doc["require_accelerator"]
+        value = doc["require_accelerator"]
+        if not (isinstance(value, bool) or value == FULL_PLACEMENT):
+            raise JobError(
+                "require_accelerator must be true or false, or %r (every node on the "
+                "accelerator)" % FULL_PLACEMENT
+            )
+        out["require_accelerator"] = value
     cooldown = doc.get("cooldown")
     if cooldown is not None:
         if not isinstance(cooldown, Mapping) or "max_temp_c" not in cooldown:

@@ -83,6 +83,9 @@ class Record:
     # finished_at, and n + stats (ok: its samples are the next n of samples_ns) or reason +
     # message (error); empty for a record of one process, which is one round
     rounds: Tuple[Mapping[str, Any], ...] = ()
+    # --profile-ops: per-operator rows from a pass after the timed window (agent/profile.py);
+    # optional, so records without it load unchanged
+    profile: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -96,6 +99,7 @@ class Record:
             "accuracy",
             "fingerprint",
             "validity",
+            "profile",
         ):
             object.__setattr__(self, name, _frozen_copy(getattr(self, name)))
         object.__setattr__(self, "samples_ns", tuple(self.samples_ns))
@@ -190,6 +194,7 @@ class Record:
             "finished_at": self.finished_at,
             "stderr_tail": self.stderr_tail,
             **({"rounds": [_frozen_copy(r) for r in self.rounds]} if self.rounds else {}),
+            **({"profile": _frozen_copy(self.profile)} if self.profile else {}),
         }
 
     @classmethod
@@ -264,6 +269,12 @@ SHAPE = {
         "version": str,
         "providers_active": ListOf(str),
         "delegate": (str, dict),
+        "placement": {
+            "nodes": int,
+            "text": str,
+            "partial": bool,
+            "by": ListOf({"provider": str, "nodes": int, "share": NUMBER}),
+        },
     },
     "settings": dict.fromkeys(
         (
@@ -305,6 +316,24 @@ SHAPE = {
         series=ListOf(ListOf(NUMBER, 2)),
     ),
     "accuracy": {"top1": NUMBER, "top5": NUMBER},
+    "profile": {
+        "method": str,
+        "estimate": bool,
+        "runs": int,
+        "total_ms": NUMBER,
+        "ratio_to_p50": NUMBER,
+        "rows": ListOf(
+            {
+                "name": str,
+                "op_type": str,
+                "provider": str,
+                "mean_ms": NUMBER,
+                "p50_ms": NUMBER,
+                "share": NUMBER,
+                "calls": NUMBER,
+            }
+        ),
+    },
     "validity": {
         "throttled": bool,
         "flags": ListOf(str),

@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_path=eval_path,
         input_shapes=input_shapes,
         settings=settings,
-        require_accelerator=bool(plan and plan.require_accelerator),
+        require_accelerator=plan.require_accelerator if plan else False,
         pipeline=plan.pipeline if plan else None,
     )
     store = _new_run(
@@ -167,6 +167,7 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
             "rounds",
             "cold_starts",
             "idle_gaps",
+            "profile_ops",
         )
         if getattr(args, k, None) is not None
     }
@@ -473,7 +474,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _print_json(sbs.as_json(args.allow_different))
         return 0
     print_table(*sbs.table(args.allow_different))
-    for line in sbs.failures() + sbs.notes(args.allow_different):
+    for line in sbs.failures() + sbs.notes(args.allow_different) + sbs.op_diffs():
         print(line)
     return 0
 
@@ -605,6 +606,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="S,S,...",
         help="after the timed window, the first inference after each idle gap (seconds), "
         "against the warm p50",
+    )
+    run.add_argument(
+        "--profile-ops",
+        action="store_const",
+        const=True,
+        help="after the timed window, profile each operator in a separate pass "
+        "(ONNX Runtime's profiler; TFLite: an estimate from single-op models)",
     )
     run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")

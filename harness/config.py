@@ -30,6 +30,7 @@ from typing import (
 import yaml
 
 from edgebench.agent.jsonshape import show as _show
+from edgebench.agent.protocol import FULL_PLACEMENT
 
 BUILTIN = "<built-in>"
 DEFAULT_FILE = "devices.yaml"
@@ -115,7 +116,8 @@ class Device:
     onnx: OnnxOptions = OnnxOptions()
     tflite: TfliteOptions = TfliteOptions()
     env: Tuple[Tuple[str, str], ...] = ()  # extra environment for the agent; dict(env)
-    require_accelerator: bool = False  # a CPU fallback is an accelerator-not-used error
+    # a CPU fallback is an accelerator-not-used error; "full": so is a partial placement
+    require_accelerator: Union[bool, str] = False
     cooldown: Optional[Cooldown] = None
     throttle_temp_c: Optional[float] = None  # None: the agent's board default (Pi: 80)
 
@@ -321,6 +323,14 @@ class Checker:
             raise self.error(path, "expected true or false, got %s" % _show(value))
         return value
 
+    def accelerator_demand(self, value: Any, path: str) -> Union[bool, str]:
+        """``require_accelerator``: true, false or "full" (every node on the accelerator)."""
+        if isinstance(value, bool) or value == FULL_PLACEMENT:
+            return value  # type: ignore[no-any-return]
+        raise self.error(
+            path, "expected true, false or %s, got %s" % (FULL_PLACEMENT, _show(value))
+        )
+
     def choice(self, value: Any, path: str, choices: Sequence[str]) -> str:
         if value not in choices:
             hint = _did_you_mean(str(value), choices)
@@ -439,7 +449,7 @@ def _device(check: Checker, name: Any, raw: Any, base: str) -> Device:
         onnx=opt("onnx", lambda v, p: _onnx(check, v, p), OnnxOptions()),
         tflite=opt("tflite", lambda v, p: _tflite(check, v, p), TfliteOptions()),
         env=opt("env", lambda v, p: _env(check, v, p), ()),
-        require_accelerator=opt("require_accelerator", check.boolean, False),
+        require_accelerator=opt("require_accelerator", check.accelerator_demand, False),
         cooldown=opt("cooldown", lambda v, p: _cooldown(check, v, p), None),
         throttle_temp_c=opt("throttle_temp_c", check.number, None),
     )

@@ -28,7 +28,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from edgebench.agent.protocol import FORMATS, SETTINGS, JobError, parse_settings
 
@@ -83,7 +83,8 @@ class Plan:
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     variants_dir: Optional[Path] = None
     budgets: Any = None  # as written; `edgebench check` reads it from run.json
-    require_accelerator: bool = False  # on every device, as if each devices.yaml entry said so
+    # on every device, as if each devices.yaml entry said so (true, false or "full")
+    require_accelerator: Union[bool, str] = False
     pipeline: Optional[Any] = None  # a run.pipeline.PipelineSpec: on-device pre/post-processing
 
     def select_devices(self, inventory: Inventory) -> List[Device]:
@@ -169,7 +170,7 @@ def parse_plan(text: str, source: Path) -> Plan:
         settings=opt("settings", lambda v, k: _settings(check, v, k), {}),
         variants_dir=opt("variants_dir", lambda v, k: path(k, v, must_exist=False)),
         budgets=doc.get("budgets"),
-        require_accelerator=opt("require_accelerator", check.boolean, False),
+        require_accelerator=opt("require_accelerator", check.accelerator_demand, False),
         pipeline=opt("pipeline", lambda v, k: pipeline.parse(check, v, k, base)),
     )
 

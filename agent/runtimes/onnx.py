@@ -78,11 +78,12 @@ class OnnxModel:
             )
         options = provider_options(job.onnx.get("provider_options") or {}, usable)
         cache = engine_cache(options)
+        # kept for the profiled session after the timed window (runtimes/onnx_profile.py)
+        self.session_options = opts
+        self.providers = [(p, options[p]) if p in options else p for p in usable]
         try:
             self.session = ort.InferenceSession(
-                str(job.artifact["path"]),
-                sess_options=opts,
-                providers=[(p, options[p]) if p in options else p for p in usable],
+                str(job.artifact["path"]), sess_options=opts, providers=self.providers
             )
         except MemoryError:
             raise

@@ -59,6 +59,7 @@ def _spec(detail: Dict[str, Any]) -> TensorSpec:
 class TfliteModel:
     def __init__(self, loaded: Tuple[str, Any], job: Job) -> None:
         module_name, module = loaded
+        self.module = module  # for the placement and profile pass (runtimes/tflite_profile.py)
         interpreter_cls = module.Interpreter
         load_delegate = getattr(module, "load_delegate", None)
         delegate_conf: Optional[Dict[str, Any]] = job.tflite.get("delegate")
@@ -83,6 +84,7 @@ class TfliteModel:
             kwargs["num_threads"] = job.settings.threads
         if delegates:
             kwargs["experimental_delegates"] = delegates
+        self.delegates = delegates
         try:
             self.interpreter = interpreter_cls(**kwargs)
             self.interpreter.allocate_tensors()

@@ -19,6 +19,7 @@ from ..analysis.identity import device_identities
 from ..config import ConfigError
 from ..formatting import error_text, fmt_ms
 from ..store import RunStore
+from .ops import compare_json, compare_lines
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ class SideBySide:
             "rows": rows,
             "failures": self.failures(),
             "notes": self.notes(allow),
+            "op_diff": [
+                dict(entry, label=label)
+                for label, cells in self.rows
+                for entry in compare_json(cells, self.columns, self.reference)
+            ],
         }
 
     def notes(self, allow: Iterable[str] = ()) -> List[str]:
@@ -123,6 +129,14 @@ class SideBySide:
                 if found:
                     out.append("%s / %s: %s" % (self.columns[i], label, "; ".join(found)))
         return out
+
+    def op_diffs(self) -> List[str]:
+        """Per profiled pair, the op types that changed most (report/ops.py)."""
+        return [
+            line
+            for label, cells in self.rows
+            for line in compare_lines(cells, self.columns, self.reference, label)
+        ]
 
     def failures(self) -> List[str]:
         return [

@@ -22,6 +22,7 @@ from ..analysis.families import families, pareto_set, scored, unstable
 from ..store import RunMeta, RunStore
 from .compare import side_by_side
 from .markdown import run_sections
+from .ops import stacked_bars
 from .sections import NUM, TEXT, Block, Column, Facts, Notes, Section, Table
 from .svg import Axis, Chart, Style, axis
 
@@ -186,6 +187,7 @@ def _charts(records: Sequence[Record], styles: Mapping[str, Style]) -> List[str]
         for c in (
             _latency(ok, styles)
             + [_memory(ok, styles), _temperatures(records), _tradeoff(ok, styles)]
+            + [stacked_bars(ok)]
         )
         if c
     ]

@@ -23,6 +23,7 @@ from .. import summary
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
 from ..store import RunMeta, RunStore, summary_csv
 from . import sections, startup
+from .ops import ops_sections
 from .sections import TEXT, Block, Charts, Column, Facts, Notes, Section, Table
 
 FORMATS = ("md", "csv", "json")
@@ -289,7 +290,8 @@ def device_section(device: str, records: List[Record], status: Mapping[str, str]
 
 def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     """The run report: per device, its fingerprint and a table of its artifacts; how it was
-    measured; then the variants' trade-offs when there are any."""
+    measured; then the variants' trade-offs when there are any, and where the time goes
+    (placements, profiles: report/ops.py)."""
     from .tradeoff import report_sections  # tradeoff builds on this module
 
     status = meta.status
@@ -305,7 +307,8 @@ def run_sections(meta: RunMeta, records: List[Record]) -> List[Section]:
     ]
     if measured:
         out.append(Section("", measured))
-    return out + report_sections(meta, records)
+    by_device = [r for device in dict.fromkeys(devices) for r in ordered if r.device == device]
+    return out + report_sections(meta, records) + ops_sections(by_device)
 
 
 def run_report(meta: RunMeta, records: List[Record]) -> str:

@@ -23,7 +23,7 @@ def extra(settings: Mapping[str, Any]) -> int:
 
 def cold_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
     """A cold-start process's settings: the same runtime settings, a timed window of one
-    inference, no warm-up and no idle gaps."""
+    inference, no warm-up, no idle gaps and no op profile."""
     return dict(
         settings,
         warmup_iterations=0,
@@ -33,6 +33,7 @@ def cold_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
         max_iterations=1,
         target_precision=None,
         idle_gaps=[],
+        profile_ops=False,
     )
 
 

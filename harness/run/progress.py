@@ -25,6 +25,8 @@ PHASES = {
     "accuracy": "accuracy pass",
     "idle-gaps": "idle gaps",
     "pipeline": "timing the pipeline",
+    "placement": "finding the placement",
+    "profile": "profiling ops",
 }
 
 

@@ -15,10 +15,16 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from edgebench.agent.faults import Fault
-from edgebench.agent.protocol import FORMATS, PROTOCOL_VERSION, JobError, parse_settings
+from edgebench.agent.protocol import (
+    FORMATS,
+    PROTOCOL_VERSION,
+    JobError,
+    parse_settings,
+    stronger_demand,
+)
 from edgebench.agent.record import Record, error_record
 from edgebench.agent.verify import sha256_file
 
@@ -102,7 +108,8 @@ class Request:
     eval_path: Optional[Path] = None
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # agent Settings overrides
-    require_accelerator: bool = False  # a plan's demand, on top of each device's own
+    # a plan's demand (true, false or "full"), on top of each device's own
+    require_accelerator: Union[bool, str] = False
     pipeline: Optional[PipelineSpec] = None  # a plan's on-device pre/post-processing
 
     def describe(self) -> Dict[str, Any]:
@@ -163,7 +170,7 @@ class Request:
             eval_path,
             dict(desc.get("input_shapes") or {}),
             dict(desc.get("settings") or {}),
-            bool(desc.get("require_accelerator")),
+            desc.get("require_accelerator") or False,
             PipelineSpec.from_description(desc["pipeline"]) if desc.get("pipeline") else None,
         )
 
@@ -223,7 +230,9 @@ class Runner:
             "settings": coldstart.cold_settings(settings) if cold else settings,
             "onnx": device.onnx.to_dict(),
             "tflite": device.tflite.to_dict(),
-            "require_accelerator": (device.require_accelerator or self.request.require_accelerator),
+            "require_accelerator": stronger_demand(
+                device.require_accelerator, self.request.require_accelerator
+            ),
             "cooldown": device.cooldown.to_dict() if device.cooldown else None,
             "throttle_temp_c": device.throttle_temp_c,
             "lease": {
