@@ -17,7 +17,7 @@ from edgebench.agent.record import Record
 
 from .. import summary
 from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
-from ..store import RunStore
+from ..store import Run
 from .budgets import Budget, Budgets, Verdict, judge
 from .families import families, model_stem, pareto_set, unstable
 from .identity import device_identity, device_tags, identity_fields
@@ -66,7 +66,7 @@ def _model_name(key: str, members: Sequence[Record]) -> str:
     return model_stem(str(members[0].artifact["name"]))
 
 
-def decide(store: RunStore, budgets: Optional[Budgets], profile: str) -> List[Choice]:
+def decide(store: Run, budgets: Optional[Budgets], profile: str) -> List[Choice]:
     budgets = budgets or Budgets((), "")
     meta, records = store.meta(), store.records()
     tags = device_tags(meta)
@@ -173,7 +173,7 @@ def as_json(choices: Sequence[Choice], profile: str) -> List[Dict[str, Any]]:
 
 
 def manifest(
-    store: RunStore,
+    store: Run,
     choices: Sequence[Choice],
     budgets: Optional[Budgets],
     profile: str,

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from edgebench.agent.record import Record
 
 from ..formatting import print_table
-from ..store import RunStore
+from ..store import Run
 from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
 from .compare_stats import NOT_COMPARABLE, NOT_SIGNIFICANT, PROCESS_CV, Change, compare
 from .definition import changes, definition, differences, provenance
@@ -104,9 +104,9 @@ def regression(record: Record, base: Record, threshold: float) -> Verdict:
 
 
 def gate(
-    store: RunStore,
+    store: Run,
     budgets: Optional[Budgets] = None,
-    baseline: Optional[RunStore] = None,
+    baseline: Optional[Run] = None,
     allow: Iterable[str] = (),
 ) -> List[Verdict]:
     """Every verdict for the run, by device and artifact."""

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
 
 from ..formatting import fmt_ms, print_table
-from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
+from ..store import META_FILE, SUMMARY_FILE, Run, StoreError, atomic_write, open_run
 from .budgets import DEFAULT_REGRESSION
 from .compare_stats import NOT_COMPARABLE
 from .definition import changes, definition, provenance, refusal
@@ -69,15 +69,18 @@ def _stamp(run_dir: Path) -> List[int]:
 
 
 def _entry(run_dir: Path) -> Dict[str, Any]:
-    """What history needs of one run: no samples, one small dict per record."""
-    store = open_run(run_dir)
+    return dict(run_entry(open_run(run_dir)), stamp=_stamp(run_dir))
+
+
+def run_entry(store: Run) -> Dict[str, Any]:
+    """What history needs of one run: no samples, one small dict per record (a database
+    store keeps it beside the run)."""
     meta, records = store.meta(), store.records()
     ids, tags = device_identities(records), device_tags(meta)
     machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
     legacy = {r.device: legacy_identity(r) for r in records if r.fingerprint}
     return {
         "run_id": store.run_id,
-        "stamp": _stamp(run_dir),
         "created_at": meta.created_at or "",
         "records": [
             {
