@@ -118,6 +118,8 @@ def test_a_killed_writer_leaves_a_run_resume_finishes(pg_url, tmp_path):
     run = store.open("latest")
     kept = {(r.device, r.artifact["name"]): r for r in run.records()}
     assert 1 <= len(kept) < 3 and "pending" in run.meta().status["local"].values()
+    (entry,) = store.entries()  # history's summary of the run, kept beside it
+    assert len(entry["records"]) == len(kept)
     resumed = edgebench(["--store", pg_url, "run", "--resume", run.run_id, *FAST], tmp_path)
     ok(resumed)
     run = store.open(run.run_id)
@@ -126,6 +128,8 @@ def test_a_killed_writer_leaves_a_run_resume_finishes(pg_url, tmp_path):
     for key, record in kept.items():  # what the killed writer stored stays as it was
         assert done[key].to_dict() == record.to_dict()
     assert run.meta().resumed_at
+    (entry,) = store.entries()  # refreshed: the run changed since
+    assert len(entry["records"]) == 3
 
 
 def test_import_twice_stores_each_run_once(pg_url, tmp_path):

@@ -85,25 +85,35 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, default=str)
 
 
+def _version(conn: Any) -> int:
+    row = conn.execute("SELECT to_regclass('edgebench_schema') IS NOT NULL").fetchone()
+    if not row[0]:
+        return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM edgebench_schema").fetchone()[0])
+
+
 def migrate(conn: Any) -> int:
-    """Apply the migrations this database lacks; returns its schema version."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS edgebench_schema ("
-            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        have = conn.execute("SELECT coalesce(max(version), 0) FROM edgebench_schema").fetchone()
-        version = int(have[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                "the store's schema is version %d; this edgebench knows up to %d (upgrade it)"
-                % (version, len(MIGRATIONS))
+    """Apply the migrations this database lacks; returns its schema version.  A store that
+    is up to date is only read (a user without CREATE rights can use it)."""
+    version = _version(conn)
+    if version < len(MIGRATIONS):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS edgebench_schema ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute(sql)
-            conn.execute("INSERT INTO edgebench_schema (version) VALUES (%s)", (number,))
-    return len(MIGRATIONS)
+            version = _version(conn)  # another harness may have migrated meanwhile
+            for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.execute(sql)
+                conn.execute("INSERT INTO edgebench_schema (version) VALUES (%s)", (number,))
+            version = max(version, len(MIGRATIONS))
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            "the store's schema is version %d; this edgebench knows up to %d (upgrade it)"
+            % (version, len(MIGRATIONS))
+        )
+    return version
 
 
 class PgStore:
@@ -194,16 +204,16 @@ class PgStore:
             rows = self.sql(query)
         else:
             rows = self.sql(
-                "SELECT run_id, meta FROM runs WHERE run_id = %s "
-                "UNION ALL SELECT r.run_id, r.meta FROM names n JOIN runs r USING (run_id) "
-                "WHERE n.name = %s",
+                "SELECT run_id, meta, 0 FROM runs WHERE run_id = %s UNION ALL "
+                "SELECT r.run_id, r.meta, 1 FROM names n JOIN runs r USING (run_id) "
+                "WHERE n.name = %s ORDER BY 3",  # a run id before a name
                 (ref, ref),
             )
         if not rows:
             raise StoreError(
                 "%s: no run %r (a run id, latest, a stored name or tag:LABEL)" % (self.label, ref)
             )
-        return PgRun(self, self._meta(*rows[0]))
+        return PgRun(self, self._meta(rows[0][0], rows[0][1]))
 
     def entries(self) -> List[Dict[str, Any]]:
         """history's entries, oldest first: each run's is computed once per change of the
@@ -211,12 +221,12 @@ class PgStore:
         from ..analysis.history import run_entry
 
         out = []
-        for run_id, meta, version, entry, seen in self.sql(
-            "SELECT run_id, meta, version, history, history_version FROM runs"
+        for run_id, version, entry, seen in self.sql(
+            "SELECT run_id, version, history, history_version FROM runs"
         ):
             if entry is None or seen != version:
                 try:
-                    entry = run_entry(PgRun(self, self._meta(run_id, meta)))
+                    entry = run_entry(self.open(run_id))
                 except StoreError as exc:
                     print("history: skipped %s" % exc, file=sys.stderr)
                     continue
