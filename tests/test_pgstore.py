@@ -26,8 +26,8 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
-def out_json(args: List[str], cwd: Path) -> Any:
-    return json.loads(ok(edgebench(args + ["--json"], cwd)))
+def out_json(args: List[str], cwd: Path, **kwargs: Any) -> Any:
+    return json.loads(ok(edgebench(args + ["--json"], cwd, **kwargs)))
 
 
 def run_id(proc: subprocess.CompletedProcess) -> str:
@@ -62,8 +62,11 @@ def test_readers_give_the_same_results_from_both_backends(pg_url, tmp_path):
             out_json(store + ["check", ref_b, "--baseline", ref_a], tmp_path),
             out_json(store + ["check", ref_b, "--baseline", "tag:main@local"], tmp_path),
             out_json(store + ["history"], tmp_path),
+            out_json(store + ["history"], tmp_path),  # from the cache of per-run summaries
         ]
     assert local[True] == local[False]
+    assert open_store(pg_url).run_ids() == open_store(str(tmp_path / "results")).run_ids()
+    assert open_store(pg_url).run_ids() == [a, b]
     assert len(local[True][-1]["series"]) == 2 and all(
         len(s["points"]) == 2 for s in local[True][-1]["series"]
     )
@@ -192,3 +195,13 @@ def test_migrations_run_once_and_a_newer_schema_is_refused(pg_url, tmp_path):
         conn.execute("INSERT INTO edgebench_schema (version) VALUES (99)")
     proc = edgebench(["--store", pg_url, "history"], tmp_path)
     assert proc.returncode == 2 and "schema is version 99" in proc.stderr
+
+
+def test_a_local_store_named_by_the_environment(tmp_path):
+    env = dict(os.environ, EDGEBENCH_STORE=str(tmp_path / "mine"))
+    ok(edgebench(["run", *FAST, *MODELS[:2], "--quiet"], tmp_path, env=env))
+    assert not (tmp_path / "results").exists()
+    (run,) = open_store(str(tmp_path / "mine")).run_ids()
+    doc = out_json(["history"], tmp_path, env=env)
+    assert [p["run_id"] for s in doc["series"] for p in s["points"]] == [run]
+    assert out_json(["--store", str(tmp_path / "mine"), "history"], tmp_path) == doc

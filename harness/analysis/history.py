@@ -25,7 +25,13 @@ from ..store import META_FILE, SUMMARY_FILE, Run, StoreError, atomic_write, open
 from .budgets import DEFAULT_REGRESSION
 from .compare_stats import NOT_COMPARABLE
 from .definition import changes, definition, provenance, refusal
-from .identity import device_identities, device_tags, identity_fields, legacy_identity
+from .identity import (
+    IDENTITY_FIELDS,
+    device_identities,
+    device_tags,
+    identity_fields,
+    legacy_identity,
+)
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {
@@ -241,7 +247,10 @@ def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) ->
     for entry in entries:
         for rec in entry["records"]:
             if rec["identity"] == identity and rec["machine"]:
-                parts = [str(v) for k, v in rec["machine"].items() if v and k != "machine_id"]
+                machine = rec["machine"]  # in IDENTITY_FIELDS order: caches sort keys
+                parts = [
+                    str(machine[k]) for k in IDENTITY_FIELDS if k != "machine_id" and machine.get(k)
+                ]
                 return "%s (id %s)" % (" · ".join(parts), identity)
     return "unknown machine"
 

@@ -61,7 +61,8 @@ class Run(Protocol):
 
 
 class Store(Protocol):
-    """Where runs are created, found and listed."""
+    """Where runs are created, found (:meth:`open` a run reference) and listed
+    (:meth:`run_ids`; :meth:`entries`: history's small summary of every run)."""
 
     @property
     def label(self) -> str: ...
@@ -69,6 +70,8 @@ class Store(Protocol):
     def create(self) -> Run: ...
 
     def open(self, ref: str, exclude: Optional[str] = None) -> Run: ...
+
+    def run_ids(self) -> List[str]: ...
 
     def entries(self) -> List[Dict[str, Any]]: ...
 
@@ -164,6 +167,14 @@ class LocalStore:
         if meta is None:
             raise StoreError("%s: no run tagged %s in %s" % (ref, tag[0], self.root))
         return open_run(self.root / meta.run_id)
+
+    def run_ids(self) -> List[str]:
+        """Every run, oldest first (ids start with their UTC start time)."""
+        if not self.root.is_dir():
+            raise StoreError("%s: no such results directory" % self.root)
+        return sorted(
+            p.name for p in self.root.iterdir() if not p.is_symlink() and (p / META_FILE).is_file()
+        )
 
     def entries(self) -> List[Dict[str, Any]]:
         from ..analysis.history import load_index

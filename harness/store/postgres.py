@@ -215,6 +215,10 @@ class PgStore:
             )
         return PgRun(self, self._meta(rows[0][0], rows[0][1]))
 
+    def run_ids(self) -> List[str]:
+        """Every run, oldest first."""
+        return [r for (r,) in self.sql("SELECT run_id FROM runs ORDER BY created_at, run_id")]
+
     def entries(self) -> List[Dict[str, Any]]:
         """history's entries, oldest first: each run's is computed once per change of the
         run and kept beside it, so history reads one small document per run."""
