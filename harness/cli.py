@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import tradeoff
     from .run.runner import Artifact, Request
     from .store import DEFAULT_ROOT, RunMeta
+    from .store.backend import check_tag
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
@@ -166,6 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         require_accelerator=bool(plan and plan.require_accelerator),
     )
+    if args.tag is not None:
+        check_tag(args.tag)
     store = _store(args, args.out).create()
     store.write_meta(
         RunMeta(

@@ -161,6 +161,9 @@ def test_stored_names_and_tags_name_baselines_in_both_backends(pg_url, tmp_path)
         assert bad.returncode == 2 and "no run tagged main" in bad.stderr
     bad = edgebench(["--store", pg_url, "report", "nope"], tmp_path)
     assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
+    bad = edgebench(["--store", pg_url, "run", "--tag", "main@pi4"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--tag 'main@pi4'" in bad.stderr
+    assert count(pg_url, "SELECT count(*) FROM runs") == 1  # nothing ran
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from .local import (
 ENV = "EDGEBENCH_STORE"
 TAG_PREFIX = "tag:"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 
 class Run(Protocol):
@@ -119,6 +120,16 @@ def check_name(name: str) -> str:
             "%r: a stored name is 1-100 letters, digits, '.', '_' or '-' (not 'latest')" % name
         )
     return name
+
+
+def check_tag(label: str) -> str:
+    """A ``run --tag`` label: a branch name such as ``main`` or ``feature/int8`` (no ``@``,
+    which separates the device in ``tag:LABEL@DEVICE``)."""
+    if not _TAG.match(label):
+        raise StoreError(
+            "--tag %r: a label is letters, digits, '.', '_', '-' or '/' (at most 200)" % label
+        )
+    return label
 
 
 def newest_tagged(
