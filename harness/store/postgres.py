@@ -165,9 +165,6 @@ class PgStore:
 
         self._guard(go)
 
-    def close(self) -> None:
-        self._conn.close()
-
     # --- Store -----------------------------------------------------------------------------
 
     def create(self) -> Run:
