@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import tradeoff
     from .run.runner import Artifact, Request
     from .store import DEFAULT_ROOT, RunMeta
-    from .store.backend import check_tag
+    from .store.api import check_tag
+    from .store.backend import LocalStore
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
@@ -108,6 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 plan.options, input_shapes={k: tuple(v) for k, v in input_shapes.items()}
             ),
         )
+    if args.tag is not None:
+        check_tag(args.tag)
+    runs = _store(args, args.out)  # a database that cannot be reached stops us here
     inventory = load_inventory(args.devices_file)
     devices = (
         inventory.select(args.devices)
@@ -156,7 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         with BuildDisplay(echo, quiet=args.quiet or args.json) as display:
             artifacts, builds = build_plan(
                 plan,
-                plan.variants_dir or Path(args.out or DEFAULT_ROOT) / "variants",
+                plan.variants_dir
+                or (runs.root if isinstance(runs, LocalStore) else Path(args.out or DEFAULT_ROOT))
+                / "variants",
                 echo,
                 display,
             )
@@ -167,9 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings,
         require_accelerator=bool(plan and plan.require_accelerator),
     )
-    if args.tag is not None:
-        check_tag(args.tag)
-    store = _store(args, args.out).create()
+    store = runs.create()
     store.write_meta(
         RunMeta(
             run_id=store.run_id,
@@ -435,9 +439,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from .analysis.history import as_json, series, show
+    from .analysis.history import entries as load_entries
 
     runs = _store(args, args.root)
-    entries = runs.entries()
+    entries = load_entries(runs)
     found = series(entries, args.device, args.artifact, args.allow_different)
     if not found:
         raise UsageError(

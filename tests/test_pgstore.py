@@ -15,6 +15,7 @@ from typing import Any, List
 import pytest
 from conftest import FAST, ROOT, edgebench
 
+from edgebench.harness.analysis.history import entries
 from edgebench.harness.store import open_store
 
 MODELS = ["--model", str(ROOT / "examples" / "digits.onnx")]
@@ -121,7 +122,7 @@ def test_a_killed_writer_leaves_a_run_resume_finishes(pg_url, tmp_path):
     run = store.open("latest")
     kept = {(r.device, r.artifact["name"]): r for r in run.records()}
     assert 1 <= len(kept) < 3 and "pending" in run.meta().status["local"].values()
-    (entry,) = store.entries()  # history's summary of the run, kept beside it
+    (entry,) = entries(store)  # history's summary of the run, kept beside it
     assert len(entry["records"]) == len(kept)
     resumed = edgebench(["--store", pg_url, "run", "--resume", run.run_id, *FAST], tmp_path)
     ok(resumed)
@@ -131,7 +132,7 @@ def test_a_killed_writer_leaves_a_run_resume_finishes(pg_url, tmp_path):
     for key, record in kept.items():  # what the killed writer stored stays as it was
         assert done[key].to_dict() == record.to_dict()
     assert run.meta().resumed_at
-    (entry,) = store.entries()  # refreshed: the run changed since
+    (entry,) = entries(store)  # refreshed: the run changed since
     assert len(entry["records"]) == 3
 
 

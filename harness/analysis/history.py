@@ -21,7 +21,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
 
 from ..formatting import fmt_ms, print_table
-from ..store import META_FILE, SUMMARY_FILE, Run, StoreError, atomic_write, open_run
+from ..store import META_FILE, SUMMARY_FILE, Run, Store, StoreError, atomic_write, open_run
+from ..store.backend import LocalStore
+from ..store.postgres import PgStore
 from .budgets import DEFAULT_REGRESSION
 from .compare_stats import NOT_COMPARABLE
 from .definition import changes, definition, provenance, refusal
@@ -145,6 +147,14 @@ def load_index(root: Path) -> List[Dict[str, Any]]:
         except StoreError:
             pass  # a read-only results root (a CI artifact) still has a history
     return entries
+
+
+def entries(store: Store) -> List[Dict[str, Any]]:
+    """One entry per run of ``store`` (either backend), oldest first."""
+    if isinstance(store, PgStore):
+        return store.summaries(run_entry)
+    assert isinstance(store, LocalStore)
+    return load_index(store.root)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Where runs live: a local results directory (local.py, the default) or a PostgreSQL
 database shared by a team (postgres.py).  Commands reach either through :func:`open_store`
-and the :class:`Run` / :class:`Store` interface (backend.py); ``open_run`` and ``RunStore``
+and the :class:`Run` / :class:`Store` interface (api.py); ``open_run`` and ``RunStore``
 stay the local directory's own names."""
 
-from .backend import Run, Store, open_store, store_location
+from .api import Run, Store
+from .backend import open_store, store_location
 from .local import (
     DEFAULT_ROOT,
     LATEST,

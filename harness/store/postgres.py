@@ -20,12 +20,21 @@ import sys
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from edgebench.agent.record import Record, RecordError
 
-from .backend import LATEST, Run, check_name, newest_tagged, parse_tag
-from .local import META_FILE, SUMMARY_FILE, RunMeta, StoreError, _ordered, new_run_id, open_run
+from .api import Run, check_name, newest_tagged, parse_tag
+from .local import (
+    LATEST,
+    META_FILE,
+    SUMMARY_FILE,
+    RunMeta,
+    StoreError,
+    _ordered,
+    new_run_id,
+    open_run,
+)
 
 # Ordered, append-only: a released migration is never edited, a change is a new entry.
 MIGRATIONS: Tuple[str, ...] = (
@@ -216,18 +225,17 @@ class PgStore:
         """Every run, oldest first."""
         return [r for (r,) in self.sql("SELECT run_id FROM runs ORDER BY created_at, run_id")]
 
-    def entries(self) -> List[Dict[str, Any]]:
-        """history's entries, oldest first: each run's is computed once per change of the
-        run and kept beside it, so history reads one small document per run."""
-        from ..analysis.history import run_entry
-
+    def summaries(self, summarise: Callable[[Run], Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """``summarise(run)`` of every run, oldest first (history's entries): each is
+        computed once per change of its run and kept beside it, so a reader fetches one
+        small document per run."""
         out = []
         for run_id, version, entry, seen in self.sql(
             "SELECT run_id, version, history, history_version FROM runs"
         ):
             if entry is None or seen != version:
                 try:
-                    entry = run_entry(self.open(run_id))
+                    entry = summarise(self.open(run_id))
                 except StoreError as exc:
                     print("history: skipped %s" % exc, file=sys.stderr)
                     continue
