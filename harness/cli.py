@@ -72,9 +72,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .clock import utc_now
     from .config import load_inventory
     from .run.runner import Request, unfinished
+    from .store import META_FILE, RunStore
 
     store = _store(args, args.out).open(args.resume)
-    request = Request.from_description(store.meta().request, store.where)
+    source = store.path / META_FILE if isinstance(store, RunStore) else store.where
+    request = Request.from_description(store.meta().request, source)
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
