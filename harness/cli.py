@@ -774,8 +774,10 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("run", metavar="RUN")
     get.add_argument("file", metavar="FILE")
     sto.set_defaults(func=cmd_store)
-    for command in list(sub.choices.values()) + list(acts.choices.values()):
-        command.add_argument("--store", default=argparse.SUPPRESS, help=STORE_HELP)
+    for command in [run, rep, chk, dec, cmp, his, sto, *acts.choices.values()]:
+        command.add_argument(
+            "--store", default=argparse.SUPPRESS, metavar="URL|DIR", help=STORE_HELP
+        )
     return p
 
 
