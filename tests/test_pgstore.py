@@ -219,3 +219,19 @@ def test_a_local_store_named_by_the_environment(tmp_path):
     doc = out_json(["history"], tmp_path, env=env)
     assert [p["run_id"] for s in doc["series"] for p in s["points"]] == [run]
     assert out_json(["--store", str(tmp_path / "mine"), "history"], tmp_path) == doc
+
+
+def test_a_writer_whose_connection_broke_connects_again(pg_url):
+    import psycopg
+    from synthetic_runs import ok as record
+
+    store = open_store(pg_url)
+    run = store.create()
+    run.write_record(record("a.onnx"))
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # as a server restart would
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    run.write_record(record("b.onnx"))
+    assert [r.artifact["name"] for r in store.open(run.run_id).records()] == ["a.onnx", "b.onnx"]

@@ -138,27 +138,37 @@ class PgStore:
                 "%s: the PostgreSQL driver is not installed "
                 "(pip install 'edgebench[postgres]')" % self.label
             ) from None
-        self._errors = psycopg.Error
+        self._psycopg = psycopg
         self._lock = threading.RLock()
+        self._conn = self._connect()
+        self._guard(migrate)
+
+    def _connect(self) -> Any:
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
+            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except self._psycopg.Error as exc:
             raise StoreError("%s: cannot connect (%s)" % (self.label, _why(exc))) from None
-        self._guard(migrate, self._conn)
 
     def _guard(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` under the connection lock; a database error is one StoreError line."""
+        """``fn(connection, *args)`` under the connection lock; a database error is one
+        StoreError line.  A connection that broke (a server restart, a network cut) is made
+        again once and ``fn`` retried: every write is an idempotent upsert or a counter."""
         with self._lock:
-            try:
-                return fn(*args)
-            except self._errors as exc:
-                raise StoreError("%s: %s" % (self.label, _why(exc))) from None
+            for attempt in (1, 2):
+                try:
+                    return fn(self._conn, *args)
+                except self._psycopg.OperationalError as exc:
+                    if attempt == 2 or not self._conn.closed:
+                        raise StoreError("%s: %s" % (self.label, _why(exc))) from None
+                    self._conn = self._connect()
+                except self._psycopg.Error as exc:
+                    raise StoreError("%s: %s" % (self.label, _why(exc))) from None
 
     def sql(self, query: str, params: Any = ()) -> List[Tuple[Any, ...]]:
         """Rows of one statement (none for a statement without a result)."""
 
-        def go() -> List[Tuple[Any, ...]]:
-            cur = self._conn.execute(query, params)
+        def go(conn: Any) -> List[Tuple[Any, ...]]:
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
         result: List[Tuple[Any, ...]] = self._guard(go)
@@ -167,10 +177,10 @@ class PgStore:
     def transaction(self, statements: List[Tuple[str, Any]]) -> None:
         """All of ``statements`` or none."""
 
-        def go() -> None:
-            with self._conn.transaction():
+        def go(conn: Any) -> None:
+            with conn.transaction():
                 for query, params in statements:
-                    self._conn.execute(query, params)
+                    conn.execute(query, params)
 
         self._guard(go)
 
