@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/pip
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/pip
-	$(VPY) -m pip install -q -e '.[test]'
+	$(VPY) -m pip install -q -e '.[test,postgres]'
 	touch $@
 
 install: $(VENV)/.installed

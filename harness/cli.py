@@ -24,6 +24,13 @@ EXAMPLE_MODELS = ("digits.onnx", "digits.tflite", "digits.int8.tflite")
 EXAMPLE_EVAL = "digits_eval.npz"
 
 
+STORE_HELP = (
+    "where runs are kept: postgresql://… (shared) or a results directory "
+    "(default: $EDGEBENCH_STORE, else ./results); RUN arguments then name a run id, latest, "
+    "a stored name or tag:LABEL[@DEVICE]"
+)
+
+
 class UsageError(Exception):
     """Unusable input; printed as one line, exit code 2."""
 
@@ -65,10 +72,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .clock import utc_now
     from .config import load_inventory
     from .run.runner import Request, unfinished
-    from .store import open_run
+    from .store import META_FILE, RunStore
 
-    store = open_run(args.resume)
-    request = Request.from_description(store.meta().request, store.path / "run.json")
+    store = _store(args, args.out).open(args.resume)
+    source = store.path / META_FILE if isinstance(store, RunStore) else store.where
+    request = Request.from_description(store.meta().request, source)
     todo = unfinished(store)
     names = [device for device, artifacts in todo.items() if artifacts]
     devices = load_inventory(args.devices_file).select(",".join(names)) if names else []
@@ -86,6 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .plan import load_plan
     from .report import tradeoff
     from .run.runner import Artifact, Request
+    from .store import DEFAULT_ROOT
+    from .store.api import check_tag
+    from .store.backend import LocalStore
 
     plan = load_plan(args.plan) if args.plan else None
     if plan is not None and args.model:
@@ -98,6 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 plan.options, input_shapes={k: tuple(v) for k, v in input_shapes.items()}
             ),
         )
+    if args.tag is not None:
+        check_tag(args.tag)
+    runs = _store(args, args.out)  # a database that cannot be reached stops us here
     inventory = load_inventory(args.devices_file)
     devices = (
         inventory.select(args.devices)
@@ -130,7 +144,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         echo = functools.partial(_echo, args)
         with BuildDisplay(echo, quiet=args.quiet or args.json) as display:
             artifacts, builds = build_plan(
-                plan, plan.variants_dir or Path(args.out) / "variants", echo, display
+                plan,
+                plan.variants_dir
+                or (runs.root if isinstance(runs, LocalStore) else Path(args.out or DEFAULT_ROOT))
+                / "variants",
+                echo,
+                display,
             )
     request = Request(
         artifacts=tuple(artifacts),
@@ -141,7 +160,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline=plan.pipeline if plan else None,
     )
     store = _new_run(
-        args, inventory, request, devices, dict(plan.describe(), builds=builds) if plan else None
+        args,
+        runs,
+        inventory,
+        request,
+        devices,
+        dict(plan.describe(), builds=builds) if plan else None,
     )
     records, runner = _execute(args, store, request, devices)
     code = _finish(args, store, records, runner)
@@ -175,17 +199,18 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _new_run(
     args: argparse.Namespace,
+    runs: Any,
     inventory: Any,
     request: Any,
     devices: List[Any],
     plan: Optional[Dict[str, Any]] = None,
 ) -> Any:
-    """A new run under ``args.out`` with its run.json, marked latest; not yet measured."""
+    """A new run in the store ``runs`` with its run.json, marked latest; not yet measured."""
     from .clock import utc_now
     from .hostinfo import host_info
-    from .store import RunMeta, RunStore
+    from .store import RunMeta
 
-    store = RunStore.create(args.out)
+    store = runs.create()
     store.write_meta(
         RunMeta(
             run_id=store.run_id,
@@ -199,6 +224,7 @@ def _new_run(
             },
             status={d.name: {a.name: "pending" for a in request.artifacts} for d in devices},
             plan=plan,
+            tag=getattr(args, "tag", None),
         )
     )
     store.mark_latest()
@@ -330,7 +356,7 @@ def _finish(args: argparse.Namespace, store: Any, records: list, runner: Any) ->
             % (r.device, r.artifact.get("name"), r.accuracy["error"]),
             file=sys.stderr,
         )
-    print("results: %s" % store.path, file=sys.stderr)
+    print("results: %s" % store.where, file=sys.stderr)
     for line in dict.fromkeys(runner.unsaved):
         print("edgebench: error: %s" % line, file=sys.stderr)
     if runner.interrupted:
@@ -353,9 +379,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.markdown import render
-    from .store import open_run
 
-    store = open_run(args.run_dir)
+    store = _store(args).open(args.run_dir)
     if args.format == "html":
         from .report.html import write_report
 
@@ -368,7 +393,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .analysis.budgets import load_budgets
     from .analysis.gate import as_json, gate, junit, seconds, show
-    from .store import atomic_write, open_run, output_file
+    from .store import atomic_write, output_file
 
     junit_path = output_file(args.junit) if args.junit else None
     if args.ab:
@@ -385,9 +410,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         if not args.run:
             raise UsageError("check needs a RUN, or --ab MODEL with --baseline")
-        store = open_run(args.run)
+        runs = _store(args)
+        store = runs.open(args.run)
         budgets = load_budgets(args.budgets, store.meta())
-        baseline = open_run(args.baseline) if args.baseline else None
+        baseline = runs.open(args.baseline, exclude=store.run_id) if args.baseline else None
     verdicts = gate(store, budgets, baseline, args.allow_different)
     if args.json:
         _print_json(as_json(verdicts, store.run_id))
@@ -417,13 +443,14 @@ def _ab_run(args: argparse.Namespace) -> Tuple[Any, Any]:
     _check_settings(settings)
     if settings["rounds"] < 2:
         raise UsageError("--rounds: an A/B check needs 2 or more (pairs of rounds)")
-    cand, base = ab_artifacts(Path(args.ab), args.baseline)
+    runs = _store(args, args.out)
+    cand, base = ab_artifacts(Path(args.ab), args.baseline, runs)
     inventory = load_inventory(args.devices_file)
     devices = inventory.select(args.devices)
     request = Request((base, cand), None, parse_input_shapes(args.input_shape), settings)
-    store = _new_run(args, inventory, request, devices)
+    store = _new_run(args, runs, inventory, request, devices)
     _, runner = _execute(args, store, request, devices)
-    print("results: %s" % store.path, file=sys.stderr)
+    print("results: %s" % store.where, file=sys.stderr)
     for line in dict.fromkeys(runner.unsaved):
         print("edgebench: error: %s" % line, file=sys.stderr)
     return store, runner
@@ -434,19 +461,23 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from .analysis.decide import as_json, decide, manifest, show
     from .analysis.sign import check_key, write_manifest
     from .clock import utc_now
-    from .store import open_run, output_file
+    from .store import RunStore, output_file
 
-    store, *more = [open_run(r) for r in args.run]
-    path = output_file(args.manifest or store.path / "manifest.json")
+    runs = _store(args)
+    store, *more = [runs.open(r) for r in args.run]
+    path = output_file(args.manifest or runs.default_file(store, "manifest.json"))
     if args.sign_key:
         check_key(args.sign_key)  # before anything is written
     budgets = load_budgets(args.budgets, store.meta())
     choices = decide(store, budgets, args.profile, more, args.allow_different)
     if not args.json:
         show(choices, args.profile)
-    sig = write_manifest(
-        path, manifest(store, choices, budgets, args.profile, utc_now(), more), args.sign_key
-    )
+    text = manifest(store, choices, budgets, args.profile, utc_now(), more)
+    sig = write_manifest(path, text, args.sign_key)
+    if not isinstance(store, RunStore):  # kept with the run where the run is not a folder
+        store.write_text(path.name, text)
+        if sig is not None:
+            store.write_text(sig.name, sig.read_text(encoding="utf-8"))
     if args.json:
         _print_json(
             {
@@ -467,9 +498,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .formatting import print_table
     from .report.compare import side_by_side
-    from .store import open_run
 
-    sbs = side_by_side([open_run(r) for r in args.runs], args.by, args.reference)
+    runs = _store(args)
+    sbs = side_by_side([runs.open(r) for r in args.runs], args.by, args.reference)
     if args.json:
         _print_json(sbs.as_json(args.allow_different))
         return 0
@@ -480,15 +511,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .analysis.history import as_json, load_index, series, show
+    from .analysis.history import as_json, series, show
+    from .analysis.history import entries as load_entries
 
-    entries = load_index(Path(args.root))
+    runs = _store(args, args.root)
+    entries = load_entries(runs)
     found = series(entries, args.device, args.artifact, args.allow_different)
     if not found:
         raise UsageError(
             "no measurement in %s matches%s%s"
             % (
-                args.root,
+                runs.label,
                 " --device %s" % args.device if args.device else "",
                 " --artifact %s" % args.artifact if args.artifact else "",
             )
@@ -497,6 +530,41 @@ def cmd_history(args: argparse.Namespace) -> int:
         _print_json(as_json(entries, found, args.threshold))
     else:
         show(entries, found, args.threshold)
+    return 0
+
+
+def _store(args: argparse.Namespace, root: Optional[str] = None) -> Any:
+    """The store this command reads and writes: ``--store``, else ``EDGEBENCH_STORE``, else
+    the local results directory (``root``: the command's own --out/--root, if given)."""
+    from .store import open_store, store_location
+
+    return open_store(store_location(args.store), root)
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``edgebench store import|name|get``."""
+    from .store.postgres import PgStore
+
+    runs = _store(args)
+    if args.action == "import":
+        if not isinstance(runs, PgStore):
+            raise UsageError(
+                "store import copies runs into a database: give --store "
+                "postgresql://… or set EDGEBENCH_STORE"
+            )
+        count, records, known = runs.import_dir(Path(args.dir))
+        if not count:
+            raise UsageError("%s: no run directories in it" % args.dir)
+        print(
+            "imported %d runs (%d records) from %s into %s; %d were there already"
+            % (count, records, args.dir, runs.label, known)
+        )
+    elif args.action == "name":
+        run = runs.open(args.run)
+        runs.name(args.name, run)
+        print("%s -> %s" % (args.name, run.where))
+    else:
+        sys.stdout.write(runs.read_text(runs.open(args.run), args.file))
     return 0
 
 
@@ -546,6 +614,7 @@ def parser() -> argparse.ArgumentParser:
         prog="edgebench", description="Benchmark ML models on edge devices."
     )
     p.add_argument("--version", action="version", version="edgebench " + __version__)
+    p.add_argument("--store", metavar="URL|DIR", help=STORE_HELP)
     p.add_argument(
         "--devices-file",
         metavar="FILE",
@@ -623,7 +692,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME:DIMS",
         help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224",
     )
-    run.add_argument("--out", default="results", metavar="DIR", help="results root")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="results root (default: --store, else ./results; with a database store: "
+        "where a plan's variants are built)",
+    )
+    run.add_argument(
+        "--tag", metavar="LABEL", help="label the run (a branch: --baseline tag:LABEL finds it)"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -736,7 +813,7 @@ def parser() -> argparse.ArgumentParser:
     ab.add_argument(
         "--input-shape", action="append", default=[], metavar="NAME:DIMS", help="as for run"
     )
-    ab.add_argument("--out", default="results", metavar="DIR", help="results root")
+    ab.add_argument("--out", metavar="DIR", help="results root (default: the store)")
     ab.add_argument("--quiet", action="store_true", help="no progress")
     chk.add_argument(
         "--budgets",
@@ -810,7 +887,7 @@ def parser() -> argparse.ArgumentParser:
     his = sub.add_parser("history", help="p50 over runs, per machine and artifact")
     his.add_argument("--device", metavar="D", help="device name, tag or identity prefix")
     his.add_argument("--artifact", metavar="A", help="artifact name glob or sha256 prefix")
-    his.add_argument("--root", default="results", metavar="DIR", help="results root")
+    his.add_argument("--root", metavar="DIR", help="results root (default: --store)")
     his.add_argument(
         "--threshold",
         type=_fraction,
@@ -823,6 +900,22 @@ def parser() -> argparse.ArgumentParser:
     )
     _allow_different(his)
     his.set_defaults(func=cmd_history)
+
+    sto = sub.add_parser("store", help="the shared store: import runs, name a run, get a file")
+    acts = sto.add_subparsers(dest="action", required=True)
+    imp = acts.add_parser("import", help="copy the runs of a results directory into --store")
+    imp.add_argument("dir", metavar="DIR", help="a results root or one run directory")
+    nam = acts.add_parser("name", help="give a run a name that RUN arguments accept")
+    nam.add_argument("name", metavar="NAME")
+    nam.add_argument("run", metavar="RUN")
+    get = acts.add_parser("get", help="print a file stored with a run (report.md, ...)")
+    get.add_argument("run", metavar="RUN")
+    get.add_argument("file", metavar="FILE")
+    sto.set_defaults(func=cmd_store)
+    for command in [run, rep, chk, dec, cmp, his, sto, *acts.choices.values()]:
+        command.add_argument(
+            "--store", default=argparse.SUPPRESS, metavar="URL|DIR", help=STORE_HELP
+        )
     return p
 
 

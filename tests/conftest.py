@@ -131,3 +131,22 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(path))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server on loopback for the session (tests/pg.py)."""
+    from pg import skip_reason as pg_skip
+    from pg import start_postgres
+
+    if pg_skip():
+        pytest.skip(pg_skip())
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    return postgres.database()

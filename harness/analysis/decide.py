@@ -23,7 +23,7 @@ from edgebench.agent.record import Record
 from .. import summary
 from ..config import ConfigError
 from ..formatting import fmt_mb, fmt_ms, fmt_pct, print_table
-from ..store import RunStore
+from ..store import Run
 from .budgets import Budget, Budgets, Verdict, judge
 from .definition import definition, differences
 from .families import families, model_stem, pareto_set, unstable
@@ -74,7 +74,7 @@ def _model_name(key: str, members: Sequence[Record]) -> str:
 
 
 def pooled(
-    stores: Sequence[RunStore],
+    stores: Sequence[Run],
 ) -> Tuple[List[Record], List[str], Dict[str, List[str]], Dict[int, str]]:
     """The records of ``stores`` as one run: per board and model slot the newest, under the
     device name the first run to meet the board gave it; the device names, their tags, and
@@ -126,10 +126,10 @@ def _check_like(members: Sequence[Record], runs: Dict[int, str], allow: Iterable
 
 
 def decide(
-    store: RunStore,
+    store: Run,
     budgets: Optional[Budgets],
     profile: str,
-    more: Sequence[RunStore] = (),
+    more: Sequence[Run] = (),
     allow: Iterable[str] = (),
 ) -> List[Choice]:
     """A choice per device and model of ``store`` (and the runs in ``more``, see
@@ -240,12 +240,12 @@ def as_json(choices: Sequence[Choice], profile: str) -> List[Dict[str, Any]]:
 
 
 def manifest(
-    store: RunStore,
+    store: Run,
     choices: Sequence[Choice],
     budgets: Optional[Budgets],
     profile: str,
     created_at: str,
-    more: Sequence[RunStore] = (),
+    more: Sequence[Run] = (),
 ) -> str:
     """The deployment manifest (JSON text): per device and model, the chosen artifact,
     its measured figures and the budgets it met; ``null`` where nothing fits."""

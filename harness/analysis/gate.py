@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from edgebench.agent.record import Record
 
 from ..formatting import print_table
-from ..store import RunStore
+from ..store import Run
 from .budgets import FAIL, PASS, SKIP, Budgets, Verdict, judge
 from .compare_stats import (
     NOT_COMPARABLE,
@@ -135,9 +135,9 @@ def _verdict(record: Record, change: Change, threshold: float) -> Verdict:
 
 
 def gate(
-    store: RunStore,
+    store: Run,
     budgets: Optional[Budgets] = None,
-    baseline: Optional[RunStore] = None,
+    baseline: Optional[Run] = None,
     allow: Iterable[str] = (),
 ) -> List[Verdict]:
     """Every verdict for the run, by device and artifact."""

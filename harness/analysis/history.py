@@ -21,11 +21,19 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from edgebench.agent.jsonshape import POSITIVE, ListOf, shape_error
 
 from ..formatting import fmt_ms, print_table
-from ..store import META_FILE, SUMMARY_FILE, StoreError, atomic_write, open_run
+from ..store import META_FILE, SUMMARY_FILE, Run, Store, StoreError, atomic_write, open_run
+from ..store.backend import LocalStore
+from ..store.postgres import PgStore
 from .budgets import DEFAULT_REGRESSION
 from .compare_stats import NOT_COMPARABLE
 from .definition import changes, definition, provenance, refusal
-from .identity import device_identities, device_tags, identity_fields, legacy_identity
+from .identity import (
+    IDENTITY_FIELDS,
+    device_identities,
+    device_tags,
+    identity_fields,
+    legacy_identity,
+)
 
 INDEX_FILE = "index.jsonl"
 _RECORD = {
@@ -69,15 +77,18 @@ def _stamp(run_dir: Path) -> List[int]:
 
 
 def _entry(run_dir: Path) -> Dict[str, Any]:
-    """What history needs of one run: no samples, one small dict per record."""
-    store = open_run(run_dir)
+    return dict(run_entry(open_run(run_dir)), stamp=_stamp(run_dir))
+
+
+def run_entry(store: Run) -> Dict[str, Any]:
+    """What history needs of one run: no samples, one small dict per record (a database
+    store keeps it beside the run)."""
     meta, records = store.meta(), store.records()
     ids, tags = device_identities(records), device_tags(meta)
     machines = {r.device: identity_fields(r) for r in records if r.fingerprint}
     legacy = {r.device: legacy_identity(r) for r in records if r.fingerprint}
     return {
         "run_id": store.run_id,
-        "stamp": _stamp(run_dir),
         "created_at": meta.created_at or "",
         "records": [
             {
@@ -136,6 +147,14 @@ def load_index(root: Path) -> List[Dict[str, Any]]:
         except StoreError:
             pass  # a read-only results root (a CI artifact) still has a history
     return entries
+
+
+def entries(store: Store) -> List[Dict[str, Any]]:
+    """One entry per run of ``store`` (either backend), oldest first."""
+    if isinstance(store, PgStore):
+        return store.summaries(run_entry)
+    assert isinstance(store, LocalStore)
+    return load_index(store.root)
 
 
 @dataclass(frozen=True)
@@ -238,7 +257,10 @@ def machine_label(entries: Sequence[Dict[str, Any]], identity: Optional[str]) ->
     for entry in entries:
         for rec in entry["records"]:
             if rec["identity"] == identity and rec["machine"]:
-                parts = [str(v) for k, v in rec["machine"].items() if v and k != "machine_id"]
+                machine = rec["machine"]  # in IDENTITY_FIELDS order: caches sort keys
+                parts = [
+                    str(machine[k]) for k in IDENTITY_FIELDS if k != "machine_id" and machine.get(k)
+                ]
                 return "%s (id %s)" % (" · ".join(parts), identity)
     return "unknown machine"
 

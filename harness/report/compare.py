@@ -18,7 +18,7 @@ from ..analysis.definition import changes, definition, provenance, refusal
 from ..analysis.identity import device_identities
 from ..config import ConfigError
 from ..formatting import error_text, fmt_ms
-from ..store import RunStore
+from ..store import Run
 from .ops import compare_json, compare_lines
 
 
@@ -148,7 +148,7 @@ class SideBySide:
 
 
 def side_by_side(
-    stores: Sequence[RunStore], by: str = "device", reference: Optional[str] = None
+    stores: Sequence[Run], by: str = "device", reference: Optional[str] = None
 ) -> SideBySide:
     """Compare the devices of ``stores`` (``by="device"``; a device in several runs gets a
     column per run, labelled ``device@run``) or the runs (``by="run"``)."""

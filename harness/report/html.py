@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from html import escape
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Union
 
 from edgebench.agent.record import Record
 from edgebench.agent.stats import percentile
 
 from ..analysis.families import families, pareto_set, scored, unstable
-from ..store import RunMeta, RunStore
+from ..store import Run, RunMeta
 from .compare import side_by_side
 from .markdown import run_sections
 from .ops import stacked_bars
@@ -56,12 +56,12 @@ svg .tag{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 """
 
 
-def write_report(store: RunStore) -> Path:
-    """Write ``report.html`` into the run directory; returns its path."""
+def write_report(store: Run) -> Union[Path, str]:
+    """Write ``report.html`` into the run directory (or the store); returns where."""
     return store.write_text(REPORT_FILE, render_html(store))
 
 
-def render_html(store: RunStore) -> str:
+def render_html(store: Run) -> str:
     """The sections of report.md, with the run's overview and (for several devices) the
     side-by-side comparison under the title, and each device's charts."""
     meta, records = store.meta(), store.records()
@@ -165,7 +165,7 @@ def _overview(meta: RunMeta) -> Facts:
     return Facts([(k, str(v)) for k, v in facts if v])
 
 
-def _comparison(store: RunStore) -> Section:
+def _comparison(store: Run) -> Section:
     sbs = side_by_side([store])
     headers, rows = sbs.table()
     columns = [Column(headers[0], TEXT)] + [Column(h) for h in headers[1:]]

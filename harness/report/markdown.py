@@ -21,7 +21,7 @@ from edgebench.agent.record import Record
 
 from .. import summary
 from ..formatting import error_text, fmt_mb, fmt_ms, fmt_pct
-from ..store import RunMeta, RunStore, summary_csv
+from ..store import Run, RunMeta, summary_csv
 from . import sections, startup
 from .ops import ops_sections
 from .sections import TEXT, Block, Charts, Column, Facts, Notes, Section, Table
@@ -388,7 +388,7 @@ def terminal_table(records: List[Record], console: Optional[Console] = None) -> 
         console.print(Text(line, style="red" if ": error: " in line else "yellow"))
 
 
-def render(store: RunStore, fmt: str) -> str:
+def render(store: Run, fmt: str) -> str:
     """The run as ``md`` (the report), ``csv`` (summary.csv) or ``json`` (summary rows)."""
     records = store.records()
     if fmt == "md":

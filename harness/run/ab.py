@@ -21,7 +21,7 @@ from edgebench.agent.protocol import FORMATS
 from edgebench.agent.verify import sha256_file
 
 from ..config import ConfigError
-from ..store import open_run
+from ..store import Run, Store
 from .runner import Artifact
 
 # Pairs of rounds an A/B check takes by default: with 4 degrees of freedom the interval is
@@ -29,14 +29,15 @@ from .runner import Artifact
 AB_ROUNDS = 5
 
 
-def ab_artifacts(candidate: Path, baseline: str) -> Tuple[Artifact, Artifact]:
-    """The candidate's artifact and its baseline's, named for the candidate's slot."""
+def ab_artifacts(candidate: Path, baseline: str, runs: Store) -> Tuple[Artifact, Artifact]:
+    """The candidate's artifact and its baseline's (a model file, or a run in ``runs``),
+    named for the candidate's slot."""
     cand = Artifact.from_path(candidate)
     given = Path(baseline)
     if given.suffix.lower() in FORMATS and not given.is_dir():
         base = Artifact.from_path(given)
     else:
-        base = _from_run(given, cand.name)
+        base = _from_run(runs.open(baseline), cand.name)
     if base.format != cand.format:
         raise ConfigError(
             "not comparable: format %s → %s (%s against %s)"
@@ -45,11 +46,10 @@ def ab_artifacts(candidate: Path, baseline: str) -> Tuple[Artifact, Artifact]:
     return cand, dataclasses.replace(base, baseline_of=cand.name)
 
 
-def _from_run(run: Path, slot: str) -> Artifact:
-    store = open_run(run)
-    found = _request_artifact(store.meta().request, slot)
+def _from_run(run: Run, slot: str) -> Artifact:
+    found = _request_artifact(run.meta().request, slot)
     if found is None:
-        raise ConfigError("%s: the run measured no artifact named %r" % (store.path, slot))
+        raise ConfigError("%s: the run measured no artifact named %r" % (run.where, slot))
     path = Path(str(found["path"]))
     if path.is_file() and sha256_file(path) == found["sha256"]:
         return dataclasses.replace(Artifact.from_path(path), variant=found.get("variant"))

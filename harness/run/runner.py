@@ -30,7 +30,7 @@ from edgebench.agent.verify import sha256_file
 
 from ..clock import utc_now
 from ..config import ConfigError, Device
-from ..store import RunStore, StoreError
+from ..store import Run, StoreError
 from ..transport import make_transport
 from ..transport.base import Transport, interpret, printable
 from . import coldstart
@@ -175,7 +175,7 @@ class Request:
         )
 
 
-def unfinished(store: RunStore) -> Dict[str, List[str]]:
+def unfinished(store: Run) -> Dict[str, List[str]]:
     """Per device, the artifacts a resumed run must measure: never measured, or failed for
     an infrastructure reason (link, board, timeout) that another try may not meet."""
     done = {
@@ -190,7 +190,7 @@ def unfinished(store: RunStore) -> Dict[str, List[str]]:
 class Runner:
     def __init__(
         self,
-        store: RunStore,
+        store: Run,
         request: Request,
         devices: Sequence[Device],
         agent_zip: Path,

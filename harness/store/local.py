@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from edgebench.agent.jsonshape import NUMBER, Each, ListOf, shape_error
 from edgebench.agent.record import Record, RecordError
 
-from .summary import COLUMNS, rows
+from ..summary import COLUMNS, rows
 
 DEFAULT_ROOT = "results"
 LATEST = "latest"
@@ -182,6 +182,7 @@ class RunMeta:
     interrupted: Optional[bool] = None
     finished_at: Optional[str] = None
     resumed_at: Optional[str] = None
+    tag: Optional[str] = None  # `run --tag`: a branch or label that baselines can name
     schema_version: int = META_VERSION
 
     def __post_init__(self) -> None:
@@ -232,6 +233,7 @@ _META_SHAPE = {
     "finished_at": str,
     "resumed_at": str,
     "interrupted": bool,
+    "tag": str,
     "bytes_sent": Each(NUMBER),
     "status": Each(Each(str)),
     "devices": Each({"kind": str, "host": str, "tags": ListOf(str)}),
@@ -278,6 +280,11 @@ class RunStore:
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def where(self) -> str:
+        """Where the run lives, for messages."""
+        return str(self.path)
 
     def meta(self) -> RunMeta:
         with self._lock:
@@ -361,8 +368,12 @@ class RunStore:
 
     def mark_latest(self) -> None:
         """Point ``<root>/latest`` at this run (relative link, swapped in atomically)."""
-        link = self.root / LATEST
-        tmp = self.root / (".%s.%s.tmp" % (LATEST, secrets.token_hex(4)))
+        self.link(LATEST)
+
+    def link(self, name: str) -> None:
+        """Point ``<root>/<name>`` (``latest``, a stored name) at this run."""
+        link = self.root / name
+        tmp = self.root / (".%s.%s.tmp" % (name, secrets.token_hex(4)))
         try:
             os.symlink(self.run_id, str(tmp))
             os.replace(str(tmp), str(link))
