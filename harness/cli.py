@@ -330,6 +330,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report.markdown import render
     from .store import open_run
 
+    if args.history:
+        return cmd_report_history(args)
+    if args.run_dir is None:
+        raise UsageError("report: give RUN_DIR, or --history")
     store = open_run(args.run_dir)
     if args.format == "html":
         from .report.html import write_report
@@ -337,6 +341,85 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(write_report(store))
         return 0
     sys.stdout.write(render(store, args.format))
+    return 0
+
+
+def cmd_report_history(args: argparse.Namespace) -> int:
+    """p50/p90 over runs as one offline HTML page (or its data as JSON)."""
+    from .analysis.history import series
+    from .report.history_html import history_json, render_history
+    from .runs import index
+    from .store import atomic_write, output_file
+
+    root = args.run_dir or "results"
+    entries = index(root)
+    found = series(entries, args.device, args.artifact, args.allow_different)
+    if not found:
+        raise UsageError("no measurement in %s to draw a history of" % root)
+    if args.json:
+        _print_json(history_json(entries, found, args.threshold))
+        return 0
+    path = output_file(args.out or Path(root) / "history.html")
+    atomic_write(path, render_history(entries, found, args.threshold, root))
+    print(path)
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .config import load_inventory
+    from .lab import as_json, boards, show, with_leases
+
+    found = boards(args.root)
+    if not found:
+        raise UsageError("%s: no board measured yet" % args.root)
+    if not args.no_leases:
+        found = with_leases(found, load_inventory(args.devices_file).devices)
+    if args.json:
+        _print_json(as_json(found))
+    else:
+        show(found)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .runs import open_stored
+
+    store = open_stored(args.run)
+    if args.to == "bencher":
+        from .export.bencher import benchmark_name, bmf
+
+        records = store.records()
+        doc = bmf(records)
+        for r in records:
+            if not r.ok:
+                print(
+                    "not exported: %s: %s: %s" % (benchmark_name(r), r.reason, r.message),
+                    file=sys.stderr,
+                )
+        if not doc:
+            raise UsageError("%s: no successful measurement to export" % store.run_id)
+        _print_json(doc)
+        return 0
+    if not args.tracking_uri:
+        raise UsageError("export --to mlflow needs --tracking-uri URI")
+    try:
+        from .export.mlflow_runs import ExportError, export
+    except ImportError:
+        raise UsageError(
+            "export --to mlflow needs the MLflow client: pip install 'edgebench[mlflow]'"
+        ) from None
+    try:
+        done = export(store, args.tracking_uri, args.experiment)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        _print_json([dataclasses.asdict(d) for d in done])
+        return 0
+    for d in done:
+        print(
+            "%-9s %s / %s (%s): mlflow run %s"
+            % (d.action, d.device, d.artifact, d.status, d.mlflow_run_id)
+        )
     return 0
 
 
@@ -608,15 +691,47 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--json", action="store_true")
     dev.set_defaults(func=cmd_devices)
 
-    rep = sub.add_parser("report", help="re-render a stored run")
-    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep = sub.add_parser("report", help="re-render a stored run, or draw the history")
+    rep.add_argument(
+        "run_dir", nargs="?", metavar="RUN_DIR", help="a run; with --history, the results root"
+    )
     rep.add_argument(
         "--format",
         choices=("md", "csv", "json", "html"),
         default="md",
         help="html: write RUN_DIR/report.html and print its path",
     )
+    rep.add_argument(
+        "--history",
+        action="store_true",
+        help="p50/p90 over runs per board and model slot, with regressions and breaks "
+        "marked: write an offline HTML page (ROOT/history.html) and print its path",
+    )
+    rep.add_argument("--out", metavar="FILE", help="--history: the page to write")
+    rep.add_argument("--json", action="store_true", help="--history: print its data as JSON")
+    rep.add_argument("--device", metavar="D", help="--history: as for history")
+    rep.add_argument("--artifact", metavar="A", help="--history: as for history")
+    rep.add_argument("--threshold", type=_fraction, default=0.05, metavar="F")
+    _allow_different(rep)
     rep.set_defaults(func=cmd_report)
+
+    lab = sub.add_parser("lab", help="the boards the results have seen, and their leases")
+    lab.add_argument("--root", default="results", metavar="DIR", help="results root")
+    lab.add_argument(
+        "--no-leases", action="store_true", help="do not ask the boards who holds them"
+    )
+    lab.add_argument("--json", action="store_true", help="print one JSON document")
+    lab.set_defaults(func=cmd_lab)
+
+    exp = sub.add_parser("export", help="a stored run to MLflow, or as Bencher JSON")
+    exp.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
+    exp.add_argument("--to", choices=("mlflow", "bencher"), required=True)
+    exp.add_argument("--tracking-uri", metavar="URI", help="mlflow: the tracking server")
+    exp.add_argument(
+        "--experiment", default="edgebench", metavar="NAME", help="mlflow: experiment name"
+    )
+    exp.add_argument("--json", action="store_true", help="mlflow: print what was exported")
+    exp.set_defaults(func=cmd_export)
 
     chk = sub.add_parser("check", help="gate a run on budgets and a baseline (exit 1 if not)")
     chk.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
