@@ -48,7 +48,6 @@ METRICS = (
     "energy_mj",
     "load_ms",
     "first_ms",
-    "size_mb",
 )
 RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 QUIET = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # or set_terminated prints the run's URL
