@@ -334,6 +334,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return cmd_report_history(args)
     if args.run_dir is None:
         raise UsageError("report: give RUN_DIR, or --history")
+    if args.json or args.out:
+        raise UsageError("report: --json and --out go with --history (else see --format)")
     store = open_run(args.run_dir)
     if args.format == "html":
         from .report.html import write_report

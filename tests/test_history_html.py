@@ -73,3 +73,6 @@ def test_history_page_of_nothing_is_an_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no measurement" in proc.stderr
     proc = edgebench(["report"], cwd=tmp_path)
     assert proc.returncode == 2 and "--history" in proc.stderr
+    run = make_run(tmp_path / "results", [ok("a.onnx")])
+    proc = edgebench(["report", str(run.path), "--json"], cwd=tmp_path)
+    assert proc.returncode == 2 and "go with --history" in proc.stderr
