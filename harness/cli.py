@@ -384,45 +384,13 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .runs import open_stored
+    from .export import ExportError
+    from .export.command import export_run
 
-    store = open_stored(args.run)
-    if args.to == "bencher":
-        from .export.bencher import benchmark_name, bmf
-
-        records = store.records()
-        doc = bmf(records)
-        for r in records:
-            if not r.ok:
-                print(
-                    "not exported: %s: %s: %s" % (benchmark_name(r), r.reason, r.message),
-                    file=sys.stderr,
-                )
-        if not doc:
-            raise UsageError("%s: no successful measurement to export" % store.run_id)
-        _print_json(doc)
-        return 0
-    if not args.tracking_uri:
-        raise UsageError("export --to mlflow needs --tracking-uri URI")
     try:
-        from .export.mlflow_runs import ExportError, export
-    except ImportError:
-        raise UsageError(
-            "export --to mlflow needs the MLflow client: pip install 'edgebench[mlflow]'"
-        ) from None
-    try:
-        done = export(store, args.tracking_uri, args.experiment)
+        return export_run(args.run, args.to, args.tracking_uri, args.experiment, args.json)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
-    if args.json:
-        _print_json([dataclasses.asdict(d) for d in done])
-        return 0
-    for d in done:
-        print(
-            "%-9s %s / %s (%s): mlflow run %s"
-            % (d.action, d.device, d.artifact, d.status, d.mlflow_run_id)
-        )
-    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

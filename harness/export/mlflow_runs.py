@@ -12,7 +12,8 @@ artifact) and ``edgebench.record_sha256``; an exported record that has not chang
 as it is, one that changed since (``run --resume`` measured it again) replaces the old
 MLflow run, which is deleted.
 
-The ``mlflow`` client library (``edgebench[mlflow]``) is imported only here.
+The ``mlflow`` client library (``edgebench[mlflow]``) is imported only here, and this module
+only by ``export --to mlflow``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List
 
+from mlflow.entities import Metric, Param, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
 from edgebench.agent.record import Record
 
 from ..analysis.identity import device_identity
 from ..report.markdown import run_report
 from ..store import RunStore
 from ..summary import row
+from . import ExportError
 
 DEFAULT_EXPERIMENT = "edgebench"
 BATCH = 1000  # MLflow takes at most 1000 metrics per log_batch
@@ -52,10 +58,6 @@ METRICS = (
 RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 QUIET = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # or set_terminated prints the run's URL
 PARAM_MAX = 6000  # characters MLflow keeps of a param value
-
-
-class ExportError(Exception):
-    """The tracking server refused or could not be reached; one line."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,6 @@ def export(
     experiment: str = DEFAULT_EXPERIMENT,
 ) -> List[Exported]:
     """Export every record of ``store`` to the tracking server at ``tracking_uri``."""
-    from mlflow.entities import Metric, Param, ViewType
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
     records = store.records()
     for name, value in RETRIES.items():  # an unreachable server: an error soon, not in minutes
         os.environ.setdefault(name, value)

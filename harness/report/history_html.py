@@ -107,14 +107,13 @@ def _chart(title: str, points: Sequence[Point], threshold: float) -> str:
                 % (kind, x_px, high, x_px, low, COLORS[kind], escape(p.note))
             )
             chart.label(x_px, TOP + 8, "not comparable" if kind == BREAK else "changed")
-        elif kind in (SLOWER, FASTER):
+        elif kind in (SLOWER, FASTER):  # circled, the step in its tooltip and the table
             y_px = chart.py(p.p50_ms or 0.0)
             chart.marks.append(
                 '<circle class="verdict %s" cx="%.1f" cy="%.1f" r="7" fill="none" stroke="%s" '
                 'stroke-width="2"><title>%s</title></circle>'
                 % (kind, x_px, y_px, COLORS[kind], escape(_step(p)))
             )
-            chart.label(x_px, y_px, _step(p))
         elif kind == FAILED:
             chart.marks.append(
                 '<text class="verdict failed" x="%.1f" y="%.1f" text-anchor="middle" '
