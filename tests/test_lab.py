@@ -110,3 +110,15 @@ def test_lab_on_an_empty_store_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     proc = edgebench(["lab", "--root", str(tmp_path / "results")], cwd=tmp_path)
     assert proc.returncode == 2 and "no board measured yet" in proc.stderr
+
+
+def test_lab_reads_the_lease_of_local_too(tmp_path: Path, home: Path) -> None:
+    """No devices.yaml: the built-in `local` device, its workdir under (this test's) home."""
+    make_run(tmp_path / "results", [ok("a.onnx", "local", fingerprint=PI)])
+    workdir = home / ".cache" / "edgebench"
+    with acquire(str(workdir), "harness-L", 0):
+        proc = edgebench(["lab", "--json"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["devices"] == ["local"] and row["lease"]["held"] is True
+    assert "for harness-L" in row["lease"]["holder"]
