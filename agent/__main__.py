@@ -1,4 +1,4 @@
-"""Agent entry point: ``python3 -m agent {run,probe}`` or ``python3 edgebench-agent-<hash>.pyz``.
+"""Agent entry point: ``python3 -m agent {run,probe,lease}`` or ``python3 <agent>.pyz``.
 
 ``run`` reads one job (JSON) from stdin or ``--job FILE`` and writes one result document to
 stdout.  Everything else -- our logs, and whatever native runtimes print -- goes to stderr:
@@ -91,9 +91,22 @@ def _probe(job_text: Optional[str]) -> Dict[str, Any]:
     }
 
 
+def _lease(job_text: Optional[str]) -> Dict[str, Any]:
+    """Who holds the board's lease now: ``{"held": bool, "holder": str or None}``."""
+    from .lease import holder
+
+    who = holder(str(json.loads(job_text or "{}")["workdir"]))  # the harness's job
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "agent_version": __version__,
+        "kind": "lease",
+        "lease": {"held": who is not None, "holder": who},
+    }
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="edgebench-agent")
-    parser.add_argument("command", choices=("run", "probe", "version"))
+    parser.add_argument("command", choices=("run", "probe", "lease", "version"))
     parser.add_argument("--job", help="read the job from this file instead of stdin")
     args = parser.parse_args(argv)
     if args.command == "version":
@@ -105,7 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             text = fh.read()
     else:
         text = sys.stdin.read()
-    result = _run(text) if args.command == "run" else _probe(text)
+    commands = {"run": _run, "probe": _probe, "lease": _lease}
+    result = commands[args.command](text)
     out.write(json.dumps(result, allow_nan=False))
     out.write("\n")
     out.flush()

@@ -58,6 +58,25 @@ def _holder(fd: int) -> str:
         return "another agent"
 
 
+def holder(workdir: str) -> Optional[str]:
+    """Who holds the lease in ``workdir`` now (as :func:`_holder` says), or None when
+    nobody does.  Asks the kernel with a shared lock it drops at once: the file's text alone
+    may be a holder long gone."""
+    try:
+        fd = os.open(os.path.join(os.path.expanduser(workdir), LEASE_FILE), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        return _holder(fd)
+    finally:
+        os.close(fd)  # releases the shared lock, if it was taken
+
+
 @contextlib.contextmanager
 def acquire(
     workdir: str, owner: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S

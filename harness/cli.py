@@ -380,6 +380,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.markdown import render
 
+    if args.history:
+        return cmd_report_history(args)
+    if args.run_dir is None:
+        raise UsageError("report: give RUN_DIR, or --history")
+    if args.json or args.out:
+        raise UsageError("report: --json and --out go with --history (else see --format)")
     store = _store(args).open(args.run_dir)
     if args.format == "html":
         from .report.html import write_report
@@ -388,6 +394,58 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(render(store, args.format))
     return 0
+
+
+def cmd_report_history(args: argparse.Namespace) -> int:
+    """p50/p90 over runs as one offline HTML page (or its data as JSON)."""
+    from .analysis.history import entries as run_index
+    from .analysis.history import series
+    from .report.history_html import history_json, render_history
+    from .store import atomic_write, output_file
+    from .store.backend import LocalStore
+
+    runs = _store(args, args.run_dir)
+    entries = run_index(runs)
+    found = series(entries, args.device, args.artifact, args.allow_different)
+    if not found:
+        raise UsageError("no measurement in %s to draw a history of" % runs.label)
+    if args.json:
+        _print_json(history_json(entries, found, args.threshold))
+        return 0
+    default = runs.root if isinstance(runs, LocalStore) else Path(".")
+    path = output_file(args.out or default / "history.html")
+    atomic_write(path, render_history(entries, found, args.threshold, runs.label))
+    print(path)
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .config import load_inventory
+    from .lab import as_json, boards, show, with_leases
+
+    runs = _store(args, args.root)
+    found = boards(runs)
+    if not found:
+        raise UsageError("%s: no board measured yet" % runs.label)
+    if not args.no_leases:
+        found = with_leases(found, load_inventory(args.devices_file).devices)
+    if args.json:
+        _print_json(as_json(found))
+    else:
+        show(found)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError
+    from .export.command import export_run
+
+    try:
+        return export_run(
+            _store(args), args.run, args.to, args.tracking_uri, args.experiment, args.json
+        )
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -782,15 +840,47 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--json", action="store_true")
     dev.set_defaults(func=cmd_devices)
 
-    rep = sub.add_parser("report", help="re-render a stored run")
-    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep = sub.add_parser("report", help="re-render a stored run, or draw the history")
+    rep.add_argument(
+        "run_dir", nargs="?", metavar="RUN_DIR", help="a run; with --history, the results root"
+    )
     rep.add_argument(
         "--format",
         choices=("md", "csv", "json", "html"),
         default="md",
         help="html: write RUN_DIR/report.html and print its path",
     )
+    rep.add_argument(
+        "--history",
+        action="store_true",
+        help="p50/p90 over runs per board and model slot, with regressions and breaks "
+        "marked: write an offline HTML page (ROOT/history.html) and print its path",
+    )
+    rep.add_argument("--out", metavar="FILE", help="--history: the page to write")
+    rep.add_argument("--json", action="store_true", help="--history: print its data as JSON")
+    rep.add_argument("--device", metavar="D", help="--history: as for history")
+    rep.add_argument("--artifact", metavar="A", help="--history: as for history")
+    rep.add_argument("--threshold", type=_fraction, default=0.05, metavar="F")
+    _allow_different(rep)
     rep.set_defaults(func=cmd_report)
+
+    lab = sub.add_parser("lab", help="the boards the results have seen, and their leases")
+    lab.add_argument("--root", metavar="DIR", help="results root (default: the store)")
+    lab.add_argument(
+        "--no-leases", action="store_true", help="do not ask the boards who holds them"
+    )
+    lab.add_argument("--json", action="store_true", help="print one JSON document")
+    lab.set_defaults(func=cmd_lab)
+
+    exp = sub.add_parser("export", help="a stored run to MLflow, or as Bencher JSON")
+    exp.add_argument("run", metavar="RUN", help="run directory, or a results root (its latest)")
+    exp.add_argument("--to", choices=("mlflow", "bencher"), required=True)
+    exp.add_argument("--tracking-uri", metavar="URI", help="mlflow: the tracking server")
+    exp.add_argument(
+        "--experiment", default="edgebench", metavar="NAME", help="mlflow: experiment name"
+    )
+    exp.add_argument("--json", action="store_true", help="mlflow: print what was exported")
+    exp.set_defaults(func=cmd_export)
 
     chk = sub.add_parser("check", help="gate a run on budgets and a baseline (exit 1 if not)")
     chk.add_argument(

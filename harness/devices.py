@@ -46,16 +46,24 @@ def _table(rows: List[Dict[str, Any]], columns: List[str]) -> None:
 
 def probe_one(device: Device, agent_zip: Path) -> Dict[str, Any]:
     """The agent's probe document for ``device``, or ``{"error": reason, "message": ...}``."""
+    job = {
+        "protocol": PROTOCOL_VERSION,
+        "tflite": device.tflite.to_dict(),
+        "onnx": device.onnx.to_dict(),
+    }
+    return ask_agent(device, agent_zip, "probe", job, PROBE_TIMEOUT_S)
+
+
+def ask_agent(
+    device: Device, agent_zip: Path, command: str, job: Dict[str, Any], timeout: float
+) -> Dict[str, Any]:
+    """The document the agent's ``command`` answers with (its ``command`` key) on
+    ``device``, or ``{"error": reason, "message": ...}``."""
     transport = make_transport(device)
     try:
         transport.deploy(agent_zip)
-        job = {
-            "protocol": PROTOCOL_VERSION,
-            "tflite": device.tflite.to_dict(),
-            "onnx": device.onnx.to_dict(),
-        }
-        outcome = transport.run_agent("probe", job, PROBE_TIMEOUT_S)
-        return agent_answer(outcome, PROBE_TIMEOUT_S, lambda doc: dict(doc["probe"]))
+        outcome = transport.run_agent(command, job, timeout)
+        return agent_answer(outcome, timeout, lambda doc: dict(doc[command]))
     except Fault as fault:  # the agent's failures read as in a run's records
         return {"error": fault.reason, "message": fault.message}
     except Exception as exc:  # a fault of ours or of this host: this device's answer

@@ -50,6 +50,7 @@ _RECORD = {
     "status": str,
     "reason": str,
     "p50_ms": POSITIVE,
+    "p90_ms": POSITIVE,
     "n": int,
 }
 _ENTRY = {"run_id": str, "stamp": ListOf(int), "created_at": str, "records": ListOf(_RECORD)}
@@ -103,6 +104,7 @@ def run_entry(store: Run) -> Dict[str, Any]:
                 "status": r.status,
                 "reason": r.reason,
                 "p50_ms": r.stats.get("p50_ms"),
+                "p90_ms": r.stats.get("p90_ms"),
                 "n": r.stats.get("n"),
             }
             for r in records
@@ -166,6 +168,7 @@ class Point:
     reason: Optional[str]
     step: Optional[float]  # p50 / the previous measured p50, when comparable
     note: str = ""  # what changed since then, or why it is not comparable
+    p90_ms: Optional[float] = None
 
 
 def series(
@@ -226,7 +229,14 @@ def series(
             last[key] = rec
         out.setdefault(key, []).append(
             Point(
-                entry["run_id"], entry["created_at"], rec["device"], p50, rec["reason"], step, note
+                entry["run_id"],
+                entry["created_at"],
+                rec["device"],
+                p50,
+                rec["reason"],
+                step,
+                note,
+                rec["p90_ms"] if p50 is not None else None,
             )
         )
     return out
@@ -303,6 +313,7 @@ def as_json(
                         "created_at": p.created_at,
                         "device": p.device,
                         "p50_ms": p.p50_ms,
+                        "p90_ms": p.p90_ms,
                         "reason": p.reason,
                         "step": p.step,
                         "marker": marker(p.step, threshold),
