@@ -235,3 +235,32 @@ def test_a_writer_whose_connection_broke_connects_again(pg_url):
         )
     run.write_record(record("b.onnx"))
     assert [r.artifact["name"] for r in store.open(run.run_id).records()] == ["a.onnx", "b.onnx"]
+
+
+def test_the_views_read_the_database_as_the_directory(pg_url, tmp_path):
+    """report --history, lab, export --to bencher and check --ab: the same from both stores."""
+    ok(edgebench(["run", *FAST, *MODELS, "--quiet"], tmp_path))
+    ok(edgebench(["--store", pg_url, "store", "import", "results"], tmp_path))
+    db = ["--store", pg_url]
+    for store in ([], db):
+        history = out_json(store + ["report", "--history"], tmp_path)
+        assert history == out_json(["report", "--history"], tmp_path)
+        lab = out_json(store + ["lab", "--no-leases"], tmp_path)
+        assert [b["devices"] for b in lab] == [["local"]]
+        bench = json.loads(ok(edgebench(store + ["export", "latest", "--to", "bencher"], tmp_path)))
+        assert any(name.startswith("local/digits.onnx") for name in bench), bench
+    page = ok(edgebench(db + ["report", "--history", "--out", "h.html"], tmp_path))
+    assert page.strip() == "h.html" and "<svg" in (tmp_path / "h.html").read_text()
+    # an A/B check writes its run into the database, and reads its baseline run there
+    run = out_json(db + ["run", *FAST, "--model", MODELS[1], "--quiet"], tmp_path)
+    (base_id,) = {r["run_id"] for r in run}
+    proc = edgebench(
+        db
+        + ["check", "--ab", MODELS[1], "--baseline", base_id, "--rounds", "2", "--json"]
+        + FAST[:2]
+        + ["--quiet"],
+        tmp_path,
+    )
+    doc = json.loads(ok(proc, codes=(0, 1)))
+    assert any(v["check"] == "regression" for v in doc["verdicts"])
+    assert doc["run_id"] in open_store(pg_url).run_ids()
