@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +76,17 @@ def _usable(entry: Any) -> bool:
         and all(
             isinstance(r, dict)
             and r.keys() == _RECORD.keys()
-            and all(_number(r[k]) for k in _NUMBERS)
+            and all(_positive(r[k]) for k in _NUMBERS)
             for r in records
         )
     )
 
 
-def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+def _positive(value: Any) -> bool:
+    """None (a failed record's) or a finite number above 0: never a zero latency."""
+    return value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
+    )
 
 
 def _stamp(run_dir: Path) -> List[int]:
