@@ -123,7 +123,7 @@ def test_an_exception_in_the_harness_leaves_no_agent_behind(tmp_path, dynamic_on
     t = transport(tmp_path, python)
 
     def interrupt_once_running() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 240  # a loaded machine can take long to start a shell
         while not (pids.exists() and pids.read_text().endswith("\n")):
             if time.monotonic() > deadline:
                 return
@@ -132,7 +132,7 @@ def test_an_exception_in_the_harness_leaves_no_agent_behind(tmp_path, dynamic_on
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        t.run_agent("run", job(dynamic_onnx), timeout=60)
+        t.run_agent("run", job(dynamic_onnx), timeout=300)
     started = [int(p) for p in pids.read_text().split()]  # the agent and its child
     deadline = time.monotonic() + 5
     while not all(gone(p) for p in started) and time.monotonic() < deadline:
