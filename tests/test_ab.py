@@ -25,7 +25,7 @@ needs_sshd = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "")
 SHORT = ["--min-seconds", "0.15", "--warmup-seconds", "0.05", "--threads", "1", "--quiet"]
 
 
-def mlp(path: Path, layers: int, width: int = 128, batch: int = 16) -> Path:
+def mlp(path: Path, layers: int, width: int = 128, batch: int = 64) -> Path:
     """``layers`` MatMul+Relu blocks: the work, and so the latency, grows with ``layers``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -56,10 +56,11 @@ def mlp(path: Path, layers: int, width: int = 128, batch: int = 16) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """main/model.onnx and a candidate/model.onnx three times its work: one slot."""
+    """main/model.onnx and a candidate/model.onnx ten times its work: one slot (a
+    difference no load on a shared CI machine hides)."""
     root = tmp_path_factory.mktemp("ab")
     mlp(root / "main" / "model.onnx", 4)
-    mlp(root / "slow" / "model.onnx", 12)
+    mlp(root / "slow" / "model.onnx", 40)
     (root / "same").mkdir()
     (root / "same" / "model.onnx").write_bytes((root / "main" / "model.onnx").read_bytes())
     return root
@@ -133,7 +134,7 @@ def test_a_slower_model_under_the_same_name_is_a_regression(models, tmp_path):
     assert found["verdict"] == "fail" and found["detail"].startswith("slower:")
     assert "4 A/B pairs" in found["detail"] and "model changed" in found["detail"]
     ratio = float(found["measured"].split("×")[0])
-    assert ratio > 1.5
+    assert ratio > 3
 
 
 def test_the_baseline_from_a_stored_run(models, tmp_path):
