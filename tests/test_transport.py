@@ -2,6 +2,7 @@
 
 import _thread
 import os
+import signal
 import stat
 import threading
 import time
@@ -130,9 +131,15 @@ def test_an_exception_in_the_harness_leaves_no_agent_behind(tmp_path, dynamic_on
             time.sleep(0.05)
         _thread.interrupt_main()
 
-    threading.Thread(target=interrupt_once_running, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        t.run_agent("run", job(dynamic_onnx), timeout=300)
+    # Ctrl-C as at a terminal, even when the suite runs with SIGINT ignored (started with
+    # `&`): interrupt_main() does nothing for an ignored signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_once_running, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            t.run_agent("run", job(dynamic_onnx), timeout=300)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     started = [int(p) for p in pids.read_text().split()]  # the agent and its child
     deadline = time.monotonic() + 5
     while not all(gone(p) for p in started) and time.monotonic() < deadline:
