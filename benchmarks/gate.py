@@ -37,37 +37,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from mlp_onnx import mlp  # noqa: E402
+
 EDGEBENCH = [sys.executable, "-m", "edgebench.harness"]
 MODEL = "gate.onnx"  # the model slot both variants share
 BUDGETS = "budgets:\n  - device: '*'\n    artifact: '*'\n    regression: 0.05\n"
-
-
-def build(path: Path, layers: int, width: int, batch: int) -> None:
-    """``layers`` MatMul+Relu blocks on a ``batch``×``width`` input; He-scaled weights keep
-    the activations in range (no denormals), a fixed seed keeps the file reproducible."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper, save
-
-    rng = np.random.default_rng(0)
-    nodes, weights = [], []
-    name = "x"
-    for i in range(layers):
-        w = (rng.standard_normal((width, width)) * (2 / width) ** 0.5).astype(np.float32)
-        weights.append(numpy_helper.from_array(w, "w%d" % i))
-        nodes.append(helper.make_node("MatMul", [name, "w%d" % i], ["m%d" % i]))
-        nodes.append(helper.make_node("Relu", ["m%d" % i], ["r%d" % i]))
-        name = "r%d" % i
-    graph = helper.make_graph(
-        nodes,
-        "gate",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, width])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # readable by onnxruntime >= 1.16
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(model, str(path))
 
 
 def run(model: Path, out: Path, args: argparse.Namespace, rounds: int) -> Tuple[float, float]:
@@ -172,8 +147,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         fast, slow = work / "fast" / MODEL, work / "slow" / MODEL
-        build(fast, args.layers, args.width, args.batch)
-        build(slow, args.layers + 1, args.width, args.batch)
+        mlp(fast, args.layers, args.width, args.batch)
+        mlp(slow, args.layers + 1, args.width, args.batch)
         for m in (fast, slow):
             digest = hashlib.sha256(m.read_bytes()).hexdigest()[:12]
             print("%s: sha256 %s, %d bytes" % (m.relative_to(work), digest, m.stat().st_size))

@@ -9,6 +9,7 @@ from typing import List
 import numpy as np
 import pytest
 from conftest import edgebench
+from mlp_onnx import mlp
 from sshd import Sshd, skip_reason
 
 from edgebench.agent.record import Record
@@ -23,35 +24,6 @@ from edgebench.harness.analysis.compare_stats import (
 
 needs_sshd = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "")
 SHORT = ["--min-seconds", "0.15", "--warmup-seconds", "0.05", "--threads", "1", "--quiet"]
-
-
-def mlp(path: Path, layers: int, width: int = 128, batch: int = 64) -> Path:
-    """``layers`` MatMul+Relu blocks: the work, and so the latency, grows with ``layers``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    nodes, weights, name = [], [], "x"
-    for i in range(layers):
-        w = (rng.standard_normal((width, width)) * (2 / width) ** 0.5).astype(np.float32)
-        weights.append(numpy_helper.from_array(w, "w%d" % i))
-        nodes += [
-            helper.make_node("MatMul", [name, "w%d" % i], ["m%d" % i]),
-            helper.make_node("Relu", ["m%d" % i], ["r%d" % i]),
-        ]
-        name = "r%d" % i
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, width])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

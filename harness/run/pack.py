@@ -28,31 +28,37 @@ def _sources() -> List[Tuple[str, bytes]]:
     ]
 
 
-def _archive(sources: List[Tuple[str, bytes]]) -> bytes:
+def archive(sources: List[Tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of ``(name, data)`` whose bytes depend on the content only (fixed timestamps
+    and modes)."""
     with tempfile.SpooledTemporaryFile() as buf:
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(buf, "w", compression) as zf:
             for name, data in sources:
                 info = zipfile.ZipInfo(name, EPOCH)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = compression
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, data)
         buf.seek(0)
         return buf.read()
 
 
-def build(cache_dir: Path) -> Path:
-    """The agent zipapp in ``cache_dir``, built only when no file of that content exists."""
-    data = _archive(_sources())
-    digest = hashlib.sha256(data).hexdigest()
-    target = cache_dir / ("edgebench-agent-%s.pyz" % digest[:16])
+def cached(cache_dir: Path, prefix: str, suffix: str, data: bytes) -> Path:
+    """``data`` as ``<prefix><hash><suffix>`` in ``cache_dir``, written (atomically) only
+    when no file of that content is there yet."""
+    target = cache_dir / ("%s%s%s" % (prefix, hashlib.sha256(data).hexdigest()[:16], suffix))
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(cache_dir), prefix=".agent-")
+    fd, tmp = tempfile.mkstemp(dir=str(cache_dir), prefix=".%s" % prefix)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, target)
     return target
+
+
+def build(cache_dir: Path) -> Path:
+    """The agent zipapp in ``cache_dir``, built only when no file of that content exists."""
+    return cached(cache_dir, "edgebench-agent-", ".pyz", archive(_sources()))
 
 
 def default_cache() -> Path:

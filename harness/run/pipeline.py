@@ -14,9 +14,7 @@ like a model and checked by sha256 on the board (agent/pipeline.py).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from edgebench.agent.verify import sha256_file
 
 from ..config import Checker, ConfigError
 from ..transport.base import Transport
-from .pack import EPOCH
+from .pack import archive, cached
 
 KEYS = ("pre", "post", "inputs")
 RAW_SUFFIXES = (".npy", ".png")
@@ -87,22 +85,8 @@ def parse(check: Checker, value: Any, key: str, base: Path) -> PipelineSpec:
 def pack_folder(folder: Path, cache_dir: Path) -> Path:
     """The folder's .npy/.png files (with their subfolders) as one zip in ``cache_dir``."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
-    with tempfile.SpooledTemporaryFile() as buf:
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            for path in files:
-                info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), EPOCH)
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, path.read_bytes())
-        buf.seek(0)
-        data = buf.read()
-    target = cache_dir / ("pipeline-inputs-%s.zip" % hashlib.sha256(data).hexdigest()[:16])
-    if not target.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=str(cache_dir), prefix=".inputs-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    return target
+    sources = [(p.relative_to(folder).as_posix(), p.read_bytes()) for p in files]
+    return cached(cache_dir, "pipeline-inputs-", ".zip", archive(sources, zipfile.ZIP_STORED))
 
 
 class Shipment:

@@ -250,14 +250,46 @@ _META_SHAPE = {
 }
 
 
-class RunStore:
+class MetaOwner:
+    """A run's run.json in memory, changed under one lock and saved by the backend's
+    :meth:`_save_meta` (local.RunStore, postgres.PgRun)."""
+
+    def __init__(self, meta: RunMeta) -> None:
+        self._meta = meta
+        self._lock = threading.Lock()
+
+    def meta(self) -> RunMeta:
+        with self._lock:
+            return self._meta
+
+    def write_meta(self, meta: RunMeta) -> None:
+        """Replace run.json with ``meta``."""
+        with self._lock:
+            self._save_meta(meta)
+
+    def update_meta(self, **changes: Any) -> None:
+        """Set fields of run.json (RunMeta's names) without touching the rest."""
+        with self._lock:
+            self._save_meta(dataclasses.replace(self._meta, **changes))
+
+    def set_status(self, device: str, artifact: str, status: str) -> None:
+        """Record the status of one device x artifact job in run.json."""
+        with self._lock:
+            jobs = dict(self._meta.status)
+            jobs[device] = dict(jobs.get(device, {}), **{artifact: status})
+            self._save_meta(dataclasses.replace(self._meta, status=jobs))
+
+    def _save_meta(self, meta: RunMeta) -> None:
+        raise NotImplementedError
+
+
+class RunStore(MetaOwner):
     """One run directory.  Use :meth:`create` for a new run or :func:`open_run`."""
 
     def __init__(self, path: Path, meta: RunMeta) -> None:
+        super().__init__(meta)
         self.path = path
         self.run_id = path.name
-        self._meta = meta
-        self._lock = threading.Lock()
         self._records: Optional[Dict[Tuple[str, str], Record]] = None  # loaded on first write
 
     @classmethod
@@ -285,27 +317,6 @@ class RunStore:
     def where(self) -> str:
         """Where the run lives, for messages."""
         return str(self.path)
-
-    def meta(self) -> RunMeta:
-        with self._lock:
-            return self._meta
-
-    def write_meta(self, meta: RunMeta) -> None:
-        """Replace run.json with ``meta``."""
-        with self._lock:
-            self._save_meta(meta)
-
-    def update_meta(self, **changes: Any) -> None:
-        """Set fields of run.json (RunMeta's names) without touching the rest."""
-        with self._lock:
-            self._save_meta(dataclasses.replace(self._meta, **changes))
-
-    def set_status(self, device: str, artifact: str, status: str) -> None:
-        """Record the status of one device x artifact job in run.json."""
-        with self._lock:
-            jobs = dict(self._meta.status)
-            jobs[device] = dict(jobs.get(device, {}), **{artifact: status})
-            self._save_meta(dataclasses.replace(self._meta, status=jobs))
 
     def _save_meta(self, meta: RunMeta) -> None:
         self._meta = meta  # kept when the disk refuses it: the run's report still shows it

@@ -14,7 +14,6 @@ psycopg (``edgebench[postgres]``) is imported here only, when a database store i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import threading
@@ -29,6 +28,7 @@ from .local import (
     LATEST,
     META_FILE,
     SUMMARY_FILE,
+    MetaOwner,
     RunMeta,
     StoreError,
     _ordered,
@@ -356,22 +356,17 @@ def _upsert_file(run_id: str, name: str, text: str) -> Tuple[str, Any]:
 _BUMP = "UPDATE runs SET version = version + 1 WHERE run_id = %s"
 
 
-class PgRun:
+class PgRun(MetaOwner):
     """One run in a :class:`PgStore`; the same methods as local.RunStore."""
 
     def __init__(self, store: PgStore, meta: RunMeta) -> None:
+        super().__init__(meta)
         self.store = store
         self.run_id = meta.run_id
-        self._meta = meta
-        self._lock = threading.Lock()
 
     @property
     def where(self) -> str:
         return "%s run %s" % (self.store.label, self.run_id)
-
-    def meta(self) -> RunMeta:
-        with self._lock:
-            return self._meta
 
     def _save_meta(self, meta: RunMeta) -> None:
         self._meta = meta
@@ -380,20 +375,6 @@ class PgRun:
             " version = version + 1 WHERE run_id = %s",
             (_dumps(meta.to_dict()), meta.created_at or "", meta.tag, self.run_id),
         )
-
-    def write_meta(self, meta: RunMeta) -> None:
-        with self._lock:
-            self._save_meta(meta)
-
-    def update_meta(self, **changes: Any) -> None:
-        with self._lock:
-            self._save_meta(dataclasses.replace(self._meta, **changes))
-
-    def set_status(self, device: str, artifact: str, status: str) -> None:
-        with self._lock:
-            jobs = dict(self._meta.status)
-            jobs[device] = dict(jobs.get(device, {}), **{artifact: status})
-            self._save_meta(dataclasses.replace(self._meta, status=jobs))
 
     def write_record(self, record: Record) -> str:
         """Store ``record``, replacing an earlier one for the same device and artifact."""
