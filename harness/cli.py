@@ -654,6 +654,22 @@ def _seconds_list(text: str) -> List[float]:
         raise argparse.ArgumentTypeError("expected seconds like 1,5,30, got %r" % text) from None
 
 
+def _measure_options(parser: Any) -> None:
+    """The options of a measurement that ``run`` and ``check --ab`` share."""
+    parser.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
+    parser.add_argument("--threads", type=int, metavar="N", help="runtime threads")
+    parser.add_argument("--min-seconds", type=float, metavar="S")
+    parser.add_argument("--max-seconds", type=float, metavar="S", help="cap on each timed window")
+    parser.add_argument("--warmup-seconds", type=float, metavar="S")
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224",
+    )
+
+
 def _fraction(text: str) -> float:
     """An option that is a fraction of 0 or more (0.05 = 5%)."""
     try:
@@ -694,12 +710,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="an .onnx or .tflite file (repeatable; default: the bundled example)",
     )
-    run.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
+    _measure_options(run)
     run.add_argument("--eval", metavar="FILE.npz", help="eval set with 'inputs' and 'labels'")
-    run.add_argument("--threads", type=int, metavar="N", help="runtime threads")
-    run.add_argument("--min-seconds", type=float, metavar="S")
     run.add_argument("--min-iterations", type=int, metavar="N")
-    run.add_argument("--max-seconds", type=float, metavar="S", help="cap on each timed window")
     run.add_argument(
         "--max-iterations",
         type=int,
@@ -741,15 +754,7 @@ def parser() -> argparse.ArgumentParser:
         help="after the timed window, profile each operator in a separate pass "
         "(ONNX Runtime's profiler; TFLite: an estimate from single-op models)",
     )
-    run.add_argument("--warmup-seconds", type=float, metavar="S")
     run.add_argument("--warmup-iterations", type=int, metavar="N")
-    run.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME:DIMS",
-        help="shape for an input with dynamic dimensions, e.g. input:1,3,224,224",
-    )
     run.add_argument(
         "--out",
         metavar="DIR",
@@ -892,16 +897,9 @@ def parser() -> argparse.ArgumentParser:
         "window on each device, rounds interleaved, and judge the pairs",
     )
     ab.add_argument("--ab", metavar="MODEL", help="the candidate model file to measure")
-    ab.add_argument("--devices", metavar="NAMES", help="comma-separated device names or tags")
-    ab.add_argument("--threads", type=int, metavar="N", help="runtime threads")
+    _measure_options(ab)
     ab.add_argument(
         "--rounds", type=int, metavar="N", help="pairs of rounds (default 5; at least 2)"
-    )
-    ab.add_argument("--min-seconds", type=float, metavar="S")
-    ab.add_argument("--max-seconds", type=float, metavar="S")
-    ab.add_argument("--warmup-seconds", type=float, metavar="S")
-    ab.add_argument(
-        "--input-shape", action="append", default=[], metavar="NAME:DIMS", help="as for run"
     )
     ab.add_argument("--out", metavar="DIR", help="results root (default: the store)")
     ab.add_argument("--quiet", action="store_true", help="no progress")
