@@ -125,3 +125,20 @@ def test_a_new_hostname_is_the_same_board(runs, tmp_path):
     proc = edgebench(args, cwd=runs["cwd"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "device not in the baseline" not in proc.stdout
+
+
+def test_settings_that_act_after_the_timed_window_are_not_part_of_the_definition():
+    """A profile pass, cold starts and idle gaps come after the window: a record with them
+    compares with one without; a thread count still does not."""
+    from synthetic_runs import ok
+
+    from edgebench.harness.analysis.definition import definition, differences
+
+    plain = ok("m.onnx")
+    base = plain.replace(settings=dict(plain.settings, threads=1))
+    extras = base.replace(
+        settings=dict(base.settings, profile_ops=True, cold_starts=3, idle_gaps=[1.0])
+    )
+    assert differences(definition(base), definition(extras)) == []
+    threads = base.replace(settings=dict(base.settings, threads=2))
+    assert differences(definition(extras), definition(threads)) != []

@@ -27,8 +27,8 @@ RUNTIME_KEYS = (
     "graph_optimization_level",
     "inter_op_threads",
 )
-# settings that do not change what is timed
-NOT_DEFINING = ("memory_interval_ms", "cold_starts", "idle_gaps")  # the last two: after it
+# settings that do not change what is timed: the last three act after the timed window
+NOT_DEFINING = ("memory_interval_ms", "cold_starts", "idle_gaps", "profile_ops")
 # a key a record does not state is unknown and not compared, except these, whose absence
 # means their default (records from before rounds existed ran one round)
 IMPLIED = {"rounds": 1}
